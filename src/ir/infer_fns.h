@@ -1,0 +1,46 @@
+#pragma once
+// Shape/dtype inference functions referenced by the op table (op_registry.cpp).
+#include "ir/op_registry.h"
+
+namespace kestrel {
+// infer_elementwise.cpp
+void infer_unary(InferContext&);
+void infer_same_as_first(InferContext&);
+void infer_binary(InferContext&);
+void infer_compare(InferContext&);
+void infer_variadic(InferContext&);
+void infer_where(InferContext&);
+void infer_cast(InferContext&);
+void infer_quantize(InferContext&);
+void infer_dequantize(InferContext&);
+// infer_nn.cpp
+void infer_conv(InferContext&);
+void infer_conv_transpose(InferContext&);
+void infer_pool(InferContext&);
+void infer_global_pool(InferContext&);
+void infer_resize(InferContext&);
+void infer_matmul(InferContext&);
+void infer_gemm(InferContext&);
+void infer_reduce(InferContext&);
+int64_t flops_conv(const Graph&, const Node&);
+int64_t flops_conv_transpose(const Graph&, const Node&);
+int64_t flops_matmul(const Graph&, const Node&);
+int64_t flops_gemm(const Graph&, const Node&);
+// infer_layout.cpp
+void infer_concat(InferContext&);
+void infer_split(InferContext&);
+void infer_slice(InferContext&);
+void infer_reshape(InferContext&);
+void infer_flatten(InferContext&);
+void infer_transpose(InferContext&);
+void infer_gather(InferContext&);
+void infer_shape(InferContext&);
+void infer_unsqueeze(InferContext&);
+void infer_squeeze(InferContext&);
+void infer_constant(InferContext&);
+void infer_constant_of_shape(InferContext&);
+void infer_expand(InferContext&);
+void infer_range(InferContext&);
+void infer_pad(InferContext&);
+void infer_tile(InferContext&);
+}  // namespace kestrel
