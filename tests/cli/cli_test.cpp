@@ -1,0 +1,152 @@
+// The kestrel CLI on good and bad input: every failure is one line on stderr and a non-zero exit
+// (2 for usage errors, 1 otherwise), never a crash or a hang.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <sys/wait.h>
+
+#include "test_data.h"
+#include "tiny_onnx.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+// Runs the kestrel binary with a time limit, capturing stdout and stderr.
+Result kestrel(const std::string& args) {
+  const fs::path dir = fs::temp_directory_path() / ("kestrel_cli_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string cmd = "timeout 120 " + std::string(KESTREL_BIN) + " " + args + " >" + (dir / "out").string() +
+                          " 2>" + (dir / "err").string();
+  const int status = std::system(cmd.c_str());
+  auto slurp = [](const fs::path& p) {
+    std::ifstream f(p);
+    std::stringstream s;
+    s << f.rdbuf();
+    return s.str();
+  };
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), slurp(dir / "out"), slurp(dir / "err")};
+}
+
+int lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+fs::path write_temp(const std::string& name, const std::string& bytes) {
+  const fs::path p = fs::temp_directory_path() / ("kestrel_cli_" + std::to_string(::getpid()) + "_" + name);
+  std::ofstream(p, std::ios::binary) << bytes;
+  return p;
+}
+
+TEST(Cli, VersionAndHelp) {
+  Result r = kestrel("--version");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("kestrel "), std::string::npos);
+  for (const char* verb : {"inspect", "run"}) {
+    r = kestrel(std::string(verb) + " --help");
+    EXPECT_EQ(r.code, 0) << verb;
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << verb;
+  }
+}
+
+TEST(Cli, UnknownFlagIsAUsageError) {
+  Result r = kestrel("inspect x.onnx --no-such-flag");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  r = kestrel("frobnicate");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+}
+
+TEST(Cli, MissingFile) {
+  Result r = kestrel("inspect /nonexistent/model.onnx");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("not found"), std::string::npos) << r.err;
+}
+
+TEST(Cli, NotAnOnnxFile) {
+  Result r = kestrel("inspect " + write_temp("text.onnx", "this is not a protobuf\n").string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("not a valid ONNX model"), std::string::npos) << r.err;
+}
+
+TEST(Cli, TruncatedOnnxFile) {
+  const std::string model = kestrel::test::tiny_conv_model();
+  for (size_t cut : {model.size() / 2, model.size() - 3, size_t{7}}) {
+    Result r = kestrel("inspect " + write_temp("cut.onnx", model.substr(0, cut)).string());
+    EXPECT_EQ(r.code, 1) << cut;
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+  }
+}
+
+TEST(Cli, UnsupportedOpNamesOpNodeAndOpset) {
+  Result r = kestrel("inspect " + write_temp("nms.onnx", kestrel::test::tiny_model_with_unsupported_op()).string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("NonMaxSuppression"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("nms_0"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("opset 17"), std::string::npos) << r.err;
+}
+
+TEST(Cli, UnsupportedOpset) {
+  Result r = kestrel("inspect " + write_temp("old.onnx", kestrel::test::tiny_conv_model(7)).string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("opset 7"), std::string::npos) << r.err;
+}
+
+TEST(Cli, InspectTinyModel) {
+  Result r = kestrel("inspect " + write_temp("tiny.onnx", kestrel::test::tiny_conv_model()).string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("parameters  112"), std::string::npos) << r.out;  // 4*3*3*3 + 4
+  EXPECT_NE(r.out.find("[1,4,8,8]"), std::string::npos) << r.out;
+}
+
+TEST(Cli, RunWritesOutputAndRejectsWrongInputSize) {
+  const fs::path model = write_temp("run.onnx", kestrel::test::tiny_conv_model());
+  const fs::path good = write_temp("in.bin", std::string(3 * 8 * 8 * 4, '\0'));
+  const fs::path out = fs::temp_directory_path() / ("kestrel_cli_out_" + std::to_string(::getpid()) + ".bin");
+  Result r = kestrel("run " + model.string() + " --input " + good.string() + " --output " + out.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(fs::file_size(out), 4u * 8 * 8 * 4);
+  // Zero input: output = relu(bias) per channel.
+  std::ifstream f(out, std::ios::binary);
+  std::array<float, 4 * 64> y{};
+  f.read(reinterpret_cast<char*>(y.data()), sizeof(y));
+  EXPECT_FLOAT_EQ(y[0], 0.f);
+  EXPECT_FLOAT_EQ(y[64 * 3], 0.3f);
+
+  const fs::path bad = write_temp("bad.bin", std::string(100, '\0'));
+  r = kestrel("run " + model.string() + " --input " + bad.string() + " --output " + out.string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("needs 768 bytes"), std::string::npos) << r.err;
+}
+
+TEST(Cli, InspectRealModels) {
+  for (const char* m : {"yolov5n", "yolov8n", "yolov8n-dyn", "yolo11n"}) {
+    const std::string rel = std::string("models/") + m + ".onnx";
+    if (!fs::exists(kestrel::test::data_path(rel))) GTEST_SKIP() << "test data not found: " << rel;
+    Result r = kestrel("inspect --summary " + kestrel::test::data_path(rel).string());
+    ASSERT_EQ(r.code, 0) << m << ": " << r.err;
+    EXPECT_NE(r.out.find("GFLOPs"), std::string::npos);
+  }
+  Result r = kestrel("inspect --summary " + kestrel::test::data_path("models/yolov8n.onnx").string());
+  EXPECT_NE(r.out.find("parameters  3151904"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("GFLOPs      8.7"), std::string::npos) << r.out;
+}
+
+}  // namespace

@@ -1,0 +1,111 @@
+// kestrel inspect MODEL: per-layer table (name, op, output shape, parameters, FLOPs), totals and the
+// model metadata; --json for machines.
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include "command.h"
+#include "ir/op_registry.h"
+#include "model_arg.h"
+
+namespace kestrel::cli {
+
+namespace {
+struct InspectArgs {
+  std::string model;
+  int64_t batch = 0, imgsz = 0;
+  bool json = false, summary = false;
+};
+
+int64_t node_params(const Graph& g, const Node& n) {
+  Graph one;  // count this node's weights alone with the graph's own rule
+  one.nodes.push_back(n);
+  for (auto& in : n.inputs)
+    if (const Value* v = in.empty() ? nullptr : g.find(in); v && v->is_constant()) one.add_value(*v);
+  return one.parameter_count();
+}
+
+std::string shape_of_outputs(const Graph& g, const Node& n) {
+  std::string s;
+  for (auto& o : n.outputs) {
+    if (o.empty()) continue;
+    if (!s.empty()) s += " ";
+    s += shape_str(g.value(o).shape);
+  }
+  return s;
+}
+
+std::string display_shape(const Graph& g, Shape s) {
+  std::string str = shape_str(s);
+  if (!g.batch_symbol.empty() && !s.empty()) str = "[" + g.batch_symbol + str.substr(str.find_first_of(",]"));
+  return str;
+}
+
+int run_inspect(const InspectArgs& a) {
+  Graph g = load_graph(a.model, a.batch, a.imgsz);
+  int64_t total_flops = 0;
+  for (auto& n : g.nodes) total_flops += node_flops(g, n);
+  const int64_t params = g.parameter_count();
+  if (a.json) {
+    nlohmann::json j;
+    j["model"] = a.model;
+    j["name"] = g.name;
+    j["opset"] = g.opset;
+    j["batch_symbol"] = g.batch_symbol;
+    j["parameters"] = params;
+    j["gflops"] = static_cast<double>(total_flops) / 1e9;
+    j["metadata"] = g.metadata;
+    for (auto& in : g.inputs) j["inputs"].push_back({{"name", in}, {"shape", g.value(in).shape}, {"dtype", dtype_name(g.value(in).dtype)}});
+    for (auto& out : g.outputs) j["outputs"].push_back({{"name", out}, {"shape", g.value(out).shape}, {"dtype", dtype_name(g.value(out).dtype)}});
+    for (auto& n : g.nodes) {
+      nlohmann::json l = {{"name", n.name}, {"op", n.op}, {"params", node_params(g, n)}, {"flops", node_flops(g, n)}};
+      for (auto& o : n.outputs)
+        if (!o.empty()) l["output_shapes"].push_back(g.value(o).shape);
+      j["layers"].push_back(l);
+    }
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("model   %s (%s, opset %d)\n", a.model.c_str(), g.name.c_str(), g.opset);
+  for (auto& in : g.inputs)
+    std::printf("input   %-12s %s %s\n", in.c_str(), dtype_name(g.value(in).dtype), display_shape(g, g.value(in).shape).c_str());
+  for (auto& out : g.outputs)
+    std::printf("output  %-12s %s %s\n", out.c_str(), dtype_name(g.value(out).dtype), display_shape(g, g.value(out).shape).c_str());
+  if (!a.summary) {
+    std::printf("\n%-4s %-40s %-18s %-22s %10s %10s\n", "#", "layer", "op", "output", "params", "MFLOPs");
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      const Node& n = g.nodes[i];
+      std::string name = n.name.size() > 40 ? "…" + n.name.substr(n.name.size() - 39) : n.name;
+      std::printf("%-4zu %-40s %-18s %-22s %10lld %10.2f\n", i, name.c_str(), n.op.c_str(), shape_of_outputs(g, n).c_str(),
+                  static_cast<long long>(node_params(g, n)), static_cast<double>(node_flops(g, n)) / 1e6);
+    }
+    std::printf("\n");
+  }
+  std::printf("layers      %zu\n", g.nodes.size());
+  std::printf("parameters  %lld\n", static_cast<long long>(params));
+  std::printf("GFLOPs      %.1f  (2 x multiply-accumulates, batch %lld)\n", static_cast<double>(total_flops) / 1e9,
+              static_cast<long long>(g.batch()));
+  if (!g.metadata.empty()) {
+    std::printf("metadata\n");
+    for (auto& [k, v] : g.metadata) {
+      std::string val = v.size() > 100 ? v.substr(0, 97) + "..." : v;
+      std::printf("  %-12s %s\n", k.c_str(), val.c_str());
+    }
+  }
+  return 0;
+}
+}  // namespace
+
+Command add_inspect(CLI::App& root) {
+  auto args = std::make_shared<InspectArgs>();
+  CLI::App* app = root.add_subcommand("inspect", "Show a model's layers, shapes, parameters, FLOPs and metadata");
+  app->add_option("model", args->model, "ONNX file or built-in model name (e.g. yolov8n)")->required();
+  app->add_option("--batch", args->batch, "Bind the batch size (re-batches static exports where possible)")->check(CLI::Range(1, 4096));
+  app->add_option("--imgsz", args->imgsz, "Input size for models with dynamic spatial dims")->check(CLI::Range(32, 8192));
+  app->add_flag("--json", args->json, "Print everything as JSON");
+  app->add_flag("--summary", args->summary, "Totals only, no per-layer table");
+  return {app, [args] { return run_inspect(*args); }};
+}
+
+}  // namespace kestrel::cli

@@ -1,0 +1,72 @@
+// kestrel run MODEL --input x.bin --output y.bin: one inference on raw little-endian float32 tensors.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "command.h"
+#include "kestrel/cpu_backend.h"
+#include "model_arg.h"
+#include "util/file_io.h"
+
+namespace kestrel::cli {
+
+namespace {
+struct RunArgs {
+  std::string model, input, output, backend = "cpu";
+  int64_t batch = 0, imgsz = 0;
+};
+
+std::string output_path(const std::string& base, size_t i) {
+  if (i == 0) return base;
+  const auto dot = base.rfind('.');
+  return dot == std::string::npos ? base + "." + std::to_string(i) : base.substr(0, dot) + "." + std::to_string(i) + base.substr(dot);
+}
+
+int run_run(const RunArgs& a) {
+  if (a.backend != "cpu")
+    throw UsageError("--backend " + a.backend + " is not available in this build (available: cpu)");
+  Graph g = load_graph(a.model, a.batch, a.imgsz);
+  KESTREL_CHECK(g.inputs.size() == 1, "the model has ", g.inputs.size(), " inputs; kestrel run feeds exactly one");
+  const Value& in = g.value(g.inputs[0]);
+  KESTREL_CHECK(in.dtype == DType::F32, "input '", in.name, "' is ", dtype_name(in.dtype), "; kestrel run feeds float32");
+  HostTensor x(DType::F32, in.shape);
+  const std::vector<char> bytes = util::read_file(a.input);
+  if (bytes.size() != x.nbytes())
+    fail(a.input, " has ", bytes.size(), " bytes; input '", in.name, "' ", shape_str(in.shape), " float32 needs ",
+         x.nbytes(), " bytes");
+  std::memcpy(x.raw(), bytes.data(), bytes.size());
+  for (float v : x.span<float>())
+    if (!std::isfinite(v)) fail(a.input, " contains NaN or infinite values");
+
+  CpuExecutor exec(g);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<HostTensor> ys = exec.run({x});
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  for (size_t i = 0; i < ys.size(); ++i) {
+    HostTensor y = ys[i].dtype() == DType::F32 ? ys[i] : ys[i].cast(DType::F32);
+    const std::string path = output_path(a.output, i);
+    util::write_file(path, y.raw(), y.nbytes());
+    double mn = INFINITY, mx = -INFINITY, sum = 0;
+    for (float v : y.span<float>()) mn = std::min<double>(mn, v), mx = std::max<double>(mx, v), sum += v;
+    std::printf("%s %s -> %s  (min %.4g, max %.4g, mean %.4g)\n", g.outputs[i].c_str(), shape_str(y.shape()).c_str(),
+                path.c_str(), mn, mx, y.numel() ? sum / static_cast<double>(y.numel()) : 0.0);
+  }
+  std::printf("%s backend: %.1f ms\n", a.backend.c_str(), ms);
+  return 0;
+}
+}  // namespace
+
+Command add_run(CLI::App& root) {
+  auto args = std::make_shared<RunArgs>();
+  CLI::App* app = root.add_subcommand("run", "Run one inference on a raw float32 tensor file");
+  app->add_option("model", args->model, "ONNX file or built-in model name")->required();
+  app->add_option("--input,-i", args->input, "Input tensor: raw little-endian float32, the model's input shape")->required();
+  app->add_option("--output,-o", args->output, "Output tensor file (raw float32; extra outputs get .1, .2, ...)")->required();
+  app->add_option("--backend", args->backend, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  app->add_option("--batch", args->batch, "Batch size to bind")->check(CLI::Range(1, 4096));
+  app->add_option("--imgsz", args->imgsz, "Input size for models with dynamic spatial dims")->check(CLI::Range(32, 8192));
+  return {app, [args] { return run_run(*args); }};
+}
+
+}  // namespace kestrel::cli

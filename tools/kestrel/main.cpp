@@ -1,0 +1,45 @@
+// kestrel: build, run, measure and validate YOLO engines. One verb per file (cmd_*.cpp).
+#include <cstdio>
+#include <vector>
+
+#include "command.h"
+#include "kestrel/error.h"
+#include "kestrel/version.h"
+
+int main(int argc, char** argv) {
+  using namespace kestrel::cli;
+  CLI::App root{"Kestrel: fast, verified YOLO engines for NVIDIA GPUs (and a CPU reference backend)", "kestrel"};
+  root.set_version_flag("--version", std::string("kestrel ") + KESTREL_VERSION_STRING);
+  root.require_subcommand(1);
+  std::vector<Command> commands = {add_inspect(root), add_run(root)};
+  try {
+    root.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return root.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return root.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return root.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One line on stderr, as with every other error; --help has the details.
+    std::fprintf(stderr, "kestrel: error: %s (see kestrel --help)\n", e.what());
+    return kExitUsage;
+  }
+  try {
+    for (auto& c : commands)
+      if (c.app->parsed()) return c.run();
+  } catch (const kestrel::UsageError& e) {
+    std::fprintf(stderr, "kestrel: error: %s\n", e.what());
+    return kExitUsage;
+  } catch (const kestrel::Error& e) {
+    std::fprintf(stderr, "kestrel: error: %s\n", e.what());
+    return kExitFailure;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "kestrel: error: out of memory\n");
+    return kExitFailure;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kestrel: internal error: %s\n", e.what());
+    return kExitFailure;
+  }
+  return kExitUsage;
+}
