@@ -31,8 +31,21 @@ HostTensor to_host_tensor(const onnx::TensorProto& t) {
     n *= d;
   }
   const DType dt = to_dtype(t.data_type(), what);
-  HostTensor out(dt, shape);
   const bool is_double = t.data_type() == onnx::TensorProto::DOUBLE;
+  // Check the data is really there before allocating: the dims of a corrupt file can be anything.
+  int64_t available = 0;
+  if (t.has_raw_data()) {
+    available = static_cast<int64_t>(t.raw_data().size() / (is_double ? 8 : dtype_size(dt)));
+  } else {
+    switch (t.data_type()) {
+      case onnx::TensorProto::FLOAT: available = t.float_data_size(); break;
+      case onnx::TensorProto::DOUBLE: available = t.double_data_size(); break;
+      case onnx::TensorProto::INT64: available = t.int64_data_size(); break;
+      default: available = t.int32_data_size(); break;
+    }
+  }
+  if (available != n) fail(what, ": has ", available, " values, its dims say ", n);
+  HostTensor out(dt, shape);
   if (t.has_raw_data()) {
     const std::string& raw = t.raw_data();
     const size_t src_size = is_double ? 8 : dtype_size(dt);
