@@ -15,6 +15,8 @@ struct Command {
 
 Command add_inspect(CLI::App& root);
 Command add_run(CLI::App& root);
+Command add_val(CLI::App& root);
+Command add_predict(CLI::App& root);
 
 // The exit code for a user error (bad file, bad model, ...); usage errors exit 2 through CLI11.
 constexpr int kExitFailure = 1;

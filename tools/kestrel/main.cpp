@@ -11,7 +11,7 @@ int main(int argc, char** argv) {
   CLI::App root{"Kestrel: fast, verified YOLO engines for NVIDIA GPUs (and a CPU reference backend)", "kestrel"};
   root.set_version_flag("--version", std::string("kestrel ") + KESTREL_VERSION_STRING);
   root.require_subcommand(1);
-  std::vector<Command> commands = {add_inspect(root), add_run(root)};
+  std::vector<Command> commands = {add_inspect(root), add_run(root), add_val(root), add_predict(root)};
   try {
     root.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
