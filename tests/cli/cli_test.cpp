@@ -54,7 +54,7 @@ TEST(Cli, VersionAndHelp) {
   Result r = kestrel("--version");
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.out.find("kestrel "), std::string::npos);
-  for (const char* verb : {"inspect", "run"}) {
+  for (const char* verb : {"inspect", "run", "val", "predict"}) {
     r = kestrel(std::string(verb) + " --help");
     EXPECT_EQ(r.code, 0) << verb;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << verb;
@@ -147,6 +147,58 @@ TEST(Cli, InspectRealModels) {
   Result r = kestrel("inspect --summary " + kestrel::test::data_path("models/yolov8n.onnx").string());
   EXPECT_NE(r.out.find("parameters  3151904"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("GFLOPs      8.7"), std::string::npos) << r.out;
+}
+
+}  // namespace
+
+namespace {
+
+TEST(CliPipeline, PredictWritesPicturesAndJson) {
+  KESTREL_REQUIRE_DATA("models/yolov8n.onnx");
+  const fs::path out = fs::temp_directory_path() / ("kestrel_predict_" + std::to_string(::getpid()));
+  const fs::path json = out / "dets.json";
+  fs::create_directories(out);
+  Result r = kestrel("predict " + kestrel::test::data_path("models/yolov8n.onnx").string() + " " +
+                     kestrel::test::data_path("coco-val/images/000000000139.jpg").string() + " " +
+                     kestrel::test::data_path("coco-val/images/000000037777.jpg").string() + " --out " + out.string() +
+                     " --save-json " + json.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(out / "000000000139.jpg"));
+  EXPECT_TRUE(fs::exists(out / "000000037777.jpg"));
+  std::ifstream f(json);
+  std::stringstream s;
+  s << f.rdbuf();
+  EXPECT_NE(s.str().find("\"person\""), std::string::npos);  // image 139 has people in it
+  EXPECT_NE(r.out.find("image 1/2"), std::string::npos) << r.out;
+}
+
+TEST(CliPipeline, BadImagesAreReportedAndSkipped) {
+  KESTREL_REQUIRE_DATA("models/yolov8n.onnx");
+  const fs::path bad = write_temp("broken.jpg", "\xff\xd8\xff not really a jpeg");
+  Result r = kestrel("predict " + kestrel::test::data_path("models/yolov8n.onnx").string() + " " + bad.string() +
+                     " --no-save");
+  EXPECT_EQ(r.code, 1);  // nothing could be read
+  EXPECT_NE(r.err.find("broken.jpg"), std::string::npos) << r.err;
+}
+
+TEST(CliPipeline, ValRejectsMissingAndEmptyDatasets) {
+  const fs::path model = write_temp("val.onnx", kestrel::test::tiny_conv_model());
+  Result r = kestrel("val " + model.string() + " --data /nonexistent/dataset");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  const fs::path empty = fs::temp_directory_path() / ("kestrel_empty_ds_" + std::to_string(::getpid()));
+  fs::create_directories(empty / "images");
+  r = kestrel("val " + model.string() + " --data " + empty.string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+}
+
+TEST(CliPipeline, ValRejectsAModelWithoutDetectionHead) {
+  KESTREL_REQUIRE_DATA("coco-val/instances.json");
+  const fs::path model = write_temp("nohead.onnx", kestrel::test::tiny_conv_model());
+  Result r = kestrel("val " + model.string() + " --data " + kestrel::test::data_path("coco-val").string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
 }
 
 }  // namespace
