@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include "kestrel/pipeline.h"
 #include "util/progress.h"
@@ -48,8 +49,8 @@ ValResult validate(InferenceEngine& engine, const eval::Dataset& dataset, const 
   std::vector<int64_t> ids(static_cast<size_t>(B));
   std::vector<std::string> errors(static_cast<size_t>(B));
   std::vector<int64_t> evaluated_ids;
-  util::ProgressBar bar("val", static_cast<int64_t>(dataset.images.size()));
-  if (!options.progress) bar.finish();
+  std::optional<util::ProgressBar> bar;
+  if (options.progress) bar.emplace("val", static_cast<int64_t>(dataset.images.size()));
   const auto t_all = Clock::now();
   double pre_ms = 0, inf_ms = 0, post_ms = 0;
 
@@ -103,9 +104,9 @@ ValResult validate(InferenceEngine& engine, const eval::Dataset& dataset, const 
       }
     }
     post_ms += ms_since(t0);
-    bar.advance(n);
+    if (bar) bar->advance(n);
   }
-  bar.finish();
+  if (bar) bar->finish();
   r.seconds = ms_since(t_all) / 1e3;
   r.images = static_cast<int>(evaluated_ids.size());
   if (r.images == 0) fail("none of the ", dataset.images.size(), " images could be read");
