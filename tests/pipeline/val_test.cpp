@@ -64,7 +64,7 @@ TEST(Pipeline, ExpandSources) {
   KESTREL_REQUIRE_DATA("coco-val/images/000000000139.jpg");
   const std::string dir = kestrel::test::data_path("coco-val/images").string();
   EXPECT_EQ(kestrel::pipeline::expand_sources({dir}).size(), 124u);
-  EXPECT_EQ(kestrel::pipeline::expand_sources({dir + "/0000000000*.jpg"}).size(), 1u);
+  EXPECT_EQ(kestrel::pipeline::expand_sources({dir + "/00000000013?.jpg"}).size(), 1u);
   EXPECT_THROW(kestrel::pipeline::expand_sources({dir + "/nothing*.jpg"}), kestrel::Error);
   EXPECT_THROW(kestrel::pipeline::expand_sources({"/nonexistent.jpg"}), kestrel::Error);
 }
