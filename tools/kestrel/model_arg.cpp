@@ -1,12 +1,12 @@
 #include "model_arg.h"
 
-#include "kestrel/onnx.h"
+#include "kestrel/zoo.h"
 
 namespace kestrel::cli {
 Graph load_graph(const std::string& spec, int64_t batch, int64_t imgsz) {
-  ImportOptions o;
+  LoadOptions o;
   o.batch = batch;
   o.imgsz = imgsz;
-  return import_onnx(spec, o);
+  return load_model(spec, o);
 }
 }  // namespace kestrel::cli
