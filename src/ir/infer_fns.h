@@ -43,4 +43,9 @@ void infer_expand(InferContext&);
 void infer_range(InferContext&);
 void infer_pad(InferContext&);
 void infer_tile(InferContext&);
+// infer_fused.cpp (Kestrel's fused ops)
+void infer_fused_conv(InferContext&);
+void infer_fused_sppf(InferContext&);
+void infer_detect_v8(InferContext&);
+void infer_detect_v5(InferContext&);
 }  // namespace kestrel

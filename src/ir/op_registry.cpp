@@ -21,8 +21,15 @@ const HostTensor& InferContext::constant(size_t i) const {
 
 void InferContext::set_output(size_t i, DType dtype, Shape shape) {
   if (i >= n_.outputs.size() || n_.outputs[i].empty()) return;
-  for (int64_t d : shape)
+  // Reject negative and absurd shapes here, once, so no later arithmetic (FLOPs, byte sizes) can
+  // overflow on a malformed model.
+  int64_t numel = 1;
+  for (int64_t d : shape) {
     if (d < 0) error("inferred a negative dimension " + shape_str(shape));
+    if (d > (int64_t{1} << 32) || (d > 0 && numel > (int64_t{1} << 40) / d))
+      error("inferred an implausibly large shape " + shape_str(shape));
+    numel *= d;
+  }
   const std::string& name = n_.outputs[i];
   Value* v = g_.find(name);
   if (!v) {
@@ -205,6 +212,11 @@ const OpInfo kOps[] = {
     {"Transpose", infer_transpose, nullptr},
     {"Unsqueeze", infer_unsqueeze, nullptr},
     {"Where", infer_where, nullptr},
+    // Kestrel's fused ops (src/passes/fuse_*.cpp write them; contract in include/kestrel/passes.h).
+    {"kestrel.Conv", infer_fused_conv, flops_conv},
+    {"kestrel.DetectV5", infer_detect_v5, nullptr},
+    {"kestrel.DetectV8", infer_detect_v8, nullptr},
+    {"kestrel.SPPF", infer_fused_sppf, nullptr},
 };
 }  // namespace
 

@@ -24,6 +24,9 @@ const std::map<std::string, Kernel>& table() {
       {"Sigmoid", k_sigmoid}, {"Slice", k_slice}, {"Softmax", k_softmax}, {"Split", k_split}, {"Sqrt", k_sqrt},
       {"Squeeze", k_copy}, {"Sub", k_sub}, {"Sum", k_sum}, {"Tanh", k_tanh}, {"Tile", k_tile},
       {"Transpose", k_transpose}, {"Unsqueeze", k_copy}, {"Where", k_where},
+      // Kestrel's fused ops (written by the optimizer, src/passes/).
+      {"kestrel.Conv", k_fused_conv}, {"kestrel.DetectV5", k_detect_v5}, {"kestrel.DetectV8", k_detect_v8},
+      {"kestrel.SPPF", k_fused_sppf},
   };
   return t;
 }
