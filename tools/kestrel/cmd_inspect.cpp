@@ -7,6 +7,7 @@
 
 #include "command.h"
 #include "ir/op_registry.h"
+#include "kestrel/passes.h"
 #include "model_arg.h"
 
 namespace kestrel::cli {
@@ -15,7 +16,7 @@ namespace {
 struct InspectArgs {
   std::string model;
   int64_t batch = 0, imgsz = 0;
-  bool json = false, summary = false;
+  bool json = false, summary = false, optimized = false;
 };
 
 int64_t node_params(const Graph& g, const Node& n) {
@@ -44,6 +45,8 @@ std::string display_shape(const Graph& g, Shape s) {
 
 int run_inspect(const InspectArgs& a) {
   Graph g = load_graph(a.model, a.batch, a.imgsz);
+  std::string report;
+  if (a.optimized) report = passes::optimize(g).summary();
   int64_t total_flops = 0;
   for (auto& n : g.nodes) total_flops += node_flops(g, n);
   const int64_t params = g.parameter_count();
@@ -62,6 +65,8 @@ int run_inspect(const InspectArgs& a) {
       nlohmann::json l = {{"name", n.name}, {"op", n.op}, {"params", node_params(g, n)}, {"flops", node_flops(g, n)}};
       for (auto& o : n.outputs)
         if (!o.empty()) l["output_shapes"].push_back(g.value(o).shape);
+      if (auto it = n.attrs.all().find("kestrel_fused"); it != n.attrs.all().end())
+        l["fused"] = std::get<std::vector<std::string>>(it->second);
       j["layers"].push_back(l);
     }
     std::cout << j.dump(2) << "\n";
@@ -77,11 +82,19 @@ int run_inspect(const InspectArgs& a) {
     for (size_t i = 0; i < g.nodes.size(); ++i) {
       const Node& n = g.nodes[i];
       std::string name = n.name.size() > 40 ? "…" + n.name.substr(n.name.size() - 39) : n.name;
-      std::printf("%-4zu %-40s %-18s %-22s %10lld %10.2f\n", i, name.c_str(), n.op.c_str(), shape_of_outputs(g, n).c_str(),
-                  static_cast<long long>(node_params(g, n)), static_cast<double>(node_flops(g, n)) / 1e6);
+      std::string fused;
+      if (auto it = n.attrs.all().find("kestrel_fused"); it != n.attrs.all().end()) {
+        const auto& parts = std::get<std::vector<std::string>>(it->second);
+        fused = "  fused " + std::to_string(parts.size()) + ":";
+        for (size_t k = 0; k < parts.size() && k < 4; ++k) fused += " " + parts[k].substr(0, parts[k].find(':'));
+        if (parts.size() > 4) fused += " ...";
+      }
+      std::printf("%-4zu %-40s %-18s %-22s %10lld %10.2f%s\n", i, name.c_str(), n.op.c_str(), shape_of_outputs(g, n).c_str(),
+                  static_cast<long long>(node_params(g, n)), static_cast<double>(node_flops(g, n)) / 1e6, fused.c_str());
     }
     std::printf("\n");
   }
+  if (!report.empty()) std::printf("optimizer\n%s\n", report.c_str());
   std::printf("layers      %zu\n", g.nodes.size());
   std::printf("parameters  %lld\n", static_cast<long long>(params));
   std::printf("GFLOPs      %.1f  (2 x multiply-accumulates, batch %lld)\n", static_cast<double>(total_flops) / 1e9,
@@ -105,6 +118,7 @@ Command add_inspect(CLI::App& root) {
   app->add_option("--imgsz", args->imgsz, "Input size for models with dynamic spatial dims")->check(CLI::Range(32, 8192));
   app->add_flag("--json", args->json, "Print everything as JSON");
   app->add_flag("--summary", args->summary, "Totals only, no per-layer table");
+  app->add_flag("--optimized", args->optimized, "Show the graph after the optimizer's fusions, with what each layer fused");
   return {app, [args] { return run_inspect(*args); }};
 }
 
