@@ -2,25 +2,16 @@
 // to COCO's official category ids, which skip 11 ids (12, 26, 29, 30, 45, 66, 68, 69, 71, 83 and 91)
 // that the 2014 paper defined but never annotated. Predictions written for COCO tooling must use those ids.
 #include "kestrel/eval.h"
+#include "util/coco_classes.h"
 
 namespace kestrel::eval {
 
 const std::array<const char*, 80>& coco80_names() {
-  static const std::array<const char*, 80> names = {
-      "person",        "bicycle",      "car",           "motorcycle",    "airplane",     "bus",
-      "train",         "truck",        "boat",          "traffic light", "fire hydrant", "stop sign",
-      "parking meter", "bench",        "bird",          "cat",           "dog",          "horse",
-      "sheep",         "cow",          "elephant",      "bear",          "zebra",        "giraffe",
-      "backpack",      "umbrella",     "handbag",       "tie",           "suitcase",     "frisbee",
-      "skis",          "snowboard",    "sports ball",   "kite",          "baseball bat", "baseball glove",
-      "skateboard",    "surfboard",    "tennis racket", "bottle",        "wine glass",   "cup",
-      "fork",          "knife",        "spoon",         "bowl",          "banana",       "apple",
-      "sandwich",      "orange",       "broccoli",      "carrot",        "hot dog",      "pizza",
-      "donut",         "cake",         "chair",         "couch",         "potted plant", "bed",
-      "dining table",  "toilet",       "tv",            "laptop",        "mouse",        "remote",
-      "keyboard",      "cell phone",   "microwave",     "oven",          "toaster",      "sink",
-      "refrigerator",  "book",         "clock",         "vase",          "scissors",     "teddy bear",
-      "hair drier",    "toothbrush"};
+  static const std::array<const char*, 80> names = [] {
+    std::array<const char*, 80> a{};
+    for (size_t i = 0; i < a.size(); ++i) a[i] = util::coco80_names()[i].c_str();  // static storage: stable
+    return a;
+  }();
   return names;
 }
 

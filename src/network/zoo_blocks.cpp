@@ -1,6 +1,7 @@
 // Ultralytics blocks on top of the network-definition API. Each function mirrors the forward() of the
 // PyTorch module of the same name (ultralytics/nn/modules, and shared/bench/yolo_arch.py), op for op.
 #include "network/zoo_blocks.h"
+#include "util/coco_classes.h"
 
 #include <algorithm>
 #include <cmath>
@@ -349,24 +350,6 @@ void set_detect_metadata(NetworkDefinition& net, const std::string& model, const
 
 namespace kestrel::zoo {
 
-const std::vector<std::string>& coco80_names() {
-  // A private copy: the zoo must not depend on the post-processing library (kestrel_yolo) above it.
-  static const std::vector<std::string> names = {
-      "person",        "bicycle",      "car",          "motorcycle",    "airplane",     "bus",
-      "train",         "truck",        "boat",         "traffic light", "fire hydrant", "stop sign",
-      "parking meter", "bench",        "bird",         "cat",           "dog",          "horse",
-      "sheep",         "cow",          "elephant",     "bear",          "zebra",        "giraffe",
-      "backpack",      "umbrella",     "handbag",      "tie",           "suitcase",     "frisbee",
-      "skis",          "snowboard",    "sports ball",  "kite",          "baseball bat", "baseball glove",
-      "skateboard",    "surfboard",    "tennis racket", "bottle",       "wine glass",   "cup",
-      "fork",          "knife",        "spoon",        "bowl",          "banana",       "apple",
-      "sandwich",      "orange",       "broccoli",     "carrot",        "hot dog",      "pizza",
-      "donut",         "cake",         "chair",        "couch",         "potted plant", "bed",
-      "dining table",  "toilet",       "tv",           "laptop",        "mouse",        "remote",
-      "keyboard",      "cell phone",   "microwave",    "oven",          "toaster",      "sink",
-      "refrigerator",  "book",         "clock",        "vase",          "scissors",     "teddy bear",
-      "hair drier",    "toothbrush"};
-  return names;
-}
+const std::vector<std::string>& coco80_names() { return util::coco80_names(); }
 
 }  // namespace kestrel::zoo
