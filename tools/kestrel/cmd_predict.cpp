@@ -17,6 +17,7 @@ struct PredictArgs {
   double iou = 0.7;
   int max_det = 300;
   bool no_save = false;
+  std::string head = "auto";
 };
 
 int run_predict(const PredictArgs& a) {
@@ -27,12 +28,13 @@ int run_predict(const PredictArgs& a) {
   o.iou = a.iou;
   o.max_det = a.max_det;
   o.out_dir = a.no_save ? "" : a.out;
+  o.head = a.head == "v8" ? yolo::HeadKind::V8 : a.head == "v5" ? yolo::HeadKind::V5 : yolo::HeadKind::Auto;
   const auto preds = pipeline::predict(*engine, images, o);
   int failed = 0;
   size_t boxes = 0;
   for (auto& p : preds) failed += !p.error.empty(), boxes += p.boxes.size();
   const Shape out = engine->output_shape();
-  const auto kind = yolo::detect_head(out);
+  const auto kind = o.head == yolo::HeadKind::Auto ? yolo::detect_head(out) : o.head;
   const auto names = pipeline::class_names(engine->metadata(), static_cast<int>(kind == yolo::HeadKind::V5 ? out[2] - 5 : out[1] - 4));
   if (!a.save_json.empty()) {
     std::ofstream f(a.save_json);
@@ -53,6 +55,8 @@ Command add_predict(CLI::App& root) {
   app->add_option("sources", a->sources, "Image files, folders or glob patterns")->required();
   app->add_option("--out", a->out, "Folder for annotated images")->capture_default_str();
   app->add_flag("--no-save", a->no_save, "Do not write annotated images");
+  app->add_option("--head", a->head, "Detection head layout: auto (from the output shape), v8 ([B,4+nc,A]) or v5 ([B,A,5+nc])")
+      ->check(CLI::IsMember({"auto", "v8", "v5"}));
   app->add_option("--save-json", a->save_json, "Write every detection as JSON");
   app->add_option("--conf", a->conf, "Confidence threshold")->check(CLI::Range(0.0, 1.0))->capture_default_str();
   app->add_option("--iou", a->iou, "NMS IoU threshold")->check(CLI::Range(0.0, 1.0))->capture_default_str();

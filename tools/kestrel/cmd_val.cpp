@@ -18,6 +18,7 @@ struct ValArgs {
   double iou = -1;
   int max_det = 300;
   bool per_class = false;
+  std::string head = "auto";
 };
 
 int run_val(const ValArgs& a) {
@@ -33,6 +34,7 @@ int run_val(const ValArgs& a) {
   o.conf = a.conf;
   o.iou = a.iou;
   o.max_det = a.max_det;
+  o.head = a.head == "v8" ? yolo::HeadKind::V8 : a.head == "v5" ? yolo::HeadKind::V5 : yolo::HeadKind::Auto;
   std::printf("val %s on %s (%zu images), %s, input %s\n", a.engine.model.c_str(), a.data.c_str(), ds.images.size(),
               engine->description().c_str(), shape_str(engine->input_shape()).c_str());
   std::fflush(stdout);
@@ -85,6 +87,8 @@ Command add_val(CLI::App& root) {
   app->add_option("--save-json", a->save_json, "Write the detections as COCO results JSON");
   app->add_option("--json", a->json, "Write the metrics as JSON");
   app->add_flag("--per-class", a->per_class, "Print AP per class");
+  app->add_option("--head", a->head, "Detection head layout: auto (from the output shape), v8 ([B,4+nc,A]) or v5 ([B,A,5+nc])")
+      ->check(CLI::IsMember({"auto", "v8", "v5"}));
   return {app, [a] { return run_val(*a); }};
 }
 
