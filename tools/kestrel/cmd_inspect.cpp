@@ -9,6 +9,9 @@
 #include "ir/op_registry.h"
 #include "kestrel/passes.h"
 #include "model_arg.h"
+#ifdef KESTREL_HAS_CUDA
+#include "cuda_cli.h"
+#endif
 
 namespace kestrel::cli {
 
@@ -44,6 +47,9 @@ std::string display_shape(const Graph& g, Shape s) {
 }
 
 int run_inspect(const InspectArgs& a) {
+#ifdef KESTREL_HAS_CUDA
+  if (Runtime::is_engine_file(a.model)) return inspect_engine(a.model, a.json);  // cuda_cli.cpp
+#endif
   Graph g = load_graph(a.model, a.batch, a.imgsz);
   std::string report;
   if (a.optimized) report = passes::optimize(g).summary();

@@ -8,6 +8,9 @@
 #include "kestrel/cpu_backend.h"
 #include "model_arg.h"
 #include "util/file_io.h"
+#ifdef KESTREL_HAS_CUDA
+#include "cuda_cli.h"
+#endif
 
 namespace kestrel::cli {
 
@@ -24,6 +27,9 @@ std::string output_path(const std::string& base, size_t i) {
 }
 
 int run_run(const RunArgs& a) {
+#ifdef KESTREL_HAS_CUDA
+  if (a.backend == "cuda") return run_cuda(a.model, a.input, a.output, a.batch, a.imgsz);
+#endif
   if (a.backend != "cpu")
     throw UsageError("--backend " + a.backend + " is not available in this build (available: cpu)");
   Graph g = load_graph(a.model, a.batch, a.imgsz);

@@ -17,6 +17,11 @@ Command add_inspect(CLI::App& root);
 Command add_run(CLI::App& root);
 Command add_val(CLI::App& root);
 Command add_predict(CLI::App& root);
+Command add_bench(CLI::App& root);
+Command add_compare(CLI::App& root);
+#ifdef KESTREL_HAS_CUDA
+Command add_build(CLI::App& root);  // cmd_build.cpp (CUDA builds only)
+#endif
 
 // The exit code for a user error (bad file, bad model, ...); usage errors exit 2 through CLI11.
 constexpr int kExitFailure = 1;

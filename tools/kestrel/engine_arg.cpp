@@ -1,6 +1,9 @@
 #include "engine_arg.h"
 
 #include "model_arg.h"
+#ifdef KESTREL_HAS_CUDA
+#include "cuda_cli.h"
+#endif
 
 namespace kestrel::cli {
 
@@ -10,6 +13,9 @@ std::unique_ptr<InferenceEngine> open_engine(const EngineSpec& spec) {
       throw UsageError("the cpu backend runs fp32 only (asked for " + spec.precision + ")");
     return make_cpu_engine(load_graph(spec.model, spec.batch, spec.imgsz));
   }
+#ifdef KESTREL_HAS_CUDA
+  if (spec.backend == "cuda") return open_cuda_engine(spec);
+#endif
   throw UsageError("--backend " + spec.backend + " is not available in this build (available: cpu)");
 }
 

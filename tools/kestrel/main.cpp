@@ -11,7 +11,10 @@ int main(int argc, char** argv) {
   CLI::App root{"Kestrel: fast, verified YOLO engines for NVIDIA GPUs (and a CPU reference backend)", "kestrel"};
   root.set_version_flag("--version", std::string("kestrel ") + KESTREL_VERSION_STRING);
   root.require_subcommand(1);
-  std::vector<Command> commands = {add_inspect(root), add_run(root), add_val(root), add_predict(root)};
+  std::vector<Command> commands = {add_inspect(root), add_run(root), add_val(root), add_predict(root), add_bench(root), add_compare(root)};
+#ifdef KESTREL_HAS_CUDA
+  commands.push_back(add_build(root));
+#endif
   try {
     root.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
