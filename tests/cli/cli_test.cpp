@@ -203,3 +203,56 @@ TEST(CliPipeline, ValRejectsAModelWithoutDetectionHead) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(CliBench, CpuRunWritesEveryFigure) {
+  const fs::path model = write_temp("bench.onnx", kestrel::test::tiny_conv_model());
+  const fs::path json = fs::temp_directory_path() / ("kestrel_bench_" + std::to_string(::getpid()) + ".json");
+  Result r = kestrel("bench " + model.string() + " --backend cpu --iterations 5 --duration 0 --warmup 0 --json " + json.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("Throughput"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("median"), std::string::npos) << r.out;
+  std::ifstream f(json);
+  std::stringstream s;
+  s << f.rdbuf();
+  for (const char* key : {"\"latency_ms\"", "\"p95\"", "\"p99\"", "\"throughput_images_per_s\"", "\"gpu_compute_ms\"",
+                          "\"enqueue_ms\"", "\"h2d_ms\"", "\"d2h_ms\"", "\"flops_per_inference\""})
+    EXPECT_NE(s.str().find(key), std::string::npos) << key;
+  EXPECT_NE(s.str().find("\"count\": 5"), std::string::npos) << s.str();
+}
+
+TEST(CliBench, BadArguments) {
+  const fs::path model = write_temp("bench2.onnx", kestrel::test::tiny_conv_model());
+  Result r = kestrel("bench " + model.string() + " --iterations 0");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  r = kestrel("bench " + model.string() + " --backend cpu --json /nonexistent/folder/out.json");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("/nonexistent/folder/out.json"), std::string::npos) << r.err;
+}
+
+TEST(CliCompare, RefusesInt8AndNonDetectors) {
+  const fs::path model = write_temp("cmp.onnx", kestrel::test::tiny_conv_model());
+  Result r = kestrel("compare yolov8n --precisions fp32,int8");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("int8"), std::string::npos) << r.err;
+  r = kestrel("compare " + model.string() + " --backend cpu");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+}
+
+TEST(CliCompare, CpuRowsForTheBuiltInModel) {
+  const fs::path json = fs::temp_directory_path() / ("kestrel_cmp_" + std::to_string(::getpid()) + ".json");
+  const fs::path svg = fs::temp_directory_path() / ("kestrel_cmp_" + std::to_string(::getpid()) + ".svg");
+  Result r = kestrel("compare yolov8n --backend cpu --batch 1 --iterations 2 --duration 0 --imgsz 320 --json " +
+                     json.string() + " --chart " + svg.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("precision"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("PASS"), std::string::npos) << r.out;  // deterministic
+  EXPECT_TRUE(fs::exists(svg));
+  EXPECT_GT(fs::file_size(svg), 500u);
+}
+
+}  // namespace
