@@ -17,7 +17,11 @@ class CpuExecutor {
   std::vector<HostTensor> run(const std::vector<HostTensor>& inputs) const;
   // Also keeps the named intermediate tensors (for debugging and calibration).
   std::vector<HostTensor> run(const std::vector<HostTensor>& inputs, const std::vector<std::string>& keep,
-                              std::vector<HostTensor>* kept) const;
+                              std::vector<HostTensor>* kept, std::vector<double>* node_ms = nullptr) const;
+
+  // Mean wall time of each node over `runs` runs (a separate profiling pass: per-node timing perturbs
+  // the whole-model figure, so benchmarks measure it apart).
+  std::vector<std::pair<std::string, double>> profile(const std::vector<HostTensor>& inputs, int runs) const;
 
   const Graph& graph() const { return graph_; }
 

@@ -1,4 +1,5 @@
 // The CPU reference backend under the benchmark loop: latency = compute (no transfers, no enqueue).
+#include <algorithm>
 #include <chrono>
 #include <random>
 #include <thread>
@@ -46,6 +47,7 @@ BenchResult bench_cpu(const Graph& graph, const BenchOptions& o) {
   bar.finish();
   r.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
   r.inferences = r.iterations.size();
+  if (o.profile) r.layer_profile = exec.profile({x}, std::max(1, std::min(o.iterations, 10)));
   add_warnings(r);
   return r;
 }

@@ -88,6 +88,7 @@ BenchResult bench_cuda(const Engine& engine, const BenchOptions& o) {
   using Clock = std::chrono::steady_clock;
   const EngineInfo& info = engine.info();
   KESTREL_CHECK(info.inputs.size() == 1 && info.outputs.size() == 1, "bench: the engine must have one input and one output");
+  if (o.profile) fail("--dump-profile: per-layer profiling of CUDA engines is not available yet (it is for --backend cpu)");
   BenchResult r;
   r.backend = "cuda";
   r.device = info.gpu_name;

@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <chrono>
 #include <set>
 #include <unordered_map>
 
@@ -26,8 +28,21 @@ std::vector<HostTensor> CpuExecutor::run(const std::vector<HostTensor>& inputs) 
   return run(inputs, {}, nullptr);
 }
 
+std::vector<std::pair<std::string, double>> CpuExecutor::profile(const std::vector<HostTensor>& inputs, int runs) const {
+  std::vector<double> total(graph_.nodes.size(), 0.0), ms;
+  for (int r = 0; r < runs; ++r) {
+    ms.clear();
+    run(inputs, {}, nullptr, &ms);
+    for (size_t i = 0; i < ms.size(); ++i) total[i] += ms[i];
+  }
+  std::vector<std::pair<std::string, double>> out;
+  for (size_t i = 0; i < graph_.nodes.size(); ++i)
+    out.emplace_back(graph_.nodes[i].name + " (" + graph_.nodes[i].op + ")", total[i] / std::max(runs, 1));
+  return out;
+}
+
 std::vector<HostTensor> CpuExecutor::run(const std::vector<HostTensor>& inputs, const std::vector<std::string>& keep,
-                                         std::vector<HostTensor>* kept) const {
+                                         std::vector<HostTensor>* kept, std::vector<double>* node_ms) const {
   KESTREL_CHECK(inputs.size() == graph_.inputs.size(), "expected ", graph_.inputs.size(), " inputs, got ", inputs.size());
   std::unordered_map<std::string, HostTensor> live;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -58,7 +73,9 @@ std::vector<HostTensor> CpuExecutor::run(const std::vector<HostTensor>& inputs, 
         args.push_back(&*v.constant);
       }
     }
+    const auto t0 = std::chrono::steady_clock::now();
     std::vector<HostTensor> outs = cpu::eval_node(graph_, n, args);
+    if (node_ms) node_ms->push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     for (size_t k = 0; k < n.outputs.size(); ++k) {
       if (n.outputs[k].empty()) continue;
       if (keep_set.count(n.outputs[k])) kept_map[n.outputs[k]] = outs[k];
