@@ -1,0 +1,52 @@
+#pragma once
+// Kestrel's engine builder (TensorRT names): imports a model, fuses it, lowers it to a plan in
+// channels-last layout for the chosen precision, times every layer's candidate kernels on the GPU
+// (with a timing cache), packs activations into one arena and returns an Engine to run or serialize.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kestrel/graph.h"
+#include "kestrel/runtime.h"
+
+namespace kestrel {
+
+struct BuilderConfig {
+  Precision precision = Precision::FP32;
+  bool tf32 = false;                 // allow TF32 tensor cores for FP32 convolutions / matmuls
+  int64_t batch = 0;                 // batch to bind (0: the model's own)
+  int64_t imgsz = 0;                 // input size for models with dynamic spatial dims
+  int64_t workspace_limit = 1ll << 30;  // bytes of scratch one layer's tactic may use
+  std::string timing_cache_path;     // read before and written after tuning (empty: none)
+  bool optimize = true;              // run the fusion passes (kestrel.Conv, SPPF, Detect*)
+  bool verbose = false;              // print per-layer tuning to stderr
+};
+
+// What the last build did (times in seconds).
+struct BuildReport {
+  double import_s = 0, optimize_s = 0, tune_s = 0, total_s = 0;
+  int layers_tuned = 0, layers_from_cache = 0;
+  int tactics_rejected = 0;  // candidates whose output disagreed with the reference kernel
+  std::string optimize_summary;  // the fusion passes' rewrites, one line per pass
+  std::vector<std::string> notes;
+};
+
+class Builder {
+ public:
+  explicit Builder(int device = 0);
+  std::unique_ptr<Engine> build_from_onnx(const std::string& onnx_path, const BuilderConfig& config);
+  // The graph must have inferred shapes; model_hash identifies the source in the engine header.
+  std::unique_ptr<Engine> build(const Graph& graph, const BuilderConfig& config, const std::string& model_hash = "",
+                                const std::string& model_name = "");
+  const BuildReport& report() const { return report_; }
+
+ private:
+  int device_;
+  BuildReport report_;
+};
+
+// FNV-1a 64 of a byte range, as 16 hex digits (the engine header's model hash).
+std::string hash_bytes(const void* data, size_t size);
+
+}  // namespace kestrel

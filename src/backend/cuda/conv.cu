@@ -1,0 +1,272 @@
+// Conv, kestrel.Conv (act(conv(X, W) + B) + R) and kestrel.ConvStem (a first convolution with few
+// input channels reading the float32 input in any layout) with several tactics the builder times:
+//   direct          the reference kernel (any strides / groups), what the others are checked against
+//   stem            own kernel for kestrel.ConvStem: all K outputs of a pixel per thread
+//   depthwise       own channels-last kernel for group == C == K
+//   igemm_BMxBN[_skS]  own tensor-core implicit GEMM, FP16, epilogue fused, strided output, split-K
+//   cudnn_algoN     cuDNN's forward algorithm N (NHWC), into scratch, then our epilogue kernel (or
+//                   straight into Y when there is nothing to add and Y is dense)
+// Weights arrive OHWI in the engine's precision (the builder converts them), bias in float32.
+#include <cstring>
+
+#include "backend/cuda/check.h"
+#include "backend/cuda/conv_kernels.h"
+#include "backend/cuda/device_common.cuh"
+#include "backend/cuda/layers.h"
+#include "ir/op_registry.h"
+
+namespace kestrel::cuda {
+
+int activation_code(const std::string& act) {
+  if (act.empty() || act == "none") return kActNone;
+  if (act == "relu") return kActRelu;
+  if (act == "leaky_relu") return kActLeaky;
+  if (act == "sigmoid") return kActSigmoid;
+  if (act == "silu") return kActSilu;
+  if (act == "hard_swish") return kActHardSwish;
+  if (act == "hard_sigmoid") return kActHardSigmoid;
+  if (act == "tanh") return kActTanh;
+  fail("unknown fused activation '", act, "'");
+}
+
+namespace {
+
+int64_t align_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
+
+class ConvLayer : public Layer {
+ public:
+  explicit ConvLayer(const LayerSpec& s) : Layer(s) {
+    tactic_ = "direct";
+    const TensorMeta& x = *s.in.at(0);
+    const TensorMeta& w = *s.in.at(1);
+    const TensorMeta& y = *s.out.at(0);
+    KESTREL_CHECK(x.rank() == 4, s.op, " node '", s.name, "': only 2-D convolutions run on the GPU");
+    KESTREL_CHECK(w.rank() == 4, "internal: ", s.op, " weights must be OHWI");
+    has_bias_ = s.in.size() > 2 && s.in[2];
+    has_res_ = s.in.size() > 3 && s.in[3];
+    half_ = y.dtype == DType::F16;
+    // Same dtype everywhere, or (kestrel.ConvStem) float32 input and weights with an FP16 output.
+    mixed_ = x.dtype == DType::F32 && w.dtype == DType::F32 && half_;
+    KESTREL_CHECK((x.dtype == y.dtype && w.dtype == x.dtype && (x.dtype == DType::F32 || half_)) || mixed_,
+                  "internal: ", s.op, " node '", s.name, "' dtypes ", dtype_name(x.dtype), "/", dtype_name(w.dtype), "/",
+                  dtype_name(y.dtype));
+    KESTREL_CHECK(!has_bias_ || s.in[2]->dtype == DType::F32, "internal: conv bias must be float32");
+    Node n{s.name, s.op, {}, {}, s.attrs};
+    const std::vector<int64_t> kernel = {w.shape[1], w.shape[2]};
+    PoolGeometry g = window_geometry(n, {x.shape[2], x.shape[3]}, kernel, false);
+    p_ = {};
+    p_.N = static_cast<int>(x.shape[0]);
+    p_.C = static_cast<int>(x.shape[1]);
+    p_.H = static_cast<int>(x.shape[2]);
+    p_.W = static_cast<int>(x.shape[3]);
+    p_.K = static_cast<int>(y.shape[1]);
+    p_.OH = static_cast<int>(y.shape[2]);
+    p_.OW = static_cast<int>(y.shape[3]);
+    p_.KH = static_cast<int>(kernel[0]);
+    p_.KW = static_cast<int>(kernel[1]);
+    p_.sh = static_cast<int>(g.strides[0]);
+    p_.sw = static_cast<int>(g.strides[1]);
+    p_.ph = static_cast<int>(g.pads[0]);
+    p_.pw = static_cast<int>(g.pads[1]);
+    p_.dh = static_cast<int>(g.dilations[0]);
+    p_.dw = static_cast<int>(g.dilations[1]);
+    p_.group = static_cast<int>(s.attrs.i("group", 1));
+    symmetric_pads_ = g.pads[0] == g.pads[2] && g.pads[1] == g.pads[3];
+    KESTREL_CHECK(w.shape[0] == p_.K && w.shape[3] * p_.group == p_.C, "internal: ", s.op, " node '", s.name,
+                  "' weight shape ", shape_str(w.shape), " does not match");
+    for (int d = 0; d < 4; ++d) {
+      p_.xs[d] = x.strides[d];
+      p_.ys[d] = y.strides[d];
+      p_.rs[d] = has_res_ ? s.in[3]->strides[d] : 0;
+    }
+    p_.act = activation_code(s.attrs.s("activation", "none"));
+    p_.alpha = s.attrs.f("alpha", p_.act == kActHardSigmoid ? 0.2f : 0.01f);  // ONNX defaults, as the CPU
+    p_.beta = s.attrs.f("beta", 0.5f);
+    y_dense_nhwc_ = y.channels_last && y.strides == channels_last_strides(y.shape);
+    k_fastest_ = y.strides[1] == 1;
+  }
+
+  ~ConvLayer() override {
+    destroy_cudnn();
+    if (counters_) cudaFree(counters_);
+  }
+
+  std::vector<std::string> tactics(Handles& h) const override {
+    std::vector<std::string> t = {"direct"};
+    const TensorMeta& x = *spec_.in[0];
+    const TensorMeta& y = *spec_.out[0];
+    int64_t ldx = 0, ldy = 0, ldr = 0;
+    const bool cl = x.channels_last_ld(&ldx) && y.channels_last_ld(&ldy) && (!has_res_ || spec_.in[3]->channels_last_ld(&ldr));
+    const TensorMeta& w = *spec_.in[1];
+    int64_t ldy_only = 0;
+    if (x.dtype == DType::F32 && w.dtype == DType::F32 && !has_res_ && y.channels_last_ld(&ldy_only) && ldy_only % 8 == 0 &&
+        conv_stem_supports(p_))
+      t.push_back("stem");
+    if (mixed_) return t;  // the other kernels (and cuDNN) read and write one dtype
+    if (cl && p_.group == p_.C && p_.K == p_.C) t.push_back("depthwise");
+    if (cl && half_ && p_.group == 1 && p_.C % 8 == 0 && ldx % 8 == 0 && p_.K % 2 == 0 && ldy % 2 == 0 &&
+        (!has_res_ || ldr % 2 == 0))
+      for (const std::string& c : igemm_tactics(p_)) t.push_back(c);
+    if (symmetric_pads_) {
+      // cuDNN's own heuristic list (every algorithm with its support status for this problem).
+      const_cast<ConvLayer*>(this)->make_descriptors();
+      int returned = 0;
+      cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+      if (cudnnGetConvolutionForwardAlgorithm_v7(h.cudnn, xd_, wd_, cd_, yd_, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned,
+                                                 perf) == CUDNN_STATUS_SUCCESS) {
+        for (int i = 0; i < returned; ++i) {
+          if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
+          // True FP32 excludes the transform algorithms (FFT, Winograd): their rounding is not FP32's.
+          const cudnnConvolutionFwdAlgo_t a = perf[i].algo;
+          const bool transform = a == CUDNN_CONVOLUTION_FWD_ALGO_FFT || a == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING ||
+                                 a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD || a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED;
+          if (!half_ && !spec_.tf32 && transform) continue;
+          t.push_back("cudnn_algo" + std::to_string(static_cast<int>(a)));
+        }
+      }
+    }
+    return t;
+  }
+
+  void set_tactic(const std::string& t, Handles& h) override {
+    scratch_ = 0;
+    if (t == "direct" || t == "depthwise" || t == "stem") {
+      KESTREL_CHECK(t != "stem" || conv_stem_supports(p_), "tactic stem does not apply");
+      tactic_ = t;
+      return;
+    }
+    if (t.rfind("igemm_", 0) == 0) {
+      KESTREL_CHECK(half_ && !mixed_ && p_.group == 1 && p_.C % 8 == 0, "tactic ", t, " does not apply");
+      prepare_igemm(t);
+      scratch_ = align_up(igemm_scratch_bytes(t, p_), 256);
+      const int64_t nc = igemm_counters(t, p_);
+      if (nc > n_counters_) {
+        // Split-K arrival counters: owned by the layer (one per context), zero at rest because the
+        // last CTA of each tile resets its counter.
+        if (counters_) KCUDA(cudaFree(counters_));
+        counters_ = nullptr;
+        KCUDA(cudaMalloc(&counters_, static_cast<size_t>(nc) * sizeof(int)));
+        KCUDA(cudaMemset(counters_, 0, static_cast<size_t>(nc) * sizeof(int)));
+        n_counters_ = nc;
+      }
+      tactic_ = t;
+      return;
+    }
+    if (t.rfind("cudnn_algo", 0) == 0) {
+      KESTREL_CHECK(symmetric_pads_, "cuDNN needs symmetric padding");
+      make_descriptors();
+      algo_ = static_cast<cudnnConvolutionFwdAlgo_t>(std::stoi(t.substr(10)));
+      size_t ws = 0;
+      KCUDNN(cudnnGetConvolutionForwardWorkspaceSize(h.cudnn, xd_, wd_, cd_, yd_, algo_, &ws));
+      ws_bytes_ = align_up(static_cast<int64_t>(ws), 256);
+      epilogue_ = has_bias_ || has_res_ || p_.act != kActNone || !y_dense_nhwc_;
+      tmp_bytes_ = epilogue_ ? align_up(static_cast<int64_t>(p_.N) * p_.OH * p_.OW * p_.K * (half_ ? 2 : 4), 256) : 0;
+      scratch_ = ws_bytes_ + tmp_bytes_;
+      tactic_ = t;
+      return;
+    }
+    fail("unknown convolution tactic '", t, "'");
+  }
+
+  int64_t scratch_bytes() const override { return scratch_; }
+
+  void enqueue(const LayerIO& io, cudaStream_t stream, Handles& h) override {
+    const void* x = io.in[0];
+    const void* w = io.in[1];
+    const float* b = has_bias_ ? static_cast<const float*>(io.in[2]) : nullptr;
+    const void* r = has_res_ ? io.in[3] : nullptr;
+    void* y = io.out[0];
+    if (tactic_ == "stem") {
+      KESTREL_CHECK(reinterpret_cast<uintptr_t>(y) % 16 == 0, "stem convolution output is not 16-byte aligned");
+      if (half_)
+        launch_conv_stem(p_, static_cast<const float*>(x), static_cast<const float*>(w), b, static_cast<__half*>(y), stream);
+      else
+        launch_conv_stem(p_, static_cast<const float*>(x), static_cast<const float*>(w), b, static_cast<float*>(y), stream);
+    } else if (tactic_ == "direct") {
+      if (mixed_)
+        launch_conv_direct(p_, static_cast<const float*>(x), static_cast<const float*>(w), b, static_cast<const __half*>(r),
+                           static_cast<__half*>(y), k_fastest_, stream);
+      else if (half_)
+        launch_conv_direct(p_, static_cast<const __half*>(x), static_cast<const __half*>(w), b, static_cast<const __half*>(r),
+                           static_cast<__half*>(y), k_fastest_, stream);
+      else
+        launch_conv_direct(p_, static_cast<const float*>(x), static_cast<const float*>(w), b, static_cast<const float*>(r),
+                           static_cast<float*>(y), k_fastest_, stream);
+    } else if (tactic_ == "depthwise") {
+      if (half_)
+        launch_conv_depthwise(p_, static_cast<const __half*>(x), static_cast<const __half*>(w), b,
+                              static_cast<const __half*>(r), static_cast<__half*>(y), stream);
+      else
+        launch_conv_depthwise(p_, static_cast<const float*>(x), static_cast<const float*>(w), b, static_cast<const float*>(r),
+                              static_cast<float*>(y), stream);
+    } else if (tactic_.rfind("igemm_", 0) == 0) {
+      KESTREL_CHECK(reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(y) % 4 == 0 &&
+                        reinterpret_cast<uintptr_t>(r) % 4 == 0,
+                    "convolution buffers are not aligned for the tensor-core kernel");
+      launch_conv_igemm(tactic_, p_, x, w, b, r, y, io.scratch, counters_, stream);
+    } else {
+      KCUDNN(cudnnSetStream(h.cudnn, stream));
+      const float one = 1.f, zero = 0.f;
+      char* scratch = static_cast<char*>(io.scratch);
+      void* ws = ws_bytes_ ? scratch : nullptr;
+      void* out = epilogue_ ? scratch + ws_bytes_ : y;
+      KCUDNN(cudnnConvolutionForward(h.cudnn, &one, xd_, x, wd_, w, cd_, algo_, ws, static_cast<size_t>(ws_bytes_), &zero,
+                                     yd_, out));
+      if (epilogue_) {
+        if (half_)
+          launch_conv_epilogue(p_, static_cast<const __half*>(out), b, static_cast<const __half*>(r), static_cast<__half*>(y), stream);
+        else
+          launch_conv_epilogue(p_, static_cast<const float*>(out), b, static_cast<const float*>(r), static_cast<float*>(y), stream);
+      }
+    }
+  }
+
+ private:
+  void make_descriptors() {
+    if (xd_) return;
+    const cudnnDataType_t dt = half_ ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+    KCUDNN(cudnnCreateTensorDescriptor(&xd_));
+    KCUDNN(cudnnCreateTensorDescriptor(&yd_));
+    KCUDNN(cudnnCreateFilterDescriptor(&wd_));
+    KCUDNN(cudnnCreateConvolutionDescriptor(&cd_));
+    KCUDNN(cudnnSetTensor4dDescriptorEx(xd_, dt, p_.N, p_.C, p_.H, p_.W, static_cast<int>(p_.xs[0]), static_cast<int>(p_.xs[1]),
+                                        static_cast<int>(p_.xs[2]), static_cast<int>(p_.xs[3])));
+    // cuDNN always writes a dense NHWC result (into scratch when our epilogue follows).
+    KCUDNN(cudnnSetTensor4dDescriptorEx(yd_, dt, p_.N, p_.K, p_.OH, p_.OW, p_.OH * p_.OW * p_.K, 1, p_.OW * p_.K, p_.K));
+    KCUDNN(cudnnSetFilter4dDescriptor(wd_, dt, CUDNN_TENSOR_NHWC, p_.K, p_.C / p_.group, p_.KH, p_.KW));
+    KCUDNN(cudnnSetConvolution2dDescriptor(cd_, p_.ph, p_.pw, p_.sh, p_.sw, p_.dh, p_.dw, CUDNN_CROSS_CORRELATION,
+                                           CUDNN_DATA_FLOAT));
+    KCUDNN(cudnnSetConvolutionGroupCount(cd_, p_.group));
+    // True FP32 unless --tf32: FMA-only kernels. FP16 data may use the tensor cores (FP32 accumulate).
+    const cudnnMathType_t math = half_ ? CUDNN_TENSOR_OP_MATH : (spec_.tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH);
+    KCUDNN(cudnnSetConvolutionMathType(cd_, math));
+  }
+
+  void destroy_cudnn() {
+    if (xd_) cudnnDestroyTensorDescriptor(xd_);
+    if (yd_) cudnnDestroyTensorDescriptor(yd_);
+    if (wd_) cudnnDestroyFilterDescriptor(wd_);
+    if (cd_) cudnnDestroyConvolutionDescriptor(cd_);
+    xd_ = yd_ = nullptr;
+    wd_ = nullptr;
+    cd_ = nullptr;
+  }
+
+  ConvParams p_;
+  int* counters_ = nullptr;
+  int64_t n_counters_ = 0;
+  bool mixed_ = false;
+  bool has_bias_ = false, has_res_ = false, half_ = false, symmetric_pads_ = true, y_dense_nhwc_ = false, k_fastest_ = true;
+  int64_t scratch_ = 0, ws_bytes_ = 0, tmp_bytes_ = 0;
+  bool epilogue_ = false;
+  cudnnTensorDescriptor_t xd_ = nullptr, yd_ = nullptr;
+  cudnnFilterDescriptor_t wd_ = nullptr;
+  cudnnConvolutionDescriptor_t cd_ = nullptr;
+  cudnnConvolutionFwdAlgo_t algo_ = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_conv(const LayerSpec& s) { return std::make_unique<ConvLayer>(s); }
+
+}  // namespace kestrel::cuda

@@ -1,0 +1,236 @@
+// The simple convolution kernels: the direct reference (every other tactic is validated against it
+// at build time), a channels-last depthwise kernel, and the bias/activation/residual epilogue that
+// follows a cuDNN convolution.
+#include "backend/cuda/check.h"
+#include "backend/cuda/conv_kernels.h"
+#include "backend/cuda/device_common.cuh"
+
+namespace kestrel::cuda {
+
+namespace {
+
+template <typename TX, typename TW, typename TY>
+__global__ void conv_direct_kernel(const __grid_constant__ ConvParams p, const TX* __restrict__ x, const TW* __restrict__ w,
+                                   const float* __restrict__ bias, const TY* __restrict__ r, TY* __restrict__ y,
+                                   int k_fastest) {
+  const long long total = (long long)p.N * p.K * p.OH * p.OW;
+  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= total) return;
+  int n, k, oy, ox;
+  if (k_fastest) {
+    k = static_cast<int>(i % p.K);
+    long long t = i / p.K;
+    ox = static_cast<int>(t % p.OW);
+    t /= p.OW;
+    oy = static_cast<int>(t % p.OH);
+    n = static_cast<int>(t / p.OH);
+  } else {
+    ox = static_cast<int>(i % p.OW);
+    long long t = i / p.OW;
+    oy = static_cast<int>(t % p.OH);
+    t /= p.OH;
+    k = static_cast<int>(t % p.K);
+    n = static_cast<int>(t / p.K);
+  }
+  const int cg = p.C / p.group, kg = p.K / p.group, g = k / kg;
+  const TW* wk = w + (long long)k * p.KH * p.KW * cg;
+  float acc = 0.f;
+  for (int ky = 0; ky < p.KH; ++ky) {
+    const int iy = oy * p.sh - p.ph + ky * p.dh;
+    if (iy < 0 || iy >= p.H) continue;
+    for (int kx = 0; kx < p.KW; ++kx) {
+      const int ix = ox * p.sw - p.pw + kx * p.dw;
+      if (ix < 0 || ix >= p.W) continue;
+      const TX* xp = x + n * p.xs[0] + iy * p.xs[2] + ix * p.xs[3] + (long long)g * cg * p.xs[1];
+      const TW* wp = wk + (ky * p.KW + kx) * cg;
+      for (int c = 0; c < cg; ++c) acc += to_f(xp[c * p.xs[1]]) * to_f(wp[c]);
+    }
+  }
+  float v = apply_act(p.act, acc + (bias ? bias[k] : 0.f), p.alpha, p.beta);
+  if (r) v += to_f(r[n * p.rs[0] + k * p.rs[1] + oy * p.rs[2] + ox * p.rs[3]]);
+  y[n * p.ys[0] + k * p.ys[1] + oy * p.ys[2] + ox * p.ys[3]] = from_f<TY>(v);
+}
+
+// Two horizontally adjacent output pixels per thread, all K outputs of each in registers; the weights,
+// transposed to [tap][k], in shared memory and read as float4 (every thread reads the same words:
+// broadcast), each weight used for both pixels. Output channel stride 1, 16-byte stores.
+template <typename TY, int K>
+__global__ void conv_stem_kernel(const __grid_constant__ ConvParams p, const float* __restrict__ x, const float* __restrict__ w,
+                                 const float* __restrict__ bias, TY* __restrict__ y) {
+  extern __shared__ float4 sw4[];
+  float* sw = reinterpret_cast<float*>(sw4);
+  const int taps = p.KH * p.KW * p.C;
+  for (int i = threadIdx.x; i < taps * K; i += blockDim.x) {
+    const int k = i / taps, tap = i % taps;
+    sw[tap * K + k] = w[i];  // OHWI: w[k][tap]
+  }
+  __syncthreads();
+  const int owp = (p.OW + 1) / 2;  // pixel pairs per row
+  const long long pair = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (pair >= (long long)p.N * p.OH * owp) return;
+  const int ox0 = static_cast<int>(pair % owp) * 2;
+  const long long t = pair / owp;
+  const int oy = static_cast<int>(t % p.OH), n = static_cast<int>(t / p.OH);
+  const bool two = ox0 + 1 < p.OW;
+  float acc0[K], acc1[K];
+#pragma unroll
+  for (int k = 0; k < K; ++k) acc0[k] = acc1[k] = bias ? bias[k] : 0.f;
+  for (int ky = 0; ky < p.KH; ++ky) {
+    const int iy = oy * p.sh - p.ph + ky * p.dh;
+    if (iy < 0 || iy >= p.H) continue;
+    for (int kx = 0; kx < p.KW; ++kx) {
+      const int ix0 = ox0 * p.sw - p.pw + kx * p.dw, ix1 = ix0 + p.sw;
+      const bool in0 = ix0 >= 0 && ix0 < p.W, in1 = two && ix1 >= 0 && ix1 < p.W;
+      const float* xr = x + n * p.xs[0] + iy * p.xs[2];
+      const float4* wt = sw4 + ((ky * p.KW + kx) * p.C) * (K / 4);
+      for (int c = 0; c < p.C; ++c) {
+        const float v0 = in0 ? __ldg(xr + c * p.xs[1] + ix0 * p.xs[3]) : 0.f;
+        const float v1 = in1 ? __ldg(xr + c * p.xs[1] + ix1 * p.xs[3]) : 0.f;
+#pragma unroll
+        for (int k4 = 0; k4 < K / 4; ++k4) {
+          const float4 wv = wt[c * (K / 4) + k4];
+          acc0[4 * k4] += v0 * wv.x;
+          acc0[4 * k4 + 1] += v0 * wv.y;
+          acc0[4 * k4 + 2] += v0 * wv.z;
+          acc0[4 * k4 + 3] += v0 * wv.w;
+          acc1[4 * k4] += v1 * wv.x;
+          acc1[4 * k4 + 1] += v1 * wv.y;
+          acc1[4 * k4 + 2] += v1 * wv.z;
+          acc1[4 * k4 + 3] += v1 * wv.w;
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int q = 0; q < 2; ++q) {
+    if (q == 1 && !two) break;
+    const float* acc = q ? acc1 : acc0;
+    TY* out = y + n * p.ys[0] + oy * p.ys[2] + (ox0 + q) * p.ys[3];
+    if constexpr (sizeof(TY) == 2) {
+#pragma unroll
+      for (int k = 0; k < K; k += 8) {
+        __half2 h[4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          h[e] = __floats2half2_rn(apply_act_fast(p.act, acc[k + 2 * e], p.alpha, p.beta),
+                                 apply_act_fast(p.act, acc[k + 2 * e + 1], p.alpha, p.beta));
+        *reinterpret_cast<uint4*>(out + k) = *reinterpret_cast<const uint4*>(h);
+      }
+    } else {
+#pragma unroll
+      for (int k = 0; k < K; k += 4)
+        *reinterpret_cast<float4*>(out + k) =
+            make_float4(apply_act(p.act, acc[k], p.alpha, p.beta), apply_act(p.act, acc[k + 1], p.alpha, p.beta),
+                        apply_act(p.act, acc[k + 2], p.alpha, p.beta), apply_act(p.act, acc[k + 3], p.alpha, p.beta));
+    }
+  }
+}
+
+template <typename T>
+__global__ void conv_depthwise_kernel(const __grid_constant__ ConvParams p, const T* __restrict__ x, const T* __restrict__ w,
+                                      const float* __restrict__ bias, const T* __restrict__ r, T* __restrict__ y) {
+  const long long total = (long long)p.N * p.K * p.OH * p.OW;
+  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= total) return;
+  const int c = static_cast<int>(i % p.K);
+  long long t = i / p.K;
+  const int ox = static_cast<int>(t % p.OW);
+  t /= p.OW;
+  const int oy = static_cast<int>(t % p.OH);
+  const int n = static_cast<int>(t / p.OH);
+  const T* wk = w + (long long)c * p.KH * p.KW;
+  float acc = 0.f;
+  for (int ky = 0; ky < p.KH; ++ky) {
+    const int iy = oy * p.sh - p.ph + ky * p.dh;
+    if (iy < 0 || iy >= p.H) continue;
+    for (int kx = 0; kx < p.KW; ++kx) {
+      const int ix = ox * p.sw - p.pw + kx * p.dw;
+      if (ix < 0 || ix >= p.W) continue;
+      acc += to_f(x[n * p.xs[0] + iy * p.xs[2] + ix * p.xs[3] + c]) * to_f(wk[ky * p.KW + kx]);
+    }
+  }
+  float v = apply_act(p.act, acc + (bias ? bias[c] : 0.f), p.alpha, p.beta);
+  if (r) v += to_f(r[n * p.rs[0] + c + oy * p.rs[2] + ox * p.rs[3]]);
+  y[n * p.ys[0] + c + oy * p.ys[2] + ox * p.ys[3]] = from_f<T>(v);
+}
+
+template <typename T>
+__global__ void conv_epilogue_kernel(const __grid_constant__ ConvParams p, const T* __restrict__ tmp,
+                                     const float* __restrict__ bias, const T* __restrict__ r, T* __restrict__ y) {
+  const long long total = (long long)p.N * p.K * p.OH * p.OW;
+  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= total) return;
+  const int k = static_cast<int>(i % p.K);
+  long long t = i / p.K;
+  const int ox = static_cast<int>(t % p.OW);
+  t /= p.OW;
+  const int oy = static_cast<int>(t % p.OH);
+  const int n = static_cast<int>(t / p.OH);
+  float v = apply_act(p.act, to_f(tmp[i]) + (bias ? bias[k] : 0.f), p.alpha, p.beta);
+  if (r) v += to_f(r[n * p.rs[0] + k * p.rs[1] + oy * p.rs[2] + ox * p.rs[3]]);
+  y[n * p.ys[0] + k * p.ys[1] + oy * p.ys[2] + ox * p.ys[3]] = from_f<T>(v);
+}
+
+}  // namespace
+
+namespace {
+unsigned blocks_ll(long long n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
+
+}  // namespace
+
+template <typename TX, typename TW, typename TY>
+void launch_conv_direct(const ConvParams& p, const TX* x, const TW* w, const float* bias, const TY* r, TY* y, bool k_fastest,
+                        cudaStream_t stream) {
+  const long long total = (long long)p.N * p.K * p.OH * p.OW;
+  if (!total) return;
+  conv_direct_kernel<TX, TW, TY><<<blocks_ll(total, 128), 128, 0, stream>>>(p, x, w, bias, r, y, k_fastest ? 1 : 0);
+  KLAUNCH("conv_direct");
+}
+
+bool conv_stem_supports(const ConvParams& p) {
+  return p.group == 1 && (p.K == 16 || p.K == 32 || p.K == 64) && p.ys[1] == 1 && p.KH * p.KW * p.C <= 64;
+}
+
+template <typename TY>
+void launch_conv_stem(const ConvParams& p, const float* x, const float* w, const float* bias, TY* y, cudaStream_t stream) {
+  const long long pairs = (long long)p.N * p.OH * ((p.OW + 1) / 2);
+  if (!pairs) return;
+  const size_t smem = static_cast<size_t>(p.KH * p.KW * p.C) * p.K * sizeof(float);
+  const unsigned blocks = blocks_ll(pairs, 128);
+  switch (p.K) {
+    case 16: conv_stem_kernel<TY, 16><<<blocks, 128, smem, stream>>>(p, x, w, bias, y); break;
+    case 32: conv_stem_kernel<TY, 32><<<blocks, 128, smem, stream>>>(p, x, w, bias, y); break;
+    case 64: conv_stem_kernel<TY, 64><<<blocks, 128, smem, stream>>>(p, x, w, bias, y); break;
+    default: fail("conv_stem: K must be 16, 32 or 64");
+  }
+  KLAUNCH("conv_stem");
+}
+
+template <typename T>
+void launch_conv_depthwise(const ConvParams& p, const T* x, const T* w, const float* bias, const T* r, T* y,
+                           cudaStream_t stream) {
+  const long long total = (long long)p.N * p.K * p.OH * p.OW;
+  if (!total) return;
+  conv_depthwise_kernel<T><<<blocks_ll(total, 256), 256, 0, stream>>>(p, x, w, bias, r, y);
+  KLAUNCH("conv_depthwise");
+}
+
+template <typename T>
+void launch_conv_epilogue(const ConvParams& p, const T* tmp, const float* bias, const T* r, T* y, cudaStream_t stream) {
+  const long long total = (long long)p.N * p.K * p.OH * p.OW;
+  if (!total) return;
+  conv_epilogue_kernel<T><<<blocks_ll(total, 256), 256, 0, stream>>>(p, tmp, bias, r, y);
+  KLAUNCH("conv_epilogue");
+}
+
+template void launch_conv_direct<float, float, float>(const ConvParams&, const float*, const float*, const float*, const float*, float*, bool, cudaStream_t);
+template void launch_conv_direct<__half, __half, __half>(const ConvParams&, const __half*, const __half*, const float*, const __half*, __half*, bool, cudaStream_t);
+template void launch_conv_direct<float, float, __half>(const ConvParams&, const float*, const float*, const float*, const __half*, __half*, bool, cudaStream_t);
+template void launch_conv_stem<float>(const ConvParams&, const float*, const float*, const float*, float*, cudaStream_t);
+template void launch_conv_stem<__half>(const ConvParams&, const float*, const float*, const float*, __half*, cudaStream_t);
+template void launch_conv_depthwise<float>(const ConvParams&, const float*, const float*, const float*, const float*, float*, cudaStream_t);
+template void launch_conv_depthwise<__half>(const ConvParams&, const __half*, const __half*, const float*, const __half*, __half*, cudaStream_t);
+template void launch_conv_epilogue<float>(const ConvParams&, const float*, const float*, const float*, float*, cudaStream_t);
+template void launch_conv_epilogue<__half>(const ConvParams&, const __half*, const float*, const __half*, __half*, cudaStream_t);
+
+}  // namespace kestrel::cuda

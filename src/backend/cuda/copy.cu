@@ -1,0 +1,319 @@
+// Data movement: Identity/Reshape/Flatten/Squeeze/Unsqueeze, layout conversions (kestrel.Convert),
+// Transpose, Slice, Split, Concat, Expand, Tile, Gather and Pad. All but the last three are one strided
+// copy kernel: output element i (row-major in the output view) takes input element i (row-major in the
+// input view), so transposes, slices and concat parts are just strides and pointer offsets. Inputs
+// and outputs the planner turned into views of each other are skipped (attrs kestrel_skip_in/out).
+#include "backend/cuda/check.h"
+#include "backend/cuda/device_common.cuh"
+#include "backend/cuda/layers.h"
+#include "ir/op_registry.h"
+
+namespace kestrel::cuda {
+
+namespace {
+
+template <typename E>
+__global__ void copy_kernel(const E* __restrict__ in, Strided is, E* __restrict__ out, Strided os, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) out[strided_offset(os, i)] = in[strided_offset(is, i)];
+}
+
+__global__ void convert_kernel(const void* in, int idt, Strided is, void* out, int odt, Strided os, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) store_from_float(out, odt, strided_offset(os, i), load_as_float(in, idt, strided_offset(is, i)));
+}
+
+// One strided copy: input and output views of the same element count, possibly different dtypes.
+struct CopyOp {
+  Strided is{}, os{};
+  int64_t in_offset = 0, out_offset = 0;  // elements
+  int n = 0;
+  DType idt = DType::F32, odt = DType::F32;
+  int in_index = 0, out_index = 0;  // which layer input / output
+
+  void launch(const LayerIO& io, cudaStream_t stream) const {
+    if (n == 0) return;
+    const char* src = static_cast<const char*>(io.in[in_index]) + in_offset * static_cast<int64_t>(dtype_size(idt));
+    char* dst = static_cast<char*>(io.out[out_index]) + out_offset * static_cast<int64_t>(dtype_size(odt));
+    constexpr int kThreads = 256;
+    const unsigned blocks = blocks_for(n, kThreads);
+    if (idt != odt) {
+      convert_kernel<<<blocks, kThreads, 0, stream>>>(src, static_cast<int>(idt), is, dst, static_cast<int>(odt), os, n);
+    } else {
+      switch (dtype_size(idt)) {
+        case 1: copy_kernel<<<blocks, kThreads, 0, stream>>>(reinterpret_cast<const uint8_t*>(src), is, reinterpret_cast<uint8_t*>(dst), os, n); break;
+        case 2: copy_kernel<<<blocks, kThreads, 0, stream>>>(reinterpret_cast<const uint16_t*>(src), is, reinterpret_cast<uint16_t*>(dst), os, n); break;
+        case 4: copy_kernel<<<blocks, kThreads, 0, stream>>>(reinterpret_cast<const uint32_t*>(src), is, reinterpret_cast<uint32_t*>(dst), os, n); break;
+        default: copy_kernel<<<blocks, kThreads, 0, stream>>>(reinterpret_cast<const uint64_t*>(src), is, reinterpret_cast<uint64_t*>(dst), os, n); break;
+      }
+    }
+    KLAUNCH("copy");
+  }
+};
+
+// Same logical shape on both sides (may be reordered and coalesced together).
+CopyOp same_shape_copy(const Shape& shape, const std::vector<int64_t>& in_strides, const std::vector<int64_t>& out_strides,
+                       DType idt, DType odt) {
+  CopyOp c;
+  c.is = make_strided(shape, in_strides);
+  c.os = make_strided(shape, out_strides);
+  c.n = static_cast<int>(shape_numel(shape));
+  c.idt = idt;
+  c.odt = odt;
+  optimize_views({&c.os, &c.is});
+  return c;
+}
+
+std::vector<int64_t> ints_or(const Attributes& a, const char* k) { return a.ints(k, std::vector<int64_t>{}); }
+
+class CopyLayer : public Layer {
+ public:
+  explicit CopyLayer(const LayerSpec& s) : Layer(s) {
+    const std::string& op = s.op;
+    const TensorMeta& x = *s.in.at(0);
+    const auto skip_in = ints_or(s.attrs, "kestrel_skip_in");
+    const auto skip_out = ints_or(s.attrs, "kestrel_skip_out");
+    auto skipped = [](const std::vector<int64_t>& v, size_t i) { return std::find(v.begin(), v.end(), int64_t(i)) != v.end(); };
+    if (op == "Transpose") {
+      const TensorMeta& y = *s.out[0];
+      std::vector<int64_t> perm = s.attrs.ints("perm", std::vector<int64_t>{});
+      if (perm.empty())
+        for (int64_t i = x.rank() - 1; i >= 0; --i) perm.push_back(i);
+      std::vector<int64_t> st;
+      for (int64_t p : perm) st.push_back(x.strides[p < 0 ? p + x.rank() : p]);
+      ops_.push_back(same_shape_copy(y.shape, st, y.strides, x.dtype, y.dtype));
+    } else if (op == "Slice") {
+      const TensorMeta& y = *s.out[0];
+      Node n;
+      n.name = s.name;
+      n.op = op;
+      SliceParams p = resolve_slice(x.shape, s.attrs.ints("starts"), s.attrs.ints("ends"), ints_or(s.attrs, "axes"),
+                                    ints_or(s.attrs, "steps"), n);
+      std::vector<int64_t> st(x.rank());
+      int64_t off = 0;
+      for (int d = 0; d < x.rank(); ++d) {
+        st[d] = x.strides[d] * p.steps[d];
+        off += p.starts[d] * x.strides[d];
+      }
+      if (!skipped(skip_out, 0)) {
+        CopyOp c = same_shape_copy(y.shape, st, y.strides, x.dtype, y.dtype);
+        c.in_offset = off;
+        ops_.push_back(c);
+      }
+    } else if (op == "Split") {
+      const int64_t axis = s.attrs.i("axis", 0);
+      int64_t start = 0;
+      for (size_t k = 0; k < s.out.size(); ++k) {
+        const TensorMeta* y = s.out[k];
+        if (!y) continue;
+        if (!skipped(skip_out, k)) {
+          CopyOp c = same_shape_copy(y->shape, x.strides, y->strides, x.dtype, y->dtype);
+          c.in_offset = start * x.strides[axis];
+          c.out_index = static_cast<int>(k);
+          ops_.push_back(c);
+        }
+        start += y->shape[axis];
+      }
+    } else if (op == "Concat") {
+      const TensorMeta& y = *s.out[0];
+      const int64_t axis = normalize_axis(s.attrs.i("axis"), y.rank(), Node{s.name, op, {}, {}, {}});
+      int64_t start = 0;
+      for (size_t k = 0; k < s.in.size(); ++k) {
+        const TensorMeta& xi = *s.in[k];
+        if (!skipped(skip_in, k)) {
+          CopyOp c = same_shape_copy(xi.shape, xi.strides, y.strides, xi.dtype, y.dtype);
+          c.out_offset = start * y.strides[axis];
+          c.in_index = static_cast<int>(k);
+          ops_.push_back(c);
+        }
+        start += xi.shape[axis];
+      }
+    } else if (op == "Expand") {
+      const TensorMeta& y = *s.out[0];
+      CopyOp c;
+      c.is = broadcast_strided(x, y.shape);
+      c.os = make_strided(y);
+      c.n = static_cast<int>(y.numel());
+      c.idt = x.dtype;
+      c.odt = y.dtype;
+      optimize_views({&c.os, &c.is});
+      ops_.push_back(c);
+    } else {
+      // Identity, Reshape, Flatten, Squeeze, Unsqueeze, kestrel.Convert: element i to element i, each
+      // side decomposed by its own shape.
+      const TensorMeta& y = *s.out[0];
+      KESTREL_CHECK(x.numel() == y.numel(), "internal: ", op, " changes the element count");
+      if (x.shape == y.shape) {
+        ops_.push_back(same_shape_copy(y.shape, x.strides, y.strides, x.dtype, y.dtype));
+      } else {
+        CopyOp c;
+        c.is = make_strided(x);
+        c.os = make_strided(y);
+        c.n = static_cast<int>(y.numel());
+        c.idt = x.dtype;
+        c.odt = y.dtype;
+        coalesce_dims({&c.is});
+        coalesce_dims({&c.os});
+        ops_.push_back(c);
+      }
+    }
+  }
+
+  void enqueue(const LayerIO& io, cudaStream_t stream, Handles&) override {
+    for (const CopyOp& c : ops_) c.launch(io, stream);
+  }
+
+ private:
+  std::vector<CopyOp> ops_;
+};
+
+// Tile: output coordinate c reads input coordinate c mod extent.
+__global__ void tile_kernel(const void* in, int idt, Strided is, void* out, int odt, Strided os, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  int rem = i, in_off = 0;
+  for (int d = os.rank - 1; d >= 0; --d) {
+    const int c = rem % os.shape[d];
+    rem /= os.shape[d];
+    in_off += (c % is.shape[d]) * is.stride[d];
+  }
+  store_from_float(out, odt, strided_offset(os, i), load_as_float(in, idt, in_off));
+}
+
+// Pad: output coordinate minus the begin pad; outside the input, constant / edge / reflect.
+struct PadArgs {
+  Strided is, os;
+  int pads[kMaxRank];
+  int mode;  // 0 constant, 1 edge, 2 reflect
+  float value;
+  int n, idt, odt;
+};
+__global__ void pad_kernel(const void* in, void* out, const __grid_constant__ PadArgs a) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= a.n) return;
+  int rem = i, in_off = 0;
+  bool inside = true;
+  for (int d = a.os.rank - 1; d >= 0; --d) {
+    int c = rem % a.os.shape[d] - a.pads[d];
+    rem /= a.os.shape[d];
+    const int e = a.is.shape[d];
+    if (c < 0 || c >= e) {
+      if (a.mode == 0) inside = false;
+      else if (a.mode == 1) c = c < 0 ? 0 : e - 1;
+      else c = c < 0 ? -c : 2 * (e - 1) - c;
+    }
+    in_off += c * a.is.stride[d];
+  }
+  const float v = inside ? load_as_float(in, a.idt, in_off) : a.value;
+  store_from_float(out, a.odt, strided_offset(a.os, i), v);
+}
+
+// Gather along one axis with int64/int32 indices (a dense input, any output view).
+struct GatherArgs {
+  Strided os;
+  int outer, count, extent, inner, n, idx_is_64, idt, odt;
+};
+__global__ void gather_kernel(const void* in, const void* idx, void* out, const __grid_constant__ GatherArgs a) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= a.n) return;
+  const int r = i % a.inner, j = (i / a.inner) % a.count, o = i / (a.inner * a.count);
+  long long k = a.idx_is_64 ? static_cast<const long long*>(idx)[j] : static_cast<const int*>(idx)[j];
+  if (k < 0) k += a.extent;
+  k = k < 0 ? 0 : (k >= a.extent ? a.extent - 1 : k);  // indices were range-checked at build when constant
+  const float v = load_as_float(in, a.idt, (static_cast<long long>(o) * a.extent + k) * a.inner + r);
+  store_from_float(out, a.odt, strided_offset(a.os, i), v);
+}
+
+class TileLayer : public Layer {
+ public:
+  explicit TileLayer(const LayerSpec& s) : Layer(s) {
+    const TensorMeta& x = *s.in[0];
+    const TensorMeta& y = *s.out[0];
+    is_ = make_strided(x);
+    os_ = make_strided(y);
+    n_ = static_cast<int>(y.numel());
+    idt_ = static_cast<int>(x.dtype);
+    odt_ = static_cast<int>(y.dtype);
+  }
+  void enqueue(const LayerIO& io, cudaStream_t stream, Handles&) override {
+    if (!n_) return;
+    tile_kernel<<<blocks_for(n_, 256), 256, 0, stream>>>(io.in[0], idt_, is_, io.out[0], odt_, os_, n_);
+    KLAUNCH("tile");
+  }
+
+ private:
+  Strided is_, os_;
+  int n_, idt_, odt_;
+};
+
+class PadLayer : public Layer {
+ public:
+  explicit PadLayer(const LayerSpec& s) : Layer(s) {
+    const TensorMeta& x = *s.in[0];
+    const TensorMeta& y = *s.out[0];
+    KESTREL_CHECK(s.attrs.has("pads"), "Pad with non-constant pads is not supported on the GPU");
+    const auto pads = s.attrs.ints("pads");
+    a_ = {};
+    a_.is = make_strided(x);
+    a_.os = make_strided(y);
+    for (int d = 0; d < x.rank(); ++d) a_.pads[d] = static_cast<int>(pads[d]);
+    const std::string mode = s.attrs.s("mode", "constant");
+    KESTREL_CHECK(mode == "constant" || mode == "edge" || mode == "reflect", "Pad mode '", mode, "' is not supported");
+    a_.mode = mode == "constant" ? 0 : mode == "edge" ? 1 : 2;
+    a_.value = s.attrs.f("value", 0.f);
+    a_.n = static_cast<int>(y.numel());
+    a_.idt = static_cast<int>(x.dtype);
+    a_.odt = static_cast<int>(y.dtype);
+  }
+  void enqueue(const LayerIO& io, cudaStream_t stream, Handles&) override {
+    if (!a_.n) return;
+    pad_kernel<<<blocks_for(a_.n, 256), 256, 0, stream>>>(io.in[0], io.out[0], a_);
+    KLAUNCH("pad");
+  }
+
+ private:
+  PadArgs a_;
+};
+
+class GatherLayer : public Layer {
+ public:
+  explicit GatherLayer(const LayerSpec& s) : Layer(s) {
+    const TensorMeta& x = *s.in[0];
+    const TensorMeta& idx = *s.in[1];
+    const TensorMeta& y = *s.out[0];
+    KESTREL_CHECK(x.dense_row_major(), "internal: Gather needs a dense input");
+    KESTREL_CHECK(idx.dtype == DType::I64 || idx.dtype == DType::I32, "Gather indices must be int32/int64");
+    KESTREL_CHECK(idx.dense_row_major(), "internal: Gather needs dense indices");
+    const int64_t axis = normalize_axis(s.attrs.i("axis", 0), x.rank(), Node{s.name, s.op, {}, {}, {}});
+    int64_t outer = 1, inner = 1;
+    for (int64_t d = 0; d < axis; ++d) outer *= x.shape[d];
+    for (int64_t d = axis + 1; d < x.rank(); ++d) inner *= x.shape[d];
+    a_ = {};
+    a_.os = make_strided(y);
+    a_.outer = static_cast<int>(outer);
+    a_.count = static_cast<int>(idx.numel());
+    a_.extent = static_cast<int>(x.shape[axis]);
+    a_.inner = static_cast<int>(inner);
+    a_.n = static_cast<int>(y.numel());
+    a_.idx_is_64 = idx.dtype == DType::I64;
+    a_.idt = static_cast<int>(x.dtype);
+    a_.odt = static_cast<int>(y.dtype);
+  }
+  void enqueue(const LayerIO& io, cudaStream_t stream, Handles&) override {
+    if (!a_.n) return;
+    gather_kernel<<<blocks_for(a_.n, 256), 256, 0, stream>>>(io.in[0], io.in[1], io.out[0], a_);
+    KLAUNCH("gather");
+  }
+
+ private:
+  GatherArgs a_;
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_copy(const LayerSpec& s) { return std::make_unique<CopyLayer>(s); }
+std::unique_ptr<Layer> make_tile(const LayerSpec& s) { return std::make_unique<TileLayer>(s); }
+std::unique_ptr<Layer> make_pad(const LayerSpec& s) { return std::make_unique<PadLayer>(s); }
+std::unique_ptr<Layer> make_gather(const LayerSpec& s) { return std::make_unique<GatherLayer>(s); }
+
+}  // namespace kestrel::cuda

@@ -1,0 +1,97 @@
+#pragma once
+// Device-side helpers shared by the kernels: dtype-generic loads/stores (compute is always float),
+// the activation functions of fused layers, and strided-tensor descriptors with 32-bit indexing
+// (the builder refuses tensors of 2^31 elements or more).
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "backend/cuda/layer.h"
+#include "backend/cuda/strided.h"
+
+namespace kestrel::cuda {
+
+// DType codes as the kernels see them (same values as kestrel::DType).
+enum : int { kF32 = 0, kF16 = 1, kBF16 = 2, kI8 = 3, kU8 = 4, kI32 = 5, kI64 = 6, kBool = 7 };
+
+__device__ __forceinline__ float load_as_float(const void* p, int dt, int64_t i) {
+  switch (dt) {
+    case kF32: return static_cast<const float*>(p)[i];
+    case kF16: return __half2float(static_cast<const __half*>(p)[i]);
+    case kI64: return static_cast<float>(static_cast<const long long*>(p)[i]);
+    case kI32: return static_cast<float>(static_cast<const int*>(p)[i]);
+    case kI8: return static_cast<float>(static_cast<const int8_t*>(p)[i]);
+    case kU8:
+    case kBool: return static_cast<float>(static_cast<const uint8_t*>(p)[i]);
+    default: return 0.f;
+  }
+}
+
+__device__ __forceinline__ void store_from_float(void* p, int dt, int64_t i, float v) {
+  switch (dt) {
+    case kF32: static_cast<float*>(p)[i] = v; break;
+    case kF16: static_cast<__half*>(p)[i] = __float2half_rn(v); break;
+    case kI64: static_cast<long long*>(p)[i] = static_cast<long long>(v); break;
+    case kI32: static_cast<int*>(p)[i] = static_cast<int>(v); break;
+    case kI8: static_cast<int8_t*>(p)[i] = static_cast<int8_t>(v); break;
+    case kU8: static_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(v); break;
+    case kBool: static_cast<uint8_t*>(p)[i] = v != 0.f; break;
+    default: break;
+  }
+}
+
+template <typename T> __device__ __forceinline__ float to_f(T v);
+template <> __device__ __forceinline__ float to_f<float>(float v) { return v; }
+template <> __device__ __forceinline__ float to_f<__half>(__half v) { return __half2float(v); }
+template <typename T> __device__ __forceinline__ T from_f(float v);
+template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
+template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
+
+// Activations of fused layers (attr "activation"); the CPU reference uses the same formulas.
+enum Act : int { kActNone = 0, kActRelu, kActLeaky, kActSigmoid, kActSilu, kActHardSwish, kActHardSigmoid, kActTanh };
+
+__device__ __forceinline__ float sigmoidf_(float v) { return 1.f / (1.f + __expf(-v)); }
+// Accurate variant for FP32 engines (the CPU reference uses std::exp).
+__device__ __forceinline__ float sigmoidf_acc(float v) { return 1.f / (1.f + expf(-v)); }
+
+__device__ __forceinline__ float apply_act(int act, float v, float alpha, float beta) {
+  switch (act) {
+    case kActRelu: return v > 0.f ? v : 0.f;
+    case kActLeaky: return v >= 0.f ? v : v * alpha;
+    case kActSigmoid: return sigmoidf_acc(v);
+    case kActSilu: return v * sigmoidf_acc(v);
+    case kActHardSwish: return v * fmaxf(0.f, fminf(1.f, v / 6.f + 0.5f));
+    case kActHardSigmoid: return fmaxf(0.f, fminf(1.f, alpha * v + beta));
+    case kActTanh: return tanhf(v);
+    default: return v;
+  }
+}
+
+// FP16 epilogues: the same functions with the hardware exp2 and a fast divide (relative error ~1e-7,
+// far under FP16 rounding) -- the accurate expf and IEEE division cost ~30 instructions per element,
+// as much as a small convolution's arithmetic.
+__device__ __forceinline__ float apply_act_fast(int act, float v, float alpha, float beta) {
+  switch (act) {
+    case kActSigmoid: return __fdividef(1.f, 1.f + __expf(-v));
+    case kActSilu: return __fdividef(v, 1.f + __expf(-v));
+    default: return apply_act(act, v, alpha, beta);
+  }
+}
+__device__ __forceinline__ float sigmoidf_fast(float v) { return __fdividef(1.f, 1.f + __expf(-v)); }
+
+// Offset of logical (row-major) index i.
+__device__ __forceinline__ int strided_offset(const Strided& s, int i) {
+  int off = 0;
+  for (int d = s.rank - 1; d >= 0; --d) {
+    const int e = s.shape[d];
+    const int c = i % e;
+    i /= e;
+    off += c * s.stride[d];
+  }
+  return off;
+}
+
+inline unsigned blocks_for(int64_t n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
+
+}  // namespace kestrel::cuda

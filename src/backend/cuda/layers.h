@@ -1,0 +1,25 @@
+#pragma once
+// Factories of the CUDA layers, one per op family (one .cu file each); dispatch.cpp maps op names to
+// them.
+#include <memory>
+
+#include "backend/cuda/layer.h"
+
+namespace kestrel::cuda {
+std::unique_ptr<Layer> make_elementwise(const LayerSpec&);  // elementwise.cu
+bool is_elementwise_op(const std::string& op);
+std::unique_ptr<Layer> make_copy(const LayerSpec&);  // copy.cu
+std::unique_ptr<Layer> make_tile(const LayerSpec&);
+std::unique_ptr<Layer> make_pad(const LayerSpec&);
+std::unique_ptr<Layer> make_gather(const LayerSpec&);
+std::unique_ptr<Layer> make_conv(const LayerSpec&);            // conv.cu
+std::unique_ptr<Layer> make_conv_transpose(const LayerSpec&);  // conv_transpose.cu
+std::unique_ptr<Layer> make_pool(const LayerSpec&);            // pooling.cu
+std::unique_ptr<Layer> make_sppf(const LayerSpec&);
+std::unique_ptr<Layer> make_resize(const LayerSpec&);   // resize.cu
+std::unique_ptr<Layer> make_softmax(const LayerSpec&);  // softmax.cu
+std::unique_ptr<Layer> make_matmul(const LayerSpec&);   // matmul.cu
+std::unique_ptr<Layer> make_reduce(const LayerSpec&);   // reduce.cu
+std::unique_ptr<Layer> make_detect(const LayerSpec&);   // detect.cu
+int activation_code(const std::string& act);            // conv.cu
+}  // namespace kestrel::cuda

@@ -1,0 +1,181 @@
+// Resize (nearest / bilinear) on channels-last tensors. The source rows and columns (and bilinear
+// weights) depend only on the output row / column: they are computed once on the host, in double,
+// with the CPU reference's own formulas (ONNX coordinate transformation and nearest rounding modes),
+// so the chosen source pixels match bit for bit, and uploaded as small tables. The kernel then only
+// gathers: 8 channels (16 bytes) per thread for FP16 nearest, one element per thread otherwise.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/check.h"
+#include "backend/cuda/device_common.cuh"
+#include "backend/cuda/layers.h"
+
+namespace kestrel::cuda {
+
+namespace {
+
+struct Tap {
+  int i0, i1;
+  float w0, w1;
+};
+
+struct ResizeArgs {
+  int N, C, H, W, OH, OW;
+  long long ldx, ldy;
+  const Tap* ty;  // [OH]
+  const Tap* tx;  // [OW]
+  int linear;
+};
+
+// Same as src/backend/cpu/resize.cpp.
+double source_coord(const std::string& mode, double out_x, double scale, int64_t in_len, int64_t out_len) {
+  if (mode == "asymmetric") return out_x / scale;
+  if (mode == "align_corners") return out_len == 1 ? 0.0 : out_x * (in_len - 1) / static_cast<double>(out_len - 1);
+  if (mode == "pytorch_half_pixel") return out_len > 1 ? (out_x + 0.5) / scale - 0.5 : 0.0;
+  if (mode == "tf_half_pixel_for_nn") return (out_x + 0.5) / scale;
+  return (out_x + 0.5) / scale - 0.5;
+}
+
+int64_t nearest_index(const std::string& mode, double x, int64_t len) {
+  int64_t i;
+  if (mode == "floor") i = static_cast<int64_t>(std::floor(x));
+  else if (mode == "ceil") i = static_cast<int64_t>(std::ceil(x));
+  else if (mode == "round_prefer_ceil") i = static_cast<int64_t>(std::floor(x + 0.5));
+  else i = (x - std::floor(x) == 0.5) ? static_cast<int64_t>(std::floor(x)) : static_cast<int64_t>(std::round(x));
+  return std::clamp<int64_t>(i, 0, len - 1);
+}
+
+std::vector<Tap> taps(bool linear, const std::string& ctm, const std::string& nmode, int64_t out_len, int64_t in_len, double scale) {
+  std::vector<Tap> t(static_cast<size_t>(out_len));
+  for (int64_t o = 0; o < out_len; ++o) {
+    if (!linear) {
+      const int i = static_cast<int>(nearest_index(nmode, source_coord(ctm, static_cast<double>(o), scale, in_len, out_len), in_len));
+      t[o] = {i, i, 1.f, 0.f};
+    } else {
+      const double s = std::clamp(source_coord(ctm, static_cast<double>(o), scale, in_len, out_len), 0.0, static_cast<double>(in_len - 1));
+      const int64_t i0 = static_cast<int64_t>(std::floor(s)), i1 = std::min(i0 + 1, in_len - 1);
+      const float f = static_cast<float>(s - i0);
+      t[o] = {static_cast<int>(i0), static_cast<int>(i1), 1.f - f, f};
+    }
+  }
+  return t;
+}
+
+template <typename T>
+__global__ void resize_kernel(const T* __restrict__ x, T* __restrict__ y, const __grid_constant__ ResizeArgs a, int total) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= total) return;
+  const int c = i % a.C;
+  int p = i / a.C;
+  const int ox = p % a.OW;
+  p /= a.OW;
+  const int oy = p % a.OH;
+  const int n = p / a.OH;
+  const T* base = x + (long long)n * a.H * a.W * a.ldx + c;
+  const Tap ty = a.ty[oy], tx = a.tx[ox];
+  float v;
+  if (!a.linear) {
+    v = to_f(base[((long long)ty.i0 * a.W + tx.i0) * a.ldx]);
+  } else {
+    auto at = [&](int yy, int xx) { return to_f(base[((long long)yy * a.W + xx) * a.ldx]); };
+    v = ty.w0 * (tx.w0 * at(ty.i0, tx.i0) + tx.w1 * at(ty.i0, tx.i1)) + ty.w1 * (tx.w0 * at(ty.i1, tx.i0) + tx.w1 * at(ty.i1, tx.i1));
+  }
+  y[((long long)(n * a.OH + oy) * a.OW + ox) * a.ldy + c] = from_f<T>(v);
+}
+
+// Nearest, 8 channels (16 bytes) per thread.
+__global__ void resize_nearest_vec_kernel(const __half* __restrict__ x, __half* __restrict__ y, const __grid_constant__ ResizeArgs a,
+                                          int total) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= total) return;
+  const int C8 = a.C / 8;
+  const int c8 = i % C8;
+  int p = i / C8;
+  const int ox = p % a.OW;
+  p /= a.OW;
+  const int oy = p % a.OH;
+  const int n = p / a.OH;
+  const uint4 v = __ldg(reinterpret_cast<const uint4*>(x + ((long long)(n * a.H + a.ty[oy].i0) * a.W + a.tx[ox].i0) * a.ldx + c8 * 8));
+  *reinterpret_cast<uint4*>(y + ((long long)(n * a.OH + oy) * a.OW + ox) * a.ldy + c8 * 8) = v;
+}
+
+class ResizeLayer : public Layer {
+ public:
+  explicit ResizeLayer(const LayerSpec& s) : Layer(s) {
+    const TensorMeta& x = *s.in[0];
+    const TensorMeta& y = *s.out[0];
+    KESTREL_CHECK(x.rank() == 4, "Resize node '", s.name, "': only 4-D inputs run on the GPU");
+    int64_t ldx = 0, ldy = 0;
+    KESTREL_CHECK(x.channels_last_ld(&ldx) && y.channels_last_ld(&ldy), "internal: Resize needs channels-last tensors");
+    a_ = {};
+    a_.N = static_cast<int>(x.shape[0]);
+    a_.C = static_cast<int>(x.shape[1]);
+    a_.H = static_cast<int>(x.shape[2]);
+    a_.W = static_cast<int>(x.shape[3]);
+    a_.OH = static_cast<int>(y.shape[2]);
+    a_.OW = static_cast<int>(y.shape[3]);
+    a_.ldx = ldx;
+    a_.ldy = ldy;
+    double sh = static_cast<double>(a_.OH) / a_.H, sw = static_cast<double>(a_.OW) / a_.W;
+    const auto given = s.attrs.floats("kestrel_scales", std::vector<float>{});
+    if (given.size() == 4) {
+      sh = given[2];
+      sw = given[3];
+    }
+    const std::string mode = s.attrs.s("mode", "nearest");
+    KESTREL_CHECK(mode == "nearest" || mode == "linear", "Resize mode '", mode, "' is not supported");
+    a_.linear = mode == "linear";
+    const std::string ctm = s.attrs.s("coordinate_transformation_mode", "half_pixel");
+    const std::string nm = s.attrs.s("nearest_mode", "round_prefer_floor");
+    table_ = taps(a_.linear, ctm, nm, a_.OH, a_.H, sh);
+    const std::vector<Tap> tx = taps(a_.linear, ctm, nm, a_.OW, a_.W, sw);
+    table_.insert(table_.end(), tx.begin(), tx.end());
+    total_ = static_cast<int>(y.numel());
+    half_ = x.dtype == DType::F16;
+    tactic_ = "default";
+  }
+  ~ResizeLayer() override {
+    if (dev_) cudaFree(dev_);
+  }
+
+  // The tables go to the device once per layer instance (context), outside any graph capture.
+  void set_tactic(const std::string& t, Handles& h) override {
+    Layer::set_tactic(t, h);
+    if (!dev_ && !table_.empty()) {
+      KCUDA(cudaMalloc(&dev_, table_.size() * sizeof(Tap)));
+      KCUDA(cudaMemcpy(dev_, table_.data(), table_.size() * sizeof(Tap), cudaMemcpyHostToDevice));
+    }
+    a_.ty = static_cast<const Tap*>(dev_);
+    a_.tx = static_cast<const Tap*>(dev_) + a_.OH;
+  }
+
+  void enqueue(const LayerIO& io, cudaStream_t stream, Handles& h) override {
+    if (!total_) return;
+    if (!dev_) set_tactic(tactic_, h);
+    auto a16 = [](const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
+    if (half_ && !a_.linear && a_.C % 8 == 0 && a_.ldx % 8 == 0 && a_.ldy % 8 == 0 && a16(io.in[0]) && a16(io.out[0])) {
+      resize_nearest_vec_kernel<<<blocks_for(total_ / 8, 256), 256, 0, stream>>>(static_cast<const __half*>(io.in[0]),
+                                                                                static_cast<__half*>(io.out[0]), a_, total_ / 8);
+    } else if (half_) {
+      resize_kernel<<<blocks_for(total_, 256), 256, 0, stream>>>(static_cast<const __half*>(io.in[0]), static_cast<__half*>(io.out[0]), a_, total_);
+    } else {
+      resize_kernel<<<blocks_for(total_, 256), 256, 0, stream>>>(static_cast<const float*>(io.in[0]), static_cast<float*>(io.out[0]), a_, total_);
+    }
+    KLAUNCH("resize");
+  }
+
+ private:
+  ResizeArgs a_;
+  std::vector<Tap> table_;
+  void* dev_ = nullptr;
+  int total_ = 0;
+  bool half_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_resize(const LayerSpec& s) { return std::make_unique<ResizeLayer>(s); }
+
+}  // namespace kestrel::cuda

@@ -1,0 +1,81 @@
+#pragma once
+// The builder's working form of a plan: tensors that may still become views of others, layers that
+// may still be removed. Stages (each in its own file):
+//   lower.cpp     graph -> BuildPlan: layouts (NHWC for the conv trunk), dtypes, layout conversions,
+//                 weights converted (OHWI, engine precision), I/O tensors
+//   views.cpp     Reshape aliases, Slice/Split views, Concat elimination; final strides and offsets
+//   tuner.cpp     tactic per layer (timing on the GPU, validated against the reference, cached)
+//   arena.cpp     lifetimes and interval packing into one arena
+//   emit.cpp      BuildPlan -> rt::Plan (the engine file's content)
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/layer.h"
+#include "kestrel/builder.h"
+#include "runtime/plan.h"
+
+namespace kestrel::bld {
+
+enum class ViewKind : uint8_t { None, Box, Alias };
+
+struct BTensor {
+  std::string name;
+  DType dtype = DType::F32;
+  Shape shape;
+  bool channels_last = false;
+  rt::Storage storage = rt::Storage::Arena;
+  int32_t slot = -1;
+  std::optional<HostTensor> data;  // Weights: final dtype and layout
+  // View of another tensor (set by views.cpp):
+  int view_of = -1;
+  ViewKind view_kind = ViewKind::None;
+  std::vector<int64_t> box_start, box_step;  // Box: per dim, in the parent's logical coordinates
+  // Final placement (set by views.cpp resolve / arena.cpp):
+  std::vector<int64_t> strides;
+  int64_t elem_offset = 0;  // elements from the root's start
+  int root = -1;            // the tensor owning the storage (itself when not a view)
+  int64_t offset = 0;       // bytes into the arena / weights (roots: arena.cpp; views: derived)
+  bool is_view() const { return view_of >= 0; }
+  int64_t bytes() const { return shape_numel(shape) * static_cast<int64_t>(dtype_size(dtype)); }
+};
+
+struct BLayer {
+  std::string name, op;
+  std::vector<int> in, out;  // -1: omitted optional input
+  Attributes attrs;
+  std::vector<std::string> fused;
+  bool removed = false;
+  std::string tactic;
+  float time_ms = 0;
+  int64_t scratch_bytes = 0, scratch_offset = 0;
+};
+
+struct BuildPlan {
+  std::vector<BTensor> tensors;
+  std::vector<BLayer> layers;
+  std::vector<int> inputs, outputs;
+  Precision precision = Precision::FP32;
+  bool tf32 = false;
+  int64_t activation_bytes = 0, arena_bytes = 0, eliminated = 0;
+  std::vector<uint8_t> weights;  // assembled by emit (offsets set on weight tensors)
+
+  int add_tensor(BTensor t) {
+    tensors.push_back(std::move(t));
+    return static_cast<int>(tensors.size()) - 1;
+  }
+};
+
+BuildPlan lower(const Graph& g, const BuilderConfig& cfg);
+void plan_views(BuildPlan& p);
+// Assigns strides, roots and element offsets of every tensor (views resolved).
+void resolve_layout(BuildPlan& p);
+// Lays weights out in one blob (256-byte aligned) and sets their offsets.
+void assemble_weights(BuildPlan& p);
+void pack_arena(BuildPlan& p);
+rt::Plan emit(const BuildPlan& p, rt::EngineHeader header);
+
+// The metadata the CUDA layers see for a build tensor (after resolve_layout).
+cuda::TensorMeta meta_of(const BTensor& t);
+
+}  // namespace kestrel::bld

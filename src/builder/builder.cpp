@@ -1,0 +1,110 @@
+// Builder: ONNX (or a graph) -> Engine. import -> fuse -> lower -> views -> tune -> pack -> emit.
+#include "kestrel/builder.h"
+
+#include <chrono>
+#include <filesystem>
+#include <sstream>
+
+#include <cuda_runtime.h>
+
+#include "backend/cuda/check.h"
+#include "builder/build_plan.h"
+#include "builder/tuner.h"
+#include "kestrel/onnx.h"
+#include "kestrel/passes.h"
+#include "kestrel/version.h"
+#include "runtime/device.h"
+#include "runtime/engine_impl.h"
+#include "util/file_io.h"
+
+namespace kestrel {
+
+namespace {
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+std::string hash_bytes(const void* data, size_t size) {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(rt::fnv1a64(data, size)));
+  return buf;
+}
+
+Builder::Builder(int device) : device_(device) {}
+
+std::unique_ptr<Engine> Builder::build_from_onnx(const std::string& onnx_path, const BuilderConfig& config) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<char> bytes = util::read_file(onnx_path);
+  ImportOptions io;
+  io.batch = config.batch;
+  io.imgsz = config.imgsz;
+  Graph g = import_onnx_bytes(bytes.data(), bytes.size(), io, onnx_path);
+  const double import_s = since(t0);
+  auto engine = build(g, config, hash_bytes(bytes.data(), bytes.size()), std::filesystem::path(onnx_path).filename().string());
+  report_.import_s = import_s;
+  report_.total_s = since(t0);
+  return engine;
+}
+
+std::unique_ptr<Engine> Builder::build(const Graph& graph, const BuilderConfig& config, const std::string& model_hash,
+                                       const std::string& model_name) {
+  const auto t0 = std::chrono::steady_clock::now();
+  report_ = {};
+  const rt::DeviceInfo dev = rt::query_device(device_);
+  KCUDA(cudaSetDevice(device_));
+
+  Graph g = graph;
+  const auto t_opt = std::chrono::steady_clock::now();
+  // The fusion passes: BN folding, kestrel.Conv (activation and residual in the epilogue),
+  // kestrel.SPPF, kestrel.DetectV8/V5. Without them (--no-optimize) the graph runs op by op.
+  if (config.optimize) report_.optimize_summary = passes::optimize(g).summary();
+  report_.optimize_s = since(t_opt);
+
+  bld::BuildPlan p = bld::lower(g, config);
+  bld::plan_views(p);
+  bld::resolve_layout(p);
+  bld::assemble_weights(p);
+
+  const auto t_tune = std::chrono::steady_clock::now();
+  bld::TuneOptions to;
+  to.workspace_limit = config.workspace_limit;
+  to.cache_path = config.timing_cache_path;
+  to.device_key = rt::device_key(dev);
+  to.verbose = config.verbose;
+  const bld::TuneStats ts = bld::tune(p, to);
+  report_.tune_s = since(t_tune);
+  report_.layers_tuned = ts.tuned;
+  report_.layers_from_cache = ts.cached;
+  report_.tactics_rejected = ts.rejected;
+  report_.notes = ts.notes;
+
+  bld::pack_arena(p);
+
+  rt::EngineHeader h;
+  h.format_version = rt::kFormatVersion;
+  h.cc_major = dev.cc_major;
+  h.cc_minor = dev.cc_minor;
+  h.kestrel_version = KESTREL_VERSION_STRING;
+  h.gpu_name = dev.name;
+  h.model_name = model_name.empty() ? g.name : model_name;
+  h.model_hash = model_hash;
+  h.cuda_runtime_version = dev.cuda_runtime_version;
+  h.cudnn_version = dev.cudnn_version;
+  h.precision = config.precision;
+  h.tf32 = config.tf32;
+  h.batch = g.batch();
+  if (!g.inputs.empty() && g.value(g.inputs[0]).shape.size() == 4) h.imgsz = g.value(g.inputs[0]).shape[3];
+  std::ostringstream opts;
+  opts << "precision=" << precision_name(config.precision) << " tf32=" << (config.tf32 ? 1 : 0) << " batch=" << h.batch
+       << " imgsz=" << h.imgsz << " workspace=" << (config.workspace_limit >> 20) << "MiB"
+       << " optimize=" << (config.optimize ? 1 : 0);
+  h.build_options = opts.str();
+  h.metadata = g.metadata;
+  rt::Plan plan = bld::emit(p, h);
+  auto engine = std::make_unique<Engine>(rt::make_engine_impl(std::move(plan), device_));
+  report_.total_s = since(t0);
+  return engine;
+}
+
+}  // namespace kestrel

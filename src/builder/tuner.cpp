@@ -1,0 +1,314 @@
+// Tactic selection. For every live layer with more than one candidate kernel: run the reference
+// tactic (the layer's first) on random inputs, then each candidate on the same inputs with its outputs
+// poisoned (NaN); a candidate whose output differs from the reference beyond the precision's tolerance
+// (or leaves an element unwritten) is rejected and reported. The survivors are timed with CUDA events
+// (median of 5 samples of enough back-to-back runs to cover ~0.3 ms); the fastest wins. Results go to
+// the timing cache keyed by device and layer signature; a cached layer is not run at all.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <sstream>
+
+#include "backend/cuda/check.h"
+#include "backend/cuda/util.h"
+#include "builder/build_plan.h"
+#include "builder/timing_cache.h"
+#include "builder/tuner.h"
+
+namespace kestrel::bld {
+
+namespace {
+
+std::string attr_str(const Attribute& a) {
+  std::ostringstream os;
+  std::visit(
+      [&](auto&& x) {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, float>) os << x;
+        else if constexpr (std::is_same_v<T, std::string>) os << x;
+        else if constexpr (std::is_same_v<T, HostTensor>) os << "tensor" << shape_str(x.shape());
+        else {
+          os << "[";
+          for (auto& v : x) os << v << ",";
+          os << "]";
+        }
+      },
+      a);
+  std::string s = os.str();
+  for (char& c : s)
+    if (c == '\t' || c == '\n') c = ' ';
+  return s;
+}
+
+int64_t align_class(const BTensor& t) {
+  return (t.elem_offset * static_cast<int64_t>(dtype_size(t.dtype))) % 16;
+}
+
+std::string signature(const BuildPlan& p, const BLayer& l, int64_t workspace_limit) {
+  std::ostringstream os;
+  os << l.op << (p.precision == Precision::FP16 ? "|fp16" : "|fp32") << (p.tf32 ? "|tf32" : "") << "|ws" << workspace_limit;
+  auto tensor = [&](int t) {
+    if (t < 0) {
+      os << "|-";
+      return;
+    }
+    const BTensor& x = p.tensors[t];
+    os << "|" << dtype_name(x.dtype) << shape_str(x.shape) << "s" << shape_str(x.strides) << "a" << align_class(x);
+  };
+  for (int t : l.in) tensor(t);
+  os << "|->";
+  for (int t : l.out) tensor(t);
+  for (auto& [k, v] : l.attrs.all())
+    if (k != "kestrel_fused") os << "|" << k << "=" << attr_str(v);
+  return os.str();
+}
+
+// Per layer, against the reference kernel: FP16 / TF32 rounding vs FP32 accumulation-order noise.
+double tolerance(const BuildPlan& p) { return p.precision == Precision::FP16 || p.tf32 ? 1e-2 : 2e-5; }
+
+// Device buffers for one layer's tensors: one allocation per storage root, views at their offsets.
+class Buffers {
+ public:
+  Buffers(const BuildPlan& p, const void* weights, cudaStream_t s) : p_(p), weights_(weights), s_(s) {}
+  ~Buffers() {
+    for (auto& [r, ptr] : roots_) cudaFree(ptr);
+  }
+  void* ptr(int t, uint32_t seed) {
+    if (t < 0) return nullptr;
+    const BTensor& x = p_.tensors[t];
+    if (x.storage == rt::Storage::Weights) return static_cast<char*>(const_cast<void*>(weights_)) + x.offset;
+    const int root = x.storage == rt::Storage::Arena ? x.root : t;
+    auto it = roots_.find(root);
+    if (it == roots_.end()) {
+      const BTensor& r = p_.tensors[root];
+      void* d = nullptr;
+      KCUDA(cudaMalloc(&d, static_cast<size_t>(std::max<int64_t>(r.bytes(), 16))));
+      cuda::fill_random(d, r.dtype, shape_numel(r.shape), seed, -1.f, 1.f, s_);
+      it = roots_.emplace(root, d).first;
+    }
+    const int64_t off = x.storage == rt::Storage::Arena ? x.elem_offset * static_cast<int64_t>(dtype_size(x.dtype)) : 0;
+    return static_cast<char*>(it->second) + off;
+  }
+  int64_t root_bytes(int t) const { return p_.tensors[p_.tensors[t].storage == rt::Storage::Arena ? p_.tensors[t].root : t].bytes(); }
+
+ private:
+  const BuildPlan& p_;
+  const void* weights_;
+  cudaStream_t s_;
+  std::map<int, void*> roots_;
+};
+
+struct DeviceBuffer {
+  void* p = nullptr;
+  explicit DeviceBuffer(int64_t bytes) {
+    if (bytes > 0) KCUDA(cudaMalloc(&p, static_cast<size_t>(bytes)));
+  }
+  ~DeviceBuffer() {
+    if (p) cudaFree(p);
+  }
+};
+
+class Tuner {
+ public:
+  Tuner(BuildPlan& p, const TuneOptions& o) : p_(p), o_(o) {
+    KCUDA(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking));
+    KCUDNN(cudnnCreate(&h_.cudnn));
+    KCUDNN(cudnnSetStream(h_.cudnn, s_));
+    KCUBLAS(cublasLtCreate(&h_.lt));
+    KCUDA(cudaEventCreate(&e0_));
+    KCUDA(cudaEventCreate(&e1_));
+    if (!p_.weights.empty()) {
+      KCUDA(cudaMalloc(&weights_, p_.weights.size()));
+      KCUDA(cudaMemcpy(weights_, p_.weights.data(), p_.weights.size(), cudaMemcpyHostToDevice));
+    }
+    for (const BTensor& t : p_.tensors) metas_.push_back(meta_of(t));
+  }
+  ~Tuner() {
+    if (weights_) cudaFree(weights_);
+    cudaEventDestroy(e0_);
+    cudaEventDestroy(e1_);
+    if (h_.lt) cublasLtDestroy(h_.lt);
+    if (h_.cudnn) cudnnDestroy(h_.cudnn);
+    cudaStreamDestroy(s_);
+  }
+
+  TuneStats run(TimingCache& cache) {
+    for (BLayer& l : p_.layers)
+      if (!l.removed) {
+        try {
+          tune_layer(l, cache);
+        } catch (const Error& e) {
+          fail(l.op, " node '", l.name, "': ", e.what());
+        }
+      }
+    return stats_;
+  }
+
+ private:
+  cuda::LayerSpec spec(const BLayer& l) const {
+    cuda::LayerSpec s;
+    s.name = l.name;
+    s.op = l.op;
+    s.attrs = l.attrs;
+    for (int t : l.in) s.in.push_back(t < 0 ? nullptr : &metas_[t]);
+    for (int t : l.out) s.out.push_back(&metas_[t]);
+    s.precision = p_.precision;
+    s.tf32 = p_.tf32;
+    return s;
+  }
+
+  void tune_layer(BLayer& l, TimingCache& cache) {
+    std::unique_ptr<cuda::Layer> layer = cuda::create_layer(spec(l));
+    std::vector<std::string> cands;
+    for (const std::string& t : layer->tactics(h_)) {
+      try {
+        layer->set_tactic(t, h_);
+      } catch (const Error&) {
+        continue;
+      }
+      if (layer->scratch_bytes() > o_.workspace_limit) {
+        ++stats_.over_workspace;
+        continue;
+      }
+      cands.push_back(t);
+    }
+    KESTREL_CHECK(!cands.empty(), "no tactic fits the workspace limit of ", o_.workspace_limit, " bytes");
+    const std::string sig = signature(p_, l, o_.workspace_limit);
+    if (auto hit = cache.get(o_.device_key, sig); hit && std::find(cands.begin(), cands.end(), hit->tactic) != cands.end()) {
+      layer->set_tactic(hit->tactic, h_);
+      l.tactic = hit->tactic;
+      l.time_ms = hit->time_ms;
+      l.scratch_bytes = layer->scratch_bytes();
+      if (cands.size() > 1) ++stats_.cached;
+      return;
+    }
+    Buffers bufs(p_, weights_, s_);
+    cuda::LayerIO io;
+    uint32_t seed = 1234;
+    for (int t : l.in) io.in.push_back(bufs.ptr(t, seed++));
+    for (int t : l.out) io.out.push_back(bufs.ptr(t, seed++));
+    if (cands.size() == 1) {
+      // Nothing to choose; timed anyway (and cached) so inspect can show where the time goes.
+      layer->set_tactic(cands[0], h_);
+      DeviceBuffer scratch(layer->scratch_bytes());
+      io.scratch = scratch.p;
+      const float est = time_runs(*layer, io, 1, 1);
+      const int reps = std::clamp(static_cast<int>(0.2f / std::max(est, 1e-3f)), 1, 20);
+      l.tactic = cands[0];
+      l.time_ms = time_runs(*layer, io, reps, 0);
+      l.scratch_bytes = layer->scratch_bytes();
+      cache.put(o_.device_key, sig, {l.tactic, l.time_ms});
+      return;
+    }
+    ++stats_.tuned;
+    // Reference outputs.
+    layer->set_tactic(cands[0], h_);
+    DeviceBuffer scratch0(layer->scratch_bytes());
+    io.scratch = scratch0.p;
+    for (size_t k = 0; k < l.out.size(); ++k) cuda::poison_view(io.out[k], metas_[l.out[k]], s_);
+    const float ref_ms = time_runs(*layer, io, 1, 1);
+    std::vector<std::unique_ptr<DeviceBuffer>> refs;
+    for (size_t k = 0; k < l.out.size(); ++k) {
+      const int64_t bytes = bufs.root_bytes(l.out[k]);
+      refs.push_back(std::make_unique<DeviceBuffer>(bytes));
+      // Copy the output's whole root: the view sits at the same element offset in the copy.
+      const BTensor& x = p_.tensors[l.out[k]];
+      const int64_t off = x.storage == rt::Storage::Arena ? x.elem_offset * static_cast<int64_t>(dtype_size(x.dtype)) : 0;
+      KCUDA(cudaMemcpyAsync(refs[k]->p, static_cast<char*>(io.out[k]) - off, static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice, s_));
+    }
+    std::string best = cands[0];
+    float best_ms = ref_ms;
+    std::ostringstream log;
+    log << "  " << l.name << " [" << l.op << "] " << cands[0] << " " << ref_ms << " ms (reference)";
+    for (size_t c = 1; c < cands.size(); ++c) {
+      const std::string& t = cands[c];
+      try {
+        layer->set_tactic(t, h_);
+        DeviceBuffer scratch(layer->scratch_bytes());
+        io.scratch = scratch.p;
+        for (size_t k = 0; k < l.out.size(); ++k) cuda::poison_view(io.out[k], metas_[l.out[k]], s_);
+        const float first = time_runs(*layer, io, 1, 1);
+        double err = 0;
+        for (size_t k = 0; k < l.out.size(); ++k) {
+          const BTensor& x = p_.tensors[l.out[k]];
+          const int64_t off = x.storage == rt::Storage::Arena ? x.elem_offset * static_cast<int64_t>(dtype_size(x.dtype)) : 0;
+          err = std::max(err, cuda::rel_l2_device(io.out[k], metas_[l.out[k]], static_cast<char*>(refs[k]->p) + off,
+                                                  metas_[l.out[k]], s_));
+        }
+        if (!(err <= tolerance(p_))) {
+          ++stats_.rejected;
+          notes_.push_back(l.name + ": tactic " + t + " rejected (rel. L2 " + std::to_string(err) + " vs reference)");
+          log << ", " << t << " REJECTED(" << err << ")";
+          continue;
+        }
+        if (first > 2.f * best_ms) {  // clearly slower: no need for a careful measurement
+          log << ", " << t << " ~" << first;
+          continue;
+        }
+        const int reps = std::clamp(static_cast<int>(0.3f / std::max(first, 1e-3f)), 1, 50);
+        float samples[5];
+        for (float& s : samples) s = time_runs(*layer, io, reps, 0);
+        std::sort(samples, samples + 5);
+        const float ms = samples[2];
+        log << ", " << t << " " << ms;
+        if (ms < best_ms) {
+          best_ms = ms;
+          best = t;
+        }
+      } catch (const Error& e) {
+        // A candidate the library refuses at run time (unsupported shape or strides) is skipped; the
+        // CUDA context is still healthy (sticky faults would fail the next check loudly).
+        KCUDA(cudaStreamSynchronize(s_));
+        log << ", " << t << " failed";
+      }
+    }
+    layer->set_tactic(best, h_);
+    l.tactic = best;
+    l.time_ms = best_ms;
+    l.scratch_bytes = layer->scratch_bytes();
+    cache.put(o_.device_key, sig, {best, best_ms});
+    if (o_.verbose) std::fprintf(stderr, "%s -> %s\n", log.str().c_str(), best.c_str());
+  }
+
+  // Mean time of `reps` back-to-back runs after `warm` untimed ones (also surfaces launch errors).
+  float time_runs(cuda::Layer& layer, const cuda::LayerIO& io, int reps, int warm) {
+    for (int i = 0; i < warm; ++i) layer.enqueue(io, s_, h_);
+    KCUDA(cudaEventRecord(e0_, s_));
+    for (int i = 0; i < reps; ++i) layer.enqueue(io, s_, h_);
+    KCUDA(cudaEventRecord(e1_, s_));
+    KCUDA(cudaEventSynchronize(e1_));
+    float ms = 0;
+    KCUDA(cudaEventElapsedTime(&ms, e0_, e1_));
+    return ms / reps;
+  }
+
+  BuildPlan& p_;
+  TuneOptions o_;
+  cudaStream_t s_ = nullptr;
+  cuda::Handles h_;
+  cudaEvent_t e0_ = nullptr, e1_ = nullptr;
+  void* weights_ = nullptr;
+  std::vector<cuda::TensorMeta> metas_;
+  TuneStats stats_;
+
+ public:
+  std::vector<std::string> notes_;
+};
+
+}  // namespace
+
+TuneStats tune(BuildPlan& p, const TuneOptions& o) {
+  TimingCache cache;
+  if (!o.cache_path.empty()) cache.load(o.cache_path);
+  Tuner t(p, o);
+  TuneStats s = t.run(cache);
+  s.notes = t.notes_;
+  if (!o.cache_path.empty()) cache.save(o.cache_path);
+  return s;
+}
+
+}  // namespace kestrel::bld

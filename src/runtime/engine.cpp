@@ -1,0 +1,113 @@
+// Engine (the plan and its device weights) and Runtime (loading engine files).
+#include <cuda_runtime.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "backend/cuda/check.h"
+#include "runtime/device.h"
+#include "runtime/engine_impl.h"
+#include "util/file_io.h"
+
+namespace kestrel {
+
+Engine::Impl::~Impl() {
+  if (weights) cudaFree(weights);
+}
+
+namespace rt {
+
+cuda::TensorMeta tensor_meta(const PlanTensor& t) {
+  cuda::TensorMeta m;
+  m.dtype = t.dtype;
+  m.shape = t.shape;
+  m.strides = t.strides;
+  m.channels_last = t.channels_last;
+  return m;
+}
+
+cuda::LayerSpec layer_spec(const Plan& plan, const PlanLayer& l, const std::vector<cuda::TensorMeta>& metas) {
+  cuda::LayerSpec s;
+  s.name = l.name;
+  s.op = l.op;
+  s.attrs = l.attrs;
+  for (int32_t id : l.inputs) s.in.push_back(id < 0 ? nullptr : &metas[id]);
+  for (int32_t id : l.outputs) s.out.push_back(&metas[id]);
+  s.precision = plan.header.precision;
+  s.tf32 = plan.header.tf32;
+  return s;
+}
+
+std::shared_ptr<Engine::Impl> make_engine_impl(Plan plan, int device) {
+  auto impl = std::make_shared<Engine::Impl>();
+  impl->device = device;
+  KCUDA(cudaSetDevice(device));
+  for (const PlanTensor& t : plan.tensors) impl->metas.push_back(tensor_meta(t));
+  if (!plan.weights.empty()) {
+    KCUDA(cudaMalloc(&impl->weights, plan.weights.size()));
+    KCUDA(cudaMemcpy(impl->weights, plan.weights.data(), plan.weights.size(), cudaMemcpyHostToDevice));
+  }
+  impl->info = plan_info(plan);
+  impl->plan = std::move(plan);
+  return impl;
+}
+
+}  // namespace rt
+
+Engine::Engine(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+const EngineInfo& Engine::info() const { return impl_->info; }
+std::vector<uint8_t> Engine::serialize() const { return rt::serialize_plan(impl_->plan); }
+
+void Engine::save(const std::string& path) const {
+  const std::vector<uint8_t> bytes = serialize();
+  util::write_file(path, bytes.data(), bytes.size());
+}
+
+Runtime::Runtime(int device) : device_(device) {}
+
+std::unique_ptr<Engine> Runtime::deserialize(const void* data, size_t size) const {
+  const auto* p = static_cast<const uint8_t*>(data);
+  const rt::DeviceInfo dev = rt::query_device(device_);
+  // The compute capability is compared before the checksum, so a foreign engine is named as such.
+  if (size >= 20 && std::memcmp(p, rt::kEngineMagic, 8) == 0) {
+    uint32_t version;
+    int32_t major, minor;
+    std::memcpy(&version, p + rt::kOffsetFormatVersion, 4);
+    std::memcpy(&major, p + rt::kOffsetCcMajor, 4);
+    std::memcpy(&minor, p + rt::kOffsetCcMinor, 4);
+    if (version == rt::kFormatVersion && (major != dev.cc_major || minor != dev.cc_minor))
+      fail("this engine was built for compute capability ", major, ".", minor, ", but this GPU (", dev.name,
+           ") has compute capability ", dev.cc_major, ".", dev.cc_minor, "; rebuild the engine on this GPU");
+  }
+  rt::Plan plan = rt::deserialize_plan(data, size);
+  return std::make_unique<Engine>(rt::make_engine_impl(std::move(plan), device_));
+}
+
+std::unique_ptr<Engine> Runtime::load(const std::string& path) const {
+  const std::vector<char> bytes = util::read_file(path);
+  try {
+    return deserialize(bytes.data(), bytes.size());
+  } catch (const Error& e) {
+    fail(path, ": ", e.what());
+  }
+}
+
+EngineInfo Runtime::read_info(const void* data, size_t size) { return rt::plan_info(rt::deserialize_plan(data, size)); }
+
+EngineInfo Runtime::read_info(const std::string& path) {
+  const std::vector<char> bytes = util::read_file(path);
+  try {
+    return read_info(bytes.data(), bytes.size());
+  } catch (const Error& e) {
+    fail(path, ": ", e.what());
+  }
+}
+
+bool Runtime::is_engine_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  char magic[8] = {};
+  return f.read(magic, 8) && std::memcmp(magic, rt::kEngineMagic, 8) == 0;
+}
+
+}  // namespace kestrel

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Here (no GPU): bundle the GPU tests, the CLI, the benchmark and the data they need into .carry/ for
+# the device machine, xz-compressed (the bundle must stay under 60 MiB; OpenBLAS alone is 35 MiB raw).
+#   tests/cuda/device/pack.sh [BUILD_DIR]     then run(command="bash tests/cuda/device/run.sh", carry=[".carry"])
+set -euo pipefail
+top=$(git rev-parse --show-toplevel)
+cd "$top"
+b=${1:-build-cuda}
+with=()
+for m in yolov8n yolov5n yolo11n; do
+  with+=(--with data/models/$m.onnx --with data/golden/$m.000000000139.output.bin --with data/golden/$m.000000037777.output.bin)
+done
+with+=(--with data/golden/000000000139.input.bin --with data/golden/000000037777.input.bin --with bench)
+../shared/tools/device-bundle "${with[@]}" "$b/bin/test_cuda" "$b/bin/kestrel" "$b/bin/cuda_bench"
+find .carry -type f -size +128k ! -name '*.py' -print0 | xargs -0 -n1 -P2 xz -6
+du -sh .carry

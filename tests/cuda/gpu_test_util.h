@@ -1,0 +1,95 @@
+#pragma once
+// Shared helpers of the GPU tests: skipping without a GPU, random inputs, relative L2, and running an
+// engine through the device-pointer API with every output poisoned (NaN) first.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "kestrel/builder.h"
+#include "kestrel/runtime.h"
+
+namespace kestrel::test {
+
+inline bool have_gpu() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+#define KESTREL_REQUIRE_GPU() \
+  do {                        \
+    if (!::kestrel::test::have_gpu()) GTEST_SKIP() << "no CUDA GPU"; \
+  } while (0)
+
+inline HostTensor random_tensor(const Shape& s, float lo, float hi, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  HostTensor t(DType::F32, s);
+  for (float& v : t.span<float>()) v = u(rng);
+  return t;
+}
+
+inline double rel_l2(const HostTensor& a, const HostTensor& b) {
+  const HostTensor fa = a.dtype() == DType::F32 ? a : a.cast(DType::F32);
+  const HostTensor fb = b.dtype() == DType::F32 ? b : b.cast(DType::F32);
+  if (fa.numel() != fb.numel()) return INFINITY;
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < fa.numel(); ++i) {
+    const double x = fa.data<float>()[i], y = fb.data<float>()[i];
+    if (!std::isfinite(x)) return INFINITY;
+    num += (x - y) * (x - y);
+    den += y * y;
+  }
+  if (den == 0) return num == 0 ? 0 : INFINITY;
+  return std::sqrt(num / den);
+}
+
+inline bool all_finite(const HostTensor& t) {
+  const HostTensor f = t.dtype() == DType::F32 ? t : t.cast(DType::F32);
+  for (float v : f.span<float>())
+    if (!std::isfinite(v)) return false;
+  return true;
+}
+
+// Runs `ctx` on host inputs through the device-pointer API; the output buffers are filled with NaN
+// before the run, so an element the engine never writes shows up.
+inline std::vector<HostTensor> run_poisoned(ExecutionContext& ctx, const std::vector<HostTensor>& inputs) {
+  const EngineInfo& info = ctx.info();
+  std::vector<void*> din, dout;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    void* p = nullptr;
+    EXPECT_EQ(cudaMalloc(&p, std::max<size_t>(inputs[i].nbytes(), 4)), cudaSuccess);
+    EXPECT_EQ(cudaMemcpy(p, inputs[i].raw(), inputs[i].nbytes(), cudaMemcpyHostToDevice), cudaSuccess);
+    din.push_back(p);
+  }
+  std::vector<HostTensor> outs;
+  for (auto& o : info.outputs) {
+    outs.emplace_back(o.dtype, o.shape);
+    void* p = nullptr;
+    EXPECT_EQ(cudaMalloc(&p, std::max<size_t>(outs.back().nbytes(), 4)), cudaSuccess);
+    EXPECT_EQ(cudaMemset(p, 0xFF, outs.back().nbytes()), cudaSuccess);  // NaN in f32 and f16
+    dout.push_back(p);
+  }
+  std::vector<const void*> cin(din.begin(), din.end());
+  ctx.enqueue(cin, dout, ctx.stream());
+  EXPECT_EQ(cudaStreamSynchronize(ctx.stream()), cudaSuccess);
+  for (size_t i = 0; i < outs.size(); ++i)
+    EXPECT_EQ(cudaMemcpy(outs[i].raw(), dout[i], outs[i].nbytes(), cudaMemcpyDeviceToHost), cudaSuccess);
+  for (void* p : din) cudaFree(p);
+  for (void* p : dout) cudaFree(p);
+  return outs;
+}
+
+inline BuilderConfig config(Precision p) {
+  BuilderConfig c;
+  c.precision = p;
+  if (const char* tc = std::getenv("KESTREL_TEST_TIMING_CACHE"); tc && *tc) c.timing_cache_path = tc;
+  return c;
+}
+
+inline double tolerance(Precision p) { return p == Precision::FP16 ? 5e-3 : 1e-4; }
+
+}  // namespace kestrel::test

@@ -1,0 +1,429 @@
+// Every op kind and fused kind of the CUDA engine against the CPU reference backend, on random inputs
+// of several shapes, in FP32 (rel. L2 < 1e-4) and FP16 (< 5e-3). In FP16 runs each 4-D input first
+// goes through an identity MaxPool(1), so the op under test reads channels-last FP16 tensors as it
+// does inside a network; the CPU reference runs the same graph.
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "backend/cuda/layer.h"
+#include "builder/build_plan.h"
+#include "gpu_test_util.h"
+#include "kestrel/cpu_backend.h"
+
+namespace {
+
+using namespace kestrel;
+using test::random_tensor;
+
+// A one-op (or few-op) graph under construction.
+struct G {
+  Graph g;
+  std::vector<HostTensor> feeds;
+  bool nhwc_prefix = false;
+  uint32_t seed = 7;
+
+  std::string input(const std::string& name, Shape s, float lo = -2.f, float hi = 2.f) {
+    Value v;
+    v.name = name;
+    v.shape = s;
+    v.shape_known = true;
+    g.add_value(v);
+    g.inputs.push_back(name);
+    feeds.push_back(random_tensor(s, lo, hi, seed++));
+    if (nhwc_prefix && s.size() == 4) {
+      Attributes a;
+      a.set("kernel_shape", std::vector<int64_t>{1, 1});
+      node("MaxPool", {name}, {name + "_cl"}, a);
+      return name + "_cl";
+    }
+    return name;
+  }
+  std::string constant(const std::string& name, HostTensor t) {
+    Value v;
+    v.name = name;
+    v.dtype = t.dtype();
+    v.shape = t.shape();
+    v.shape_known = true;
+    v.constant = t;
+    g.add_value(v);
+    return name;
+  }
+  std::string rconst(const std::string& name, Shape s, float lo = -1.f, float hi = 1.f) {
+    return constant(name, random_tensor(s, lo, hi, seed++));
+  }
+  void node(const std::string& op, std::vector<std::string> in, std::vector<std::string> out, Attributes a = {}) {
+    Node n;
+    n.name = op + "_" + std::to_string(g.nodes.size());
+    n.op = op;
+    n.inputs = std::move(in);
+    n.outputs = out;
+    n.attrs = std::move(a);
+    for (auto& o : out) {
+      Value v;
+      v.name = o;
+      g.add_value(v);
+    }
+    g.nodes.push_back(std::move(n));
+  }
+  void output(const std::string& name) { g.outputs.push_back(name); }
+};
+
+using Maker = std::function<void(G&)>;
+
+struct OpCase {
+  const char* name;
+  Maker make;
+};
+
+Attributes attrs(std::initializer_list<std::pair<const char*, Attribute>> kv) {
+  Attributes a;
+  for (auto& [k, v] : kv) a.set(k, v);
+  return a;
+}
+using I = std::vector<int64_t>;
+using F = std::vector<float>;
+
+void unary(G& g, const char* op, Shape s, Attributes a = {}, float lo = -3.f, float hi = 3.f) {
+  const std::string x = g.input("x", s, lo, hi);
+  g.node(op, {x}, {"y"}, a);
+  g.output("y");
+}
+
+void binary(G& g, const char* op, Shape sa, Shape sb, bool b_const = false, float lo = -2.f, float hi = 2.f) {
+  const std::string a = g.input("a", sa);
+  const std::string b = b_const ? g.rconst("b", sb, lo, hi) : g.input("b", sb, lo, hi);
+  g.node(op, {a, b}, {"y"});
+  g.output("y");
+}
+
+void conv(G& g, int64_t n, int64_t c, int64_t h, int64_t w, int64_t k, int64_t kh, int64_t stride, int64_t pad, int64_t group,
+          int64_t dil, bool bias, const char* fused_act = nullptr, bool residual = false) {
+  const std::string x = g.input("x", {n, c, h, w});
+  std::vector<std::string> in = {x, g.rconst("w", {k, c / group, kh, kh}, -0.3f, 0.3f)};
+  in.push_back(bias ? g.rconst("b", {k}) : "");
+  Attributes a = attrs({{"kernel_shape", I{kh, kh}}, {"strides", I{stride, stride}}, {"pads", I{pad, pad, pad, pad}},
+                        {"group", group}, {"dilations", I{dil, dil}}});
+  std::string op = "Conv";
+  if (fused_act) {
+    op = "kestrel.Conv";
+    a.set("activation", std::string(fused_act));
+    a.set("alpha", std::string(fused_act) == "hard_sigmoid" ? 0.2f : 0.1f);
+    a.set("beta", 0.5f);
+    if (residual) {
+      const int64_t oh = (h + 2 * pad - dil * (kh - 1) - 1) / stride + 1, ow = (w + 2 * pad - dil * (kh - 1) - 1) / stride + 1;
+      in.push_back(g.input("r", {n, k, oh, ow}));
+    }
+  } else if (!bias) {
+    in.pop_back();
+  }
+  g.node(op, in, {"y"}, a);
+  g.output("y");
+}
+
+const std::vector<OpCase>& cases() {
+  static const std::vector<OpCase> c = {
+      // Unary.
+      {"Relu", [](G& g) { unary(g, "Relu", {2, 8, 5, 7}); }},
+      {"LeakyRelu", [](G& g) { unary(g, "LeakyRelu", {1, 16, 9, 9}, attrs({{"alpha", 0.1f}})); }},
+      {"Sigmoid", [](G& g) { unary(g, "Sigmoid", {1, 24, 6, 10}); }},
+      {"HardSigmoid", [](G& g) { unary(g, "HardSigmoid", {1, 8, 4, 4}, attrs({{"alpha", 0.25f}, {"beta", 0.4f}})); }},
+      {"HardSwish", [](G& g) { unary(g, "HardSwish", {1, 8, 4, 4}, {}, -5.f, 5.f); }},
+      {"Tanh", [](G& g) { unary(g, "Tanh", {3, 5, 7}); }},
+      {"Exp", [](G& g) { unary(g, "Exp", {1, 8, 4, 4}); }},
+      {"Log", [](G& g) { unary(g, "Log", {1, 8, 4, 4}, {}, 0.1f, 4.f); }},
+      {"Sqrt", [](G& g) { unary(g, "Sqrt", {1, 8, 4, 4}, {}, 0.1f, 4.f); }},
+      {"Reciprocal", [](G& g) { unary(g, "Reciprocal", {1, 8, 4, 4}, {}, 0.5f, 4.f); }},
+      {"Neg_Abs", [](G& g) {
+         const std::string x = g.input("x", {1, 8, 4, 4});
+         g.node("Neg", {x}, {"n"});
+         g.node("Abs", {"n"}, {"y"});
+         g.output("y");
+       }},
+      {"Clip", [](G& g) { unary(g, "Clip", {1, 8, 6, 6}, attrs({{"min", -0.5f}, {"max", 1.5f}})); }},
+      {"Floor_Ceil", [](G& g) {
+         const std::string x = g.input("x", {2, 3, 17});
+         g.node("Floor", {x}, {"f"});
+         g.node("Ceil", {x}, {"c"});
+         g.node("Add", {"f", "c"}, {"y"});
+         g.output("y");
+       }},
+      // Binary with broadcasting.
+      {"Add_same", [](G& g) { binary(g, "Add", {2, 16, 8, 8}, {2, 16, 8, 8}); }},
+      {"Add_channel_const", [](G& g) { binary(g, "Add", {1, 32, 10, 10}, {32, 1, 1}, true); }},
+      {"Sub_row", [](G& g) { binary(g, "Sub", {1, 2, 8400}, {1, 1, 8400}); }},
+      {"Mul_scalar", [](G& g) { binary(g, "Mul", {1, 8, 9, 9}, {}, true); }},
+      {"Mul_silu", [](G& g) {
+         const std::string x = g.input("x", {1, 16, 12, 12});
+         g.node("Sigmoid", {x}, {"s"});
+         g.node("Mul", {x, "s"}, {"y"});
+         g.output("y");
+       }},
+      {"Div", [](G& g) { binary(g, "Div", {1, 4, 6, 6}, {1, 4, 6, 6}, false, 0.5f, 2.f); }},
+      {"Pow2", [](G& g) { binary(g, "Pow", {1, 3, 8, 8, 2}, {}, true, 2.f, 2.f); }},
+      {"MinMaxSum", [](G& g) {
+         const std::string a = g.input("a", {1, 8, 5, 5});
+         const std::string b = g.input("b", {1, 8, 5, 5});
+         const std::string c = g.rconst("c", {8, 1, 1});
+         g.node("Min", {a, b}, {"mn"});
+         g.node("Max", {a, c}, {"mx"});
+         g.node("Sum", {"mn", "mx", a}, {"y"});
+         g.output("y");
+       }},
+      {"Where_Less", [](G& g) {
+         const std::string a = g.input("a", {1, 8, 5, 5});
+         const std::string b = g.input("b", {1, 8, 5, 5});
+         g.node("Less", {a, b}, {"m"});
+         g.node("Where", {"m", a, b}, {"y"});
+         g.output("y");
+       }},
+      // Data movement.
+      {"Concat_c", [](G& g) {
+         const std::string a = g.input("a", {2, 8, 6, 6});
+         const std::string b = g.input("b", {2, 24, 6, 6});
+         g.node("Concat", {a, b, a}, {"y"}, attrs({{"axis", int64_t{1}}}));
+         g.output("y");
+       }},
+      {"Concat_last", [](G& g) {
+         const std::string a = g.input("a", {1, 144, 64});
+         const std::string b = g.input("b", {1, 144, 16});
+         g.node("Concat", {a, b}, {"y"}, attrs({{"axis", int64_t{2}}}));
+         g.output("y");
+       }},
+      {"Split_Concat", [](G& g) {
+         const std::string x = g.input("x", {1, 32, 8, 8});
+         g.node("Split", {x}, {"s0", "s1"}, attrs({{"axis", int64_t{1}}, {"split", I{8, 24}}}));
+         g.node("Relu", {"s1"}, {"r"});
+         g.node("Concat", {"s0", "r", "s1"}, {"y"}, attrs({{"axis", int64_t{1}}}));
+         g.output("y");
+       }},
+      {"Slice_steps", [](G& g) {
+         const std::string x = g.input("x", {1, 16, 12, 12});
+         g.node("Slice", {x}, {"y"}, attrs({{"starts", I{1, 2}}, {"ends", I{15, 11}}, {"axes", I{1, 3}}, {"steps", I{2, 3}}}));
+         g.output("y");
+       }},
+      {"Transpose", [](G& g) {
+         const std::string x = g.input("x", {1, 3, 85, 6, 6});
+         g.node("Transpose", {x}, {"y"}, attrs({{"perm", I{0, 1, 3, 4, 2}}}));
+         g.output("y");
+       }},
+      {"Reshape_chain", [](G& g) {
+         const std::string x = g.input("x", {1, 64, 8, 8});
+         g.node("Reshape", {x}, {"r"}, attrs({{"shape", I{1, 4, 16, 64}}}));
+         g.node("Transpose", {"r"}, {"t"}, attrs({{"perm", I{0, 2, 1, 3}}}));
+         g.node("Softmax", {"t"}, {"s"}, attrs({{"axis", int64_t{1}}}));
+         g.node("Flatten", {"s"}, {"y"}, attrs({{"axis", int64_t{1}}}));
+         g.output("y");
+       }},
+      {"Squeeze_Unsqueeze_Expand", [](G& g) {
+         const std::string x = g.input("x", {1, 8, 1, 5});
+         g.node("Squeeze", {x}, {"s"}, attrs({{"axes", I{2}}}));
+         g.node("Unsqueeze", {"s"}, {"u"}, attrs({{"axes", I{0}}}));
+         g.node("Expand", {"u", g.constant("shape", HostTensor::from_i64({5}, {2, 1, 3, 8, 5}))}, {"y"});
+         g.output("y");
+       }},
+      {"Tile_Pad", [](G& g) {
+         const std::string x = g.input("x", {1, 4, 5, 5});
+         g.node("Tile", {x, g.constant("reps", HostTensor::from_i64({4}, {1, 2, 1, 3}))}, {"t"});
+         g.node("Pad", {"t"}, {"y"}, attrs({{"pads", I{0, 0, 1, 2, 0, 1, 3, 0}}, {"mode", std::string("reflect")}}));
+         g.output("y");
+       }},
+      {"Gather", [](G& g) {
+         const std::string x = g.input("x", {1, 6, 7, 3});
+         g.node("Gather", {x, g.constant("idx", HostTensor::from_i64({3}, {4, 0, -1}))}, {"y"}, attrs({{"axis", int64_t{2}}}));
+         g.output("y");
+       }},
+      {"Cast", [](G& g) {
+         const std::string x = g.input("x", {1, 8, 4, 4});
+         g.node("Cast", {x}, {"h"}, attrs({{"to", int64_t{10}}}));
+         g.node("Cast", {"h"}, {"y"}, attrs({{"to", int64_t{1}}}));
+         g.output("y");
+       }},
+      // Convolutions (plain ONNX Conv: every tactic family).
+      {"Conv_3x3_s1", [](G& g) { conv(g, 1, 16, 20, 20, 32, 3, 1, 1, 1, 1, true); }},
+      {"Conv_3x3_s2", [](G& g) { conv(g, 2, 32, 19, 17, 64, 3, 2, 1, 1, 1, true); }},
+      {"Conv_1x1", [](G& g) { conv(g, 1, 64, 10, 10, 24, 1, 1, 0, 1, 1, true); }},
+      {"Conv_first_C3", [](G& g) { conv(g, 1, 3, 64, 64, 16, 3, 2, 1, 1, 1, true); }},
+      {"Conv_odd_channels", [](G& g) { conv(g, 1, 5, 11, 11, 7, 3, 1, 1, 1, 1, false); }},
+      {"Conv_grouped", [](G& g) { conv(g, 1, 16, 9, 9, 32, 3, 1, 1, 4, 1, true); }},
+      {"Conv_depthwise", [](G& g) { conv(g, 1, 32, 14, 14, 32, 3, 1, 1, 32, 1, true); }},
+      {"Conv_dilated_5x5", [](G& g) { conv(g, 1, 8, 16, 16, 16, 5, 1, 4, 1, 2, true); }},
+      {"Conv_large_K", [](G& g) { conv(g, 1, 256, 20, 20, 128, 3, 1, 1, 1, 1, true); }},
+      // Fused kestrel.Conv: every activation, with and without the residual.
+      {"FConv_silu", [](G& g) { conv(g, 1, 32, 16, 16, 64, 3, 1, 1, 1, 1, true, "silu"); }},
+      {"FConv_silu_residual", [](G& g) { conv(g, 2, 32, 16, 16, 32, 3, 1, 1, 1, 1, true, "silu", true); }},
+      {"FConv_relu", [](G& g) { conv(g, 1, 16, 12, 12, 16, 1, 1, 0, 1, 1, true, "relu", true); }},
+      {"FConv_leaky", [](G& g) { conv(g, 1, 16, 12, 12, 16, 3, 2, 1, 1, 1, true, "leaky_relu"); }},
+      {"FConv_sigmoid", [](G& g) { conv(g, 1, 8, 12, 12, 16, 3, 1, 1, 1, 1, true, "sigmoid"); }},
+      {"FConv_hard_swish", [](G& g) { conv(g, 1, 8, 12, 12, 16, 3, 1, 1, 1, 1, true, "hard_swish"); }},
+      {"FConv_hard_sigmoid", [](G& g) { conv(g, 1, 8, 12, 12, 16, 3, 1, 1, 1, 1, true, "hard_sigmoid"); }},
+      {"FConv_tanh", [](G& g) { conv(g, 1, 8, 12, 12, 16, 3, 1, 1, 1, 1, true, "tanh"); }},
+      {"FConv_none_nobias_dw", [](G& g) { conv(g, 1, 64, 10, 10, 64, 3, 1, 1, 64, 1, false, "none", true); }},
+      {"ConvTranspose", [](G& g) {
+         const std::string x = g.input("x", {1, 8, 6, 6});
+         g.node("ConvTranspose", {x, g.rconst("w", {8, 4, 3, 3}), g.rconst("b", {4})}, {"y"},
+                attrs({{"strides", I{2, 2}}, {"pads", I{1, 1, 1, 1}}, {"output_padding", I{1, 1}}}));
+         g.output("y");
+       }},
+      {"BatchNorm", [](G& g) {
+         const std::string x = g.input("x", {1, 8, 6, 6});
+         g.node("BatchNormalization",
+                {x, g.rconst("s", {8}), g.rconst("bb", {8}), g.rconst("m", {8}), g.rconst("v", {8}, 0.5f, 2.f)}, {"y"},
+                attrs({{"epsilon", 1e-3f}}));
+         g.output("y");
+       }},
+      // Pooling, resize, SPPF.
+      {"MaxPool_3x3_s2", [](G& g) { unary(g, "MaxPool", {1, 16, 15, 15}, attrs({{"kernel_shape", I{3, 3}}, {"strides", I{2, 2}}, {"pads", I{1, 1, 1, 1}}})); }},
+      {"MaxPool_ceil", [](G& g) { unary(g, "MaxPool", {1, 8, 10, 10}, attrs({{"kernel_shape", I{2, 2}}, {"strides", I{2, 2}}, {"ceil_mode", int64_t{1}}})); }},
+      {"AvgPool_pad", [](G& g) {
+         unary(g, "AveragePool", {1, 8, 9, 9},
+               attrs({{"kernel_shape", I{3, 3}}, {"strides", I{2, 2}}, {"pads", I{1, 1, 1, 1}}, {"count_include_pad", int64_t{1}}}));
+       }},
+      {"GlobalPools", [](G& g) {
+         const std::string x = g.input("x", {2, 16, 7, 9});
+         g.node("GlobalAveragePool", {x}, {"a"});
+         g.node("GlobalMaxPool", {x}, {"m"});
+         g.node("Add", {"a", "m"}, {"y"});
+         g.output("y");
+       }},
+      {"Resize_nearest", [](G& g) {
+         unary(g, "Resize", {1, 16, 10, 10},
+               attrs({{"mode", std::string("nearest")}, {"coordinate_transformation_mode", std::string("asymmetric")},
+                      {"nearest_mode", std::string("floor")}, {"kestrel_sizes", I{1, 16, 20, 20}}, {"kestrel_scales", F{1, 1, 2, 2}}}));
+       }},
+      {"Resize_linear", [](G& g) {
+         unary(g, "Resize", {1, 8, 7, 9},
+               attrs({{"mode", std::string("linear")}, {"coordinate_transformation_mode", std::string("half_pixel")},
+                      {"kestrel_sizes", I{1, 8, 14, 17}}}));
+       }},
+      {"SPPF", [](G& g) { unary(g, "kestrel.SPPF", {1, 32, 13, 11}, attrs({{"kernel", int64_t{5}}})); }},
+      // Softmax, MatMul, Gemm, Reduce.
+      {"Softmax_axis1", [](G& g) { unary(g, "Softmax", {1, 16, 4, 100}, attrs({{"axis", int64_t{1}}})); }},
+      {"Softmax_last", [](G& g) { unary(g, "Softmax", {1, 2, 50, 400}, attrs({{"axis", int64_t{-1}}})); }},
+      {"MatMul_batched", [](G& g) {
+         const std::string a = g.input("a", {1, 2, 40, 32});
+         const std::string b = g.input("b", {1, 2, 32, 50});
+         g.node("MatMul", {a, b}, {"y"});
+         g.output("y");
+       }},
+      {"MatMul_broadcast", [](G& g) {
+         const std::string a = g.input("a", {3, 2, 17, 9});
+         g.node("MatMul", {a, g.rconst("b", {9, 11})}, {"y"});
+         g.output("y");
+       }},
+      {"Gemm", [](G& g) {
+         const std::string a = g.input("a", {5, 12});
+         g.node("Gemm", {a, g.rconst("b", {7, 12}), g.rconst("c", {7})}, {"y"},
+                attrs({{"transB", int64_t{1}}, {"alpha", 0.5f}, {"beta", 2.f}}));
+         g.output("y");
+       }},
+      {"Reduce", [](G& g) {
+         const std::string x = g.input("x", {2, 8, 5, 6});
+         g.node("ReduceMean", {x}, {"m"}, attrs({{"axes", I{2, 3}}, {"keepdims", int64_t{1}}}));
+         g.node("ReduceMax", {x}, {"x1"}, attrs({{"axes", I{1}}, {"keepdims", int64_t{0}}}));
+         g.node("ReduceSum", {"x1"}, {"s"}, attrs({{"axes", I{2}}, {"keepdims", int64_t{0}}}));
+         g.node("ReduceMin", {x}, {"mn"}, attrs({{"axes", I{1, 2, 3}}, {"keepdims", int64_t{1}}}));
+         g.node("Add", {"m", "mn"}, {"y"});
+         g.output("y");
+         g.output("s");
+       }},
+      // Fused heads.
+      {"DetectV8", [](G& g) {
+         const std::string a = g.input("p3", {2, 64 + 80, 8, 8}, -4.f, 4.f);
+         const std::string b = g.input("p4", {2, 64 + 80, 4, 4}, -4.f, 4.f);
+         const std::string c = g.input("p5", {2, 64 + 80, 2, 2}, -4.f, 4.f);
+         g.node("kestrel.DetectV8", {a, b, c}, {"y"},
+                attrs({{"reg_max", int64_t{16}}, {"num_classes", int64_t{80}}, {"strides", I{8, 16, 32}}}));
+         g.output("y");
+       }},
+      {"DetectV5", [](G& g) {
+         const std::string a = g.input("p3", {1, 3 * 85, 8, 8}, -4.f, 4.f);
+         const std::string b = g.input("p4", {1, 3 * 85, 4, 4}, -4.f, 4.f);
+         g.node("kestrel.DetectV5", {a, b}, {"y"},
+                attrs({{"num_classes", int64_t{80}}, {"num_anchors", int64_t{3}}, {"strides", I{8, 16}},
+                       {"anchors", F{10, 13, 16, 30, 33, 23, 30, 61, 62, 45, 59, 119}}}));
+         g.output("y");
+       }},
+  };
+  return c;
+}
+
+struct Param {
+  size_t index;
+  Precision prec;
+};
+
+class GpuOp : public ::testing::TestWithParam<Param> {};
+
+// Without a GPU the host side still runs: the graph, the CPU reference, lowering, copy elimination,
+// arena packing and every layer's set-up from its tensors' metadata.
+void host_checks(const Graph& g, Precision prec) {
+  BuilderConfig cfg;
+  cfg.precision = prec;
+  bld::BuildPlan p = bld::lower(g, cfg);
+  bld::plan_views(p);
+  bld::resolve_layout(p);
+  bld::assemble_weights(p);
+  bld::pack_arena(p);
+  for (const bld::BLayer& l : p.layers) {
+    if (l.removed) continue;
+    std::vector<cuda::TensorMeta> metas;
+    metas.reserve(l.in.size() + l.out.size());
+    cuda::LayerSpec s;
+    s.name = l.name;
+    s.op = l.op;
+    s.attrs = l.attrs;
+    s.precision = p.precision;
+    for (int t : l.in) metas.push_back(t < 0 ? cuda::TensorMeta{} : bld::meta_of(p.tensors[t]));
+    for (int t : l.out) metas.push_back(bld::meta_of(p.tensors[t]));
+    for (size_t i = 0; i < l.in.size(); ++i) s.in.push_back(l.in[i] < 0 ? nullptr : &metas[i]);
+    for (size_t i = 0; i < l.out.size(); ++i) s.out.push_back(&metas[l.in.size() + i]);
+    EXPECT_NO_THROW(cuda::create_layer(s)) << l.name;
+  }
+}
+
+TEST_P(GpuOp, MatchesCpu) {
+  const Param p = GetParam();
+  const OpCase& c = cases()[p.index];
+  G g;
+  g.nhwc_prefix = p.prec == Precision::FP16;
+  c.make(g);
+  g.g.infer_shapes();
+  CpuExecutor cpu(g.g);
+  const std::vector<HostTensor> ref = cpu.run(g.feeds);
+  host_checks(g.g, p.prec);
+  KESTREL_REQUIRE_GPU();
+  BuilderConfig cfg = test::config(p.prec);
+  cfg.optimize = false;  // the op under test, not its fused form
+  Builder builder;
+  auto engine = builder.build(g.g, cfg);
+  auto ctx = engine->create_execution_context();
+  const std::vector<HostTensor> out = test::run_poisoned(*ctx, g.feeds);
+  ASSERT_EQ(out.size(), ref.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    ASSERT_EQ(out[i].shape(), ref[i].shape());
+    EXPECT_TRUE(test::all_finite(out[i])) << "unwritten (NaN) output elements";
+    const double err = test::rel_l2(out[i], ref[i]);
+    std::string tactics;
+    for (auto& l : engine->info().layers) tactics += " " + l.op + ":" + l.tactic;
+    RecordProperty("rel_l2", std::to_string(err));
+    std::printf("[op] %-26s %s output %zu rel L2 %.3g |%s\n", c.name, precision_name(p.prec), i, err, tactics.c_str());
+    EXPECT_LT(err, test::tolerance(p.prec)) << c.name << " output " << i;
+  }
+  for (auto& n : builder.report().notes) std::printf("[op]   note: %s\n", n.c_str());
+}
+
+std::vector<Param> all_params() {
+  std::vector<Param> v;
+  for (size_t i = 0; i < cases().size(); ++i) {
+    v.push_back({i, Precision::FP32});
+    v.push_back({i, Precision::FP16});
+  }
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, GpuOp, ::testing::ValuesIn(all_params()), [](const auto& info) {
+  return std::string(cases()[info.param.index].name) + (info.param.prec == Precision::FP16 ? "_fp16" : "_fp32");
+});
+
+}  // namespace

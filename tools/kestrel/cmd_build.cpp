@@ -1,0 +1,72 @@
+// kestrel build MODEL -o FILE.engine: builds a CUDA engine for this GPU (fusion, channels-last
+// lowering, per-layer kernel timing with a timing cache, arena planning) and writes it.
+#include <cstdio>
+
+#include "command.h"
+#include "kestrel/builder.h"
+#include "model_arg.h"
+#include "util/file_io.h"
+
+namespace kestrel::cli {
+
+namespace {
+struct BuildArgs {
+  std::string model, output, timing_cache;
+  bool fp16 = false, tf32 = false, no_optimize = false, verbose = false;
+  int64_t batch = 0, imgsz = 0, workspace_mib = 1024;
+};
+
+int run_build(const BuildArgs& a) {
+  BuilderConfig cfg;
+  cfg.precision = a.fp16 ? Precision::FP16 : Precision::FP32;
+  cfg.tf32 = a.tf32;
+  cfg.batch = a.batch;
+  cfg.imgsz = a.imgsz;
+  cfg.workspace_limit = a.workspace_mib << 20;
+  cfg.timing_cache_path = a.timing_cache;
+  cfg.optimize = !a.no_optimize;
+  cfg.verbose = a.verbose;
+  Graph g = load_graph(a.model, a.batch, a.imgsz);
+  std::string hash;
+  try {
+    const std::vector<char> bytes = util::read_file(a.model);
+    hash = hash_bytes(bytes.data(), bytes.size());
+  } catch (const Error&) {
+    hash = hash_bytes(a.model.data(), a.model.size());  // a zoo name
+  }
+  Builder builder;
+  auto engine = builder.build(g, cfg, hash, a.model);
+  engine->save(a.output);
+  const EngineInfo& e = engine->info();
+  const BuildReport& r = builder.report();
+  if (!r.optimize_summary.empty()) std::printf("%s\n", r.optimize_summary.c_str());
+  for (auto& n : r.notes) std::printf("note: %s\n", n.c_str());
+  std::printf("built %s: %zu layers, %s, batch %lld, for %s (sm %d.%d)\n", a.output.c_str(), e.layers.size(),
+              precision_name(e.precision), static_cast<long long>(e.batch), e.gpu_name.c_str(), e.cc_major, e.cc_minor);
+  std::printf("tactics: %d layers timed, %d from the timing cache, %d candidates rejected by validation\n", r.layers_tuned,
+              r.layers_from_cache, r.tactics_rejected);
+  std::printf("memory: arena %.2f MiB peak vs %.2f MiB sum of activations; weights %.2f MiB; %lld copies eliminated\n",
+              e.arena_bytes / 1048576.0, e.activation_bytes / 1048576.0, e.weight_bytes / 1048576.0,
+              static_cast<long long>(e.eliminated_copies));
+  std::printf("build time: %.2f s (optimize %.2f s, tuning %.2f s)\n", r.total_s, r.optimize_s, r.tune_s);
+  return 0;
+}
+}  // namespace
+
+Command add_build(CLI::App& root) {
+  auto args = std::make_shared<BuildArgs>();
+  CLI::App* app = root.add_subcommand("build", "Build a CUDA engine file for this GPU");
+  app->add_option("model", args->model, "ONNX file or built-in model name")->required();
+  app->add_option("--output,-o", args->output, "Engine file to write")->required();
+  app->add_flag("--fp16", args->fp16, "FP16 storage with FP32 accumulation (default: FP32)");
+  app->add_flag("--tf32", args->tf32, "Allow TF32 tensor cores for FP32 convolutions and matmuls");
+  app->add_option("--batch", args->batch, "Batch size to bind")->check(CLI::Range(1, 4096));
+  app->add_option("--imgsz", args->imgsz, "Input size for models with dynamic spatial dims")->check(CLI::Range(32, 8192));
+  app->add_option("--timing-cache", args->timing_cache, "Timing cache file (read, then updated)");
+  app->add_option("--workspace", args->workspace_mib, "Scratch limit per layer, MiB (default 1024)")->check(CLI::Range(0, 1 << 20));
+  app->add_flag("--no-optimize", args->no_optimize, "Skip the fusion passes (run the graph op by op)");
+  app->add_flag("--verbose,-v", args->verbose, "Print every tactic's time per layer");
+  return {app, [args] { return run_build(*args); }};
+}
+
+}  // namespace kestrel::cli
