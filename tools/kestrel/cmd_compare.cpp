@@ -201,6 +201,7 @@ Command add_compare(CLI::App& root) {
   auto a = std::make_shared<CompareArgs>();
   a->o.iterations = 20;
   a->o.duration_s = 1;
+  a->o.cuda_graph = true;  // engines are deployed with CUDA graphs; --no-cuda-graph measures plain enqueues
   CLI::App* app = root.add_subcommand("compare", "Every precision in one table: size, mAP, latency, with verdicts");
   app->add_option("model", a->model, "ONNX file or built-in model name")->required();
   app->add_option("--data", a->data, "Labelled dataset for mAP (COCO or YOLO layout); without it accuracy is not measured");
@@ -212,6 +213,7 @@ Command add_compare(CLI::App& root) {
   app->add_option("--imgsz", a->imgsz, "Input size for models with dynamic spatial dims")->check(CLI::Range(32, 8192));
   app->add_option("--iterations", a->o.iterations, "Timed inferences per row (at least)")->check(CLI::Range(1, 1000000));
   app->add_option("--duration", a->o.duration_s, "Seconds per row (at least)")->check(CLI::Range(0.0, 3600.0));
+  app->add_flag("--no-cuda-graph", [a](int64_t) { a->o.cuda_graph = false; }, "Time plain enqueues instead of CUDA-graph replays");
   app->add_option("--json", a->json, "Write the table as JSON");
   app->add_option("--chart", a->chart, "Write a latency-vs-mAP chart (SVG)");
   return {app, [a] { return run_compare(*a); }};
