@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kestrel/tensor.h"
@@ -109,6 +110,12 @@ class ExecutionContext {
 
   // With CUDA graphs on (the default), the first enqueue with a given set of I/O pointers is captured
   // into a graph and later ones replay it (one launch for the whole network).
+  // Per-layer GPU time: runs the layers one by one (no CUDA graph) with an event pair around each,
+  // `runs` times, and returns each layer's mean in ms. A separate run from any timing of the whole
+  // network, since the events between layers perturb it.
+  std::vector<std::pair<std::string, double>> profile(const std::vector<const void*>& inputs,
+                                                      const std::vector<void*>& outputs, int runs);
+
   void set_cuda_graphs(bool on);
   bool cuda_graphs() const;
   cudaStream_t stream() const;  // the context's own stream

@@ -5,6 +5,7 @@
 // layer that caused it.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -209,6 +210,47 @@ std::vector<HostTensor> ExecutionContext::run(const std::vector<HostTensor>& inp
   }
   KCUDA(cudaStreamSynchronize(c.stream));
   return outs;
+}
+
+std::vector<std::pair<std::string, double>> ExecutionContext::profile(const std::vector<const void*>& inputs,
+                                                                     const std::vector<void*>& outputs, int runs) {
+  Impl& c = *impl_;
+  const rt::Plan& plan = c.engine->plan;
+  KESTREL_CHECK(inputs.size() == plan.inputs.size() && outputs.size() == plan.outputs.size(),
+                "profile: wrong number of I/O buffers");
+  for (const Patch& p : c.patches) {
+    if (p.output) c.ios[p.layer].out[p.index] = outputs[p.slot];
+    else c.ios[p.layer].in[p.index] = const_cast<void*>(inputs[p.slot]);
+  }
+  KCUDA(cudaSetDevice(c.engine->device));
+  std::vector<cudaEvent_t> ev(c.layers.size() + 1);
+  for (auto& e : ev) KCUDA(cudaEventCreate(&e));
+  std::vector<double> total(c.layers.size(), 0.0);
+  try {
+    c.run_layers(c.stream);  // warm-up: lazy library set-up stays out of the figures
+    for (int r = 0; r < std::max(runs, 1); ++r) {
+      KCUDA(cudaEventRecord(ev[0], c.stream));
+      for (size_t i = 0; i < c.layers.size(); ++i) {
+        c.layers[i]->enqueue(c.ios[i], c.stream, c.handles);
+        KCUDA(cudaEventRecord(ev[i + 1], c.stream));
+      }
+      KCUDA(cudaEventSynchronize(ev.back()));
+      for (size_t i = 0; i < c.layers.size(); ++i) {
+        float ms = 0;
+        KCUDA(cudaEventElapsedTime(&ms, ev[i], ev[i + 1]));
+        total[i] += ms;
+      }
+    }
+  } catch (...) {
+    for (auto& e : ev) cudaEventDestroy(e);
+    throw;
+  }
+  for (auto& e : ev) cudaEventDestroy(e);
+  std::vector<std::pair<std::string, double>> out;
+  for (size_t i = 0; i < c.layers.size(); ++i)
+    out.emplace_back(plan.layers[i].name + " (" + plan.layers[i].op + ", " + plan.layers[i].tactic + ")",
+                     total[i] / std::max(runs, 1));
+  return out;
 }
 
 void ExecutionContext::set_cuda_graphs(bool on) { impl_->graphs = on && !impl_->sync_each; }

@@ -88,7 +88,6 @@ BenchResult bench_cuda(const Engine& engine, const BenchOptions& o) {
   using Clock = std::chrono::steady_clock;
   const EngineInfo& info = engine.info();
   KESTREL_CHECK(info.inputs.size() == 1 && info.outputs.size() == 1, "bench: the engine must have one input and one output");
-  if (o.profile) fail("--dump-profile: per-layer profiling of CUDA engines is not available yet (it is for --backend cpu)");
   BenchResult r;
   r.backend = "cuda";
   r.device = info.gpu_name;
@@ -167,6 +166,10 @@ BenchResult bench_cuda(const Engine& engine, const BenchOptions& o) {
   r.power_w_mean = nvml.mean_power_w();
   r.power_w_max = nvml.max_power_w();
   r.util_pct_mean = nvml.mean_utilization_pct();
+  if (o.profile) {  // after the main figures, so the per-layer events cannot perturb them
+    StreamState& s = states.front();
+    r.layer_profile = s.ctx->profile({s.d_in}, {s.d_out}, std::max(1, std::min(o.iterations, 20)));
+  }
   for (auto& s : states) {
     for (auto& e : s.ev) cudaEventDestroy(e);
     cudaFree(s.d_in);
