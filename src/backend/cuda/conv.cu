@@ -6,11 +6,15 @@
 //   igemm_BMxBN[_skS]  own tensor-core implicit GEMM, FP16, epilogue fused, strided output, split-K
 //   cudnn_algoN     cuDNN's forward algorithm N (NHWC), into scratch, then our epilogue kernel (or
 //                   straight into Y when there is nothing to add and Y is dense)
+//   cudnnbeN        FP16: the N-th execution plan of cuDNN's graph API heuristics (engines the legacy
+//                   algorithms do not reach), the same scratch and epilogue
 // Weights arrive OHWI in the engine's precision (the builder converts them), bias in float32.
+#include <cstdlib>
 #include <cstring>
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/conv_kernels.h"
+#include "backend/cuda/cudnn_be.h"
 #include "backend/cuda/device_common.cuh"
 #include "backend/cuda/layers.h"
 #include "ir/op_registry.h"
@@ -84,6 +88,9 @@ class ConvLayer : public Layer {
     p_.beta = s.attrs.f("beta", 0.5f);
     y_dense_nhwc_ = y.channels_last && y.strides == channels_last_strides(y.shape);
     k_fastest_ = y.strides[1] == 1;
+    // The 16-byte epilogue after cuDNN: FP16, channels-last output (and residual), strides of 8.
+    vec_epi_ = half_ && !mixed_ && p_.K % 8 == 0 && y.channels_last_ld(&ldy_) && ldy_ % 8 == 0 &&
+               (!has_res_ || (s.in[3]->channels_last_ld(&ldr_) && ldr_ % 8 == 0));
   }
 
   ~ConvLayer() override {
@@ -124,6 +131,19 @@ class ConvLayer : public Layer {
           t.push_back("cudnn_algo" + std::to_string(static_cast<int>(a)));
         }
       }
+      // cuDNN's graph API: its heuristics' first plans (FP16, channels-last input, group 1).
+      static const bool be_off = [] {
+        const char* e = std::getenv("KESTREL_NO_CUDNN_BE");
+        return e && e[0] == '1';
+      }();
+      if (half_ && !mixed_ && cl && p_.group == 1 && !be_off) {
+        try {
+          const_cast<ConvLayer*>(this)->make_be(h);
+          for (int i = 0; i < be_->plans(); ++i) t.push_back("cudnnbe" + std::to_string(i));
+        } catch (const Error&) {
+          // No graph-API plans for this problem (or this cuDNN): the other tactics remain.
+        }
+      }
     }
     return t;
   }
@@ -149,6 +169,18 @@ class ConvLayer : public Layer {
         KCUDA(cudaMemset(counters_, 0, static_cast<size_t>(nc) * sizeof(int)));
         n_counters_ = nc;
       }
+      tactic_ = t;
+      return;
+    }
+    if (t.rfind("cudnnbe", 0) == 0) {
+      KESTREL_CHECK(symmetric_pads_ && half_ && !mixed_ && p_.group == 1, "tactic ", t, " does not apply");
+      make_be(h);
+      be_plan_ = std::stoi(t.substr(7));
+      KESTREL_CHECK(be_plan_ >= 0 && be_plan_ < be_->plans(), "tactic ", t, ": cuDNN offers ", be_->plans(), " plans here");
+      ws_bytes_ = align_up(be_->workspace(be_plan_), 256);
+      epilogue_ = has_bias_ || has_res_ || p_.act != kActNone || !y_dense_nhwc_;
+      tmp_bytes_ = epilogue_ ? align_up(static_cast<int64_t>(p_.N) * p_.OH * p_.OW * p_.K * 2, 256) : 0;
+      scratch_ = ws_bytes_ + tmp_bytes_;
       tactic_ = t;
       return;
     }
@@ -210,9 +242,16 @@ class ConvLayer : public Layer {
       char* scratch = static_cast<char*>(io.scratch);
       void* ws = ws_bytes_ ? scratch : nullptr;
       void* out = epilogue_ ? scratch + ws_bytes_ : y;
-      KCUDNN(cudnnConvolutionForward(h.cudnn, &one, xd_, x, wd_, w, cd_, algo_, ws, static_cast<size_t>(ws_bytes_), &zero,
-                                     yd_, out));
-      if (epilogue_) {
+      if (tactic_.rfind("cudnnbe", 0) == 0)
+        be_->execute(be_plan_, h.cudnn, x, w, out, ws);
+      else
+        KCUDNN(cudnnConvolutionForward(h.cudnn, &one, xd_, x, wd_, w, cd_, algo_, ws, static_cast<size_t>(ws_bytes_), &zero,
+                                       yd_, out));
+      auto a16 = [](const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
+      if (epilogue_ && vec_epi_ && a16(out) && a16(y) && (!r || a16(r))) {
+        launch_conv_epilogue_vec(p_, static_cast<const __half*>(out), b, static_cast<const __half*>(r), static_cast<__half*>(y),
+                                 ldy_, ldr_, stream);
+      } else if (epilogue_) {
         if (half_)
           launch_conv_epilogue(p_, static_cast<const __half*>(out), b, static_cast<const __half*>(r), static_cast<__half*>(y), stream);
         else
@@ -242,6 +281,12 @@ class ConvLayer : public Layer {
     KCUDNN(cudnnSetConvolutionMathType(cd_, math));
   }
 
+  void make_be(Handles& h) {
+    if (be_) return;
+    KESTREL_CHECK(symmetric_pads_, "cuDNN needs symmetric padding");
+    be_ = std::make_unique<CudnnBeConv>(p_, h.cudnn, 4, int64_t{1} << 30);
+  }
+
   void destroy_cudnn() {
     if (xd_) cudnnDestroyTensorDescriptor(xd_);
     if (yd_) cudnnDestroyTensorDescriptor(yd_);
@@ -253,6 +298,10 @@ class ConvLayer : public Layer {
   }
 
   ConvParams p_;
+  std::unique_ptr<CudnnBeConv> be_;
+  int be_plan_ = 0;
+  bool vec_epi_ = false;
+  int64_t ldy_ = 0, ldr_ = 0;
   int* counters_ = nullptr;
   int64_t n_counters_ = 0;
   bool mixed_ = false;

@@ -171,6 +171,34 @@ __global__ void conv_epilogue_kernel(const __grid_constant__ ConvParams p, const
   y[n * p.ys[0] + k * p.ys[1] + oy * p.ys[2] + ox * p.ys[3]] = from_f<T>(v);
 }
 
+// The FP16 epilogue after a cuDNN convolution, 8 channels (16 bytes) per thread: tmp dense NHWC
+// [M][K], y (and the residual) channels-last with pixel strides ldy (ldr), all multiples of 8.
+__global__ void conv_epilogue_vec_kernel(const __half* __restrict__ tmp, const float* __restrict__ bias,
+                                         const __half* __restrict__ r, __half* __restrict__ y, int M, int K8,
+                                         long long ldy, long long ldr, int act, float alpha, float beta) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= M * K8) return;
+  const int m = i / K8, c = (i - m * K8) * 8;
+  uint4 v = __ldg(reinterpret_cast<const uint4*>(tmp) + i);
+  __half2* vh = reinterpret_cast<__half2*>(&v);
+  uint4 rv = make_uint4(0, 0, 0, 0);
+  if (r) rv = __ldg(reinterpret_cast<const uint4*>(r + m * ldr + c));
+  const __half2* rh = reinterpret_cast<const __half2*>(&rv);
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    const float2 f = __half22float2(vh[e]);
+    float a0 = apply_act_fast(act, f.x + (bias ? __ldg(bias + c + 2 * e) : 0.f), alpha, beta);
+    float a1 = apply_act_fast(act, f.y + (bias ? __ldg(bias + c + 2 * e + 1) : 0.f), alpha, beta);
+    if (r) {
+      const float2 g = __half22float2(rh[e]);
+      a0 += g.x;
+      a1 += g.y;
+    }
+    vh[e] = __floats2half2_rn(a0, a1);
+  }
+  *reinterpret_cast<uint4*>(y + m * ldy + c) = v;
+}
+
 }  // namespace
 
 namespace {
@@ -213,6 +241,18 @@ void launch_conv_depthwise(const ConvParams& p, const T* x, const T* w, const fl
   if (!total) return;
   conv_depthwise_kernel<T><<<blocks_ll(total, 256), 256, 0, stream>>>(p, x, w, bias, r, y);
   KLAUNCH("conv_depthwise");
+}
+
+void launch_conv_epilogue_vec(const ConvParams& p, const __half* tmp, const float* bias, const __half* r, __half* y,
+                              long long ldy, long long ldr, cudaStream_t stream) {
+  const long long M = (long long)p.N * p.OH * p.OW;
+  KESTREL_CHECK(p.K % 8 == 0 && ldy % 8 == 0 && (!r || ldr % 8 == 0) && M * (p.K / 8) < (1ll << 31),
+                "internal: vector epilogue shape");
+  const long long total = M * (p.K / 8);
+  if (!total) return;
+  conv_epilogue_vec_kernel<<<blocks_ll(total, 256), 256, 0, stream>>>(tmp, bias, r, y, static_cast<int>(M), p.K / 8, ldy,
+                                                                       ldr, p.act, p.alpha, p.beta);
+  KLAUNCH("conv_epilogue_vec");
 }
 
 template <typename T>

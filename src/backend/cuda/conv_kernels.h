@@ -1,6 +1,7 @@
 #pragma once
 // Launchers of Kestrel's own convolution kernels (conv_direct.cu, conv_igemm.cu). Weights are OHWI
 // ([K][KH][KW][C/group], dense), bias float32; the epilogue is act(conv + bias) + residual.
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <string>
@@ -26,6 +27,10 @@ void launch_conv_depthwise(const ConvParams& p, const T* x, const T* w, const fl
 // act(tmp + bias) + r -> y, where tmp is a dense NHWC [N, OH, OW, K] result (cuDNN's output).
 template <typename T>
 void launch_conv_epilogue(const ConvParams& p, const T* tmp, const float* bias, const T* r, T* y, cudaStream_t stream);
+// The same for FP16 with K, y's and r's pixel strides multiples of 8, 16-byte aligned, channels-last
+// (y + m * ldy + k): 8 channels per thread.
+void launch_conv_epilogue_vec(const ConvParams& p, const __half* tmp, const float* bias, const __half* r, __half* y,
+                              long long ldy, long long ldr, cudaStream_t stream);
 
 // Tensor-core implicit GEMM (FP16 in, FP32 accumulate): channels-last x (C % 8 == 0, pixel stride
 // ldx % 8 == 0, 16-byte aligned), group 1, even K and output/residual pixel strides.
