@@ -26,7 +26,7 @@ export KESTREL_TIMING_CACHE=/tmp/kestrel.cache
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
 D=$KESTREL_SHARED/data
 if has compare; then
-  for m in yolov5n yolov8n yolo11n; do
+  for m in ${MODELS:-yolov5n yolov8n yolo11n}; do
     echo "== compare $m ($(elapsed) s)"
     timeout ${COMPARE_TIMEOUT:-150} kestrel compare $D/models/$m.onnx --data $D/coco-val --batch 1,32 \
       --json $L/compare_$m.json --chart $L/compare_$m.svg > $L/compare_$m.log 2>&1
@@ -41,6 +41,9 @@ if has bench; then
     timeout 60 kestrel bench $D/models/yolov8n.onnx --fp16 --batch $b --cuda-graph --duration 3 --json $L/bench_b$b.json > $L/bench_b$b.log 2>&1
     grep -E "Throughput|Latency|GPU Compute|Compute rate|Power|\[W\]" $L/bench_b$b.log
   done
+  echo "== per-layer profile, batch 32 ($(elapsed) s)"
+  timeout 60 kestrel bench $D/models/yolov8n.onnx --fp16 --batch 32 --cuda-graph --duration 1 --dump-profile > $L/profile_b32.log 2>&1
+  echo "exit $?"; grep -A3 "separate profiling" $L/profile_b32.log; grep -E "^total" $L/profile_b32.log
   pack
 fi
 if has anchors; then
