@@ -16,6 +16,9 @@ ProgressBar::~ProgressBar() { finish(); }
 
 void ProgressBar::advance(int64_t n) {
   done_ += n;
+  // Open-ended work (a benchmark that runs "at least N iterations and at least T seconds") outgrows its
+  // first estimate: grow the total rather than show more than 100%.
+  if (done_ > total_) total_ = done_;
   const auto now = std::chrono::steady_clock::now();
   if (tty_ && (now - last_draw_ > std::chrono::milliseconds(100) || done_ >= total_)) {
     last_draw_ = now;
