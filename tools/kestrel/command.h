@@ -19,6 +19,7 @@ Command add_val(CLI::App& root);
 Command add_predict(CLI::App& root);
 Command add_bench(CLI::App& root);
 Command add_compare(CLI::App& root);
+Command add_quantize(CLI::App& root);  // cmd_quantize.cpp (INT8 calibration and Q/DQ export)
 #ifdef KESTREL_HAS_CUDA
 Command add_build(CLI::App& root);  // cmd_build.cpp (CUDA builds only)
 #endif

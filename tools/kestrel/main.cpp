@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   root.set_version_flag("--version", std::string("kestrel ") + KESTREL_VERSION_STRING);
   root.require_subcommand(1);
   std::vector<Command> commands = {add_inspect(root), add_run(root), add_val(root), add_predict(root), add_bench(root), add_compare(root)};
+  commands.push_back(add_quantize(root));
 #ifdef KESTREL_HAS_CUDA
   commands.push_back(add_build(root));
 #endif

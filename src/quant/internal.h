@@ -1,0 +1,45 @@
+#pragma once
+// Shared between the files of src/quant (not part of the public API).
+#include <map>
+#include <string>
+#include <vector>
+
+#include "kestrel/quant.h"
+
+namespace kestrel::quant::detail {
+
+// One node's precision, and why.
+struct Decision {
+  LayerPrecision precision = LayerPrecision::FP32;
+  std::string reason;
+  bool by_rule = false;     // set by --layer-precision: the automatic search leaves it alone
+  double sensitivity = -1;  // auto mode
+};
+using Decisions = std::map<std::string, Decision>;  // node name -> decision, every node but Q/DQ
+
+// Default policy (or plain "INT8 where possible"), then the --layer-precision rules.
+Decisions initial_decisions(const Graph& g, const QuantOptions& o);
+// The convs whose outputs reach a kestrel.DetectV8/V5 through data movement only (Concat, Reshape, ...).
+std::vector<std::string> head_output_convs(const Graph& g);
+
+// Inserts Q/DQ for the INT8 convs of `d` and writes the kestrel_precision* attributes.
+void rewrite_qdq(Graph& g, const Decisions& d, const std::map<std::string, float>& scales,
+                 LayerPrecision float_precision);
+
+// The automatic search: updates `d` (promotions, sensitivities) and the report's auto figures.
+void search_precisions(const Graph& fp32, Decisions& d, const QuantOptions& o, QuantReport& report);
+
+// Attribute names of the precision contract.
+inline constexpr const char* kPrecisionAttr = "kestrel_precision";
+inline constexpr const char* kReasonAttr = "kestrel_precision_reason";
+inline constexpr const char* kOutputPrecisionAttr = "kestrel_output_precision";
+
+bool is_qdq(const Node& n);
+// A name not used yet by any value (or node, for node names) of g, derived from base.
+std::string unique_value_name(const Graph& g, const std::string& base);
+
+// Round to the nearest fp16 value (ties to even), kept in float.
+float round_fp16(float v);
+void round_fp16_inplace(HostTensor& t);
+
+}  // namespace kestrel::quant::detail

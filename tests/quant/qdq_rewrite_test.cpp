@@ -1,0 +1,120 @@
+// The Q/DQ rewrite on tiny graphs: structure, parameters, and CPU outputs against a hand-quantized
+// computation.
+#include <gtest/gtest.h>
+
+#include "kestrel/cpu_backend.h"
+#include "quant_test_util.h"
+
+namespace {
+using namespace kestrel;
+
+// x [1,2,5,5] -> kestrel.Conv(2 -> 3, 3x3, pad 1, bias, no activation) -> y
+Graph one_conv() {
+  test::GraphBuilder b;
+  b.output(b.conv(b.input("x", {1, 2, 5, 5}), 2, 3, 3, 1, 1, true, "conv"));
+  Graph g = b.build();
+  passes::optimize(g);
+  return g;
+}
+
+const Node* producer(const Graph& g, const std::string& v) {
+  for (auto& n : g.nodes)
+    for (auto& o : n.outputs)
+      if (o == v) return &n;
+  return nullptr;
+}
+
+TEST(QdqRewrite, ConvInputAndWeightsGetQdq) {
+  Graph g = one_conv();
+  const HostTensor w = *g.value(g.nodes[0].inputs[1]).constant;
+  quant::QuantOptions o;
+  o.activation_scales = {{"x", 0.05f}};
+  quant::quantize_graph(g, o);
+  ASSERT_EQ(test::count_op(g, "QuantizeLinear"), 1);
+  ASSERT_EQ(test::count_op(g, "DequantizeLinear"), 2);
+  const Node& conv = *test::find_node(g, "kestrel.Conv");
+  EXPECT_EQ(conv.attrs.s("kestrel_precision"), "int8");
+  EXPECT_EQ(conv.attrs.s("kestrel_output_precision"), "fp16");
+  // X: x -> Q -> DQ -> conv, per tensor, int8 zero point 0.
+  const Node* xdq = producer(g, conv.inputs[0]);
+  ASSERT_TRUE(xdq && xdq->op == "DequantizeLinear");
+  const Node* xq = producer(g, xdq->inputs[0]);
+  ASSERT_TRUE(xq && xq->op == "QuantizeLinear");
+  EXPECT_EQ(xq->inputs[0], "x");
+  EXPECT_EQ(g.value(xq->inputs[1]).constant->to_f32(), std::vector<float>{0.05f});
+  EXPECT_EQ(g.value(xq->inputs[2]).constant->dtype(), DType::I8);
+  EXPECT_EQ(g.value(xq->inputs[2]).constant->to_i64(), std::vector<int64_t>{0});
+  EXPECT_EQ(g.value(xq->outputs[0]).dtype, DType::I8);
+  // W: int8 constant -> DQ(axis 0, per-channel scales) -> conv.
+  const Node* wdq = producer(g, conv.inputs[1]);
+  ASSERT_TRUE(wdq && wdq->op == "DequantizeLinear");
+  EXPECT_EQ(wdq->attrs.i("axis"), 0);
+  const auto expected = quant::quantize_weights(w);
+  const HostTensor& codes = *g.value(wdq->inputs[0]).constant;
+  EXPECT_EQ(codes.dtype(), DType::I8);
+  EXPECT_EQ(std::vector<int8_t>(codes.data<int8_t>(), codes.data<int8_t>() + codes.numel()),
+            std::vector<int8_t>(expected.q.data<int8_t>(), expected.q.data<int8_t>() + expected.q.numel()));
+  EXPECT_EQ(g.value(wdq->inputs[1]).constant->to_f32(), expected.scales);
+  EXPECT_EQ(g.value(wdq->inputs[2]).constant->to_i64(), std::vector<int64_t>(3, 0));
+  EXPECT_NO_THROW(quant::check_qdq_placement(g));
+}
+
+TEST(QdqRewrite, CpuOutputsEqualHandQuantizedConv) {
+  Graph g = one_conv();
+  const Graph fp32 = g;
+  const HostTensor w = *g.value(g.nodes[0].inputs[1]).constant;
+  const auto bias = g.value(g.nodes[0].inputs[2]).constant->to_f32();
+  const float s = 0.03f;
+  quant::QuantOptions o;
+  o.activation_scales = {{"x", s}};
+  quant::quantize_graph(g, o);
+  const HostTensor x = test::random_tensor({1, 2, 5, 5}, 11, -3.f, 3.f);  // saturates beyond +-3.84
+  const HostTensor y = CpuExecutor(g).run({x})[0];
+
+  // By hand: dequantize(quantize(x)) and dequantize(W codes), then the convolution in double.
+  const auto qw = quant::quantize_weights(w);
+  for (int m = 0; m < 3; ++m)
+    for (int oy = 0; oy < 5; ++oy)
+      for (int ox = 0; ox < 5; ++ox) {
+        double acc = bias[m];
+        for (int c = 0; c < 2; ++c)
+          for (int ky = 0; ky < 3; ++ky)
+            for (int kx = 0; kx < 3; ++kx) {
+              const int iy = oy + ky - 1, ix = ox + kx - 1;
+              if (iy < 0 || iy >= 5 || ix < 0 || ix >= 5) continue;
+              const float xd = static_cast<float>(test::quantize_ref(x.data<float>()[(c * 5 + iy) * 5 + ix], s)) * s;
+              const float wd = static_cast<float>(qw.q.data<int8_t>()[((m * 2 + c) * 3 + ky) * 3 + kx]) * qw.scales[m];
+              acc += static_cast<double>(xd) * wd;
+            }
+        EXPECT_NEAR(y.data<float>()[(m * 5 + oy) * 5 + ox], acc, 1e-5) << m << " " << oy << " " << ox;
+      }
+  // And the quantized graph is not the FP32 one (the test would pass vacuously otherwise).
+  EXPECT_GT(test::rel_l2(y, CpuExecutor(fp32).run({x})[0]), 1e-4);
+}
+
+TEST(QdqRewrite, OnePairPerQuantizedTensor) {
+  // a's output feeds two INT8 convs: one Q/DQ pair serves both.
+  test::GraphBuilder b;
+  const auto a = b.silu(b.conv(b.input("x", {1, 3, 8, 8}), 3, 4, 3, 1, 1, true, "a"));
+  b.output(b.conv(a, 4, 4, 1, 1, 1, true, "b"));
+  b.output(b.conv(a, 4, 2, 3, 1, 1, true, "c"));
+  Graph g = b.build();
+  passes::optimize(g);
+  quant::QuantOptions o;
+  for (auto& t : quant::quantizable_tensors(g)) o.activation_scales[t] = 0.1f;
+  ASSERT_EQ(o.activation_scales.size(), 2u);
+  quant::quantize_graph(g, o);
+  EXPECT_EQ(test::count_op(g, "QuantizeLinear"), 2);
+  EXPECT_EQ(test::count_op(g, "DequantizeLinear"), 2 + 3);
+  EXPECT_EQ(test::node_named(g, "b")->inputs[0], test::node_named(g, "c")->inputs[0]);
+}
+
+TEST(QdqRewrite, AlreadyQuantizedGraphIsRefused) {
+  Graph g = one_conv();
+  quant::QuantOptions o;
+  o.activation_scales = {{"x", 0.05f}};
+  quant::quantize_graph(g, o);
+  EXPECT_NE(test::error_of([&] { quant::quantize_graph(g, o); }).find("already quantized"), std::string::npos);
+}
+
+}  // namespace
