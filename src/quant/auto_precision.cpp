@@ -91,8 +91,8 @@ void search_precisions(const Graph& fp32, Decisions& d, const QuantOptions& o, Q
     const Decision& x = d.at(n.name);
     if (n.op == "kestrel.Conv" && x.precision == LayerPrecision::Int8 && !x.by_rule) candidates.push_back(n.name);
   }
-  size_t bisection = 2;  // k = 0 and k = all, then about log2(n) steps
-  for (size_t n = candidates.size(); n > 1; n /= 2) ++bisection;
+  size_t bisection = 2;  // k = 0 and k = all, then at most ceil(log2(n)) steps
+  for (size_t n = candidates.size(); n > 1; n = (n + 1) / 2) ++bisection;
   Evaluator eval(fp32, o, candidates.size() + bisection);
   // Sensitivities: one conv in INT8, everything else (decode included) FP32.
   Decisions alone = d;

@@ -2,6 +2,8 @@
 // Calibrates the optimized FP32 graph (or reuses --calib-cache), decides each layer's precision
 // (default policy, --layer-precision rules, --int8-auto), writes the Q/DQ ONNX of the plain graph and,
 // with --val, measures the INT8 mAP on the CPU simulation of the engine.
+#include <fnmatch.h>
+
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -67,6 +69,14 @@ int run_quantize(const QuantizeArgs& a, bool images_explicit) {
   const Graph& plain = forms.plain;
   const Graph& fused = forms.fused;
 
+  // A rule that matches nothing is a typo: say so before a minute of calibration, not after.
+  for (const quant::LayerRule& r : qo.rules) {
+    bool any = false;
+    for (const Node& n : fused.nodes) any = any || fnmatch(r.pattern.c_str(), n.name.c_str(), 0) == 0;
+    if (!any)
+      throw UsageError("--layer-precision pattern '" + r.pattern + "' matches no layer (layer names look like '" +
+                       (fused.nodes.empty() ? std::string() : fused.nodes.front().name) + "')");
+  }
   const quant::Calibration cal = quant::calibrate(fused, co);
   if (cal.from_cache)
     std::printf("calibration: %zu scales from %s\n", cal.scales.size(), a.cache.c_str());
