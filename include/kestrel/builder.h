@@ -21,6 +21,9 @@ struct BuilderConfig {
   std::string timing_cache_path;     // read before and written after tuning (empty: none)
   bool optimize = true;              // run the fusion passes (kestrel.Conv, SPPF, Detect*)
   bool verbose = false;              // print per-layer tuning to stderr
+  // Every layer runs its reference kernel (the one the others are validated against), untimed: for
+  // checking accuracy questions, never for speed.
+  bool reference_tactics = false;
 };
 
 // What the last build did (times in seconds).

@@ -115,7 +115,8 @@ QuantizedWeights quantize_weights(const HostTensor& w);
 // Calibration
 
 struct CalibOptions {
-  std::string images;         // folder of .jpg/.jpeg/.png (or a dataset folder with images/)
+  std::string images;         // folder of .jpg/.jpeg/.png (or a dataset folder with images/); empty:
+                              // cache_path alone (it must exist and be this model's)
   int max_images = 128;       // uses min(max_images, available) ...
   bool images_explicit = false;  // ... unless given explicitly: then fewer available is an error
   // Percentile 99.99 by default: on YOLOv8n / YOLO11n / YOLOv5n it loses the least mAP of the three,
@@ -124,6 +125,11 @@ struct CalibOptions {
   CalibAlgo algo = CalibAlgo::Percentile;
   double percentile = 99.99;  // for CalibAlgo::Percentile
   std::string cache_path;     // "": no cache; reused when every key matches, else written
+  // What identifies the model in the cache key; empty: graph_hash() of the optimized graph. That hash
+  // covers folded constants, whose last bits may depend on the CPU's math library paths, so tools that
+  // know the source (file bytes, zoo name and binding) pass an id of it: a cache made on one machine
+  // then serves another.
+  std::string model_id;
   bool progress = true;       // progress bar on stderr
 };
 
@@ -266,9 +272,13 @@ void check_qdq_placement(const Graph& g);
 // folds weight DequantizeLinear into float constants, so they are restored from the file after
 // passes::optimize. INT8 convs get kestrel_precision int8; the other layers `float_precision`. The
 // precisions `kestrel quantize` recorded (metadata kestrel_layer_precision) are applied when present.
-Graph load_qdq_onnx(const std::string& path, LayerPrecision float_precision = LayerPrecision::FP16);
+// batch / imgsz re-bind the model's input as the importer does (0: the model's own).
+Graph load_qdq_onnx(const std::string& path, LayerPrecision float_precision = LayerPrecision::FP16, int64_t batch = 0,
+                    int64_t imgsz = 0);
 Graph load_qdq_onnx_bytes(const std::string& bytes, LayerPrecision float_precision = LayerPrecision::FP16,
-                          const std::string& source = "<memory>");
+                          const std::string& source = "<memory>", int64_t batch = 0, int64_t imgsz = 0);
+// True when the graph has QuantizeLinear / DequantizeLinear nodes (a Q/DQ model, imported or rewritten).
+bool has_qdq(const Graph& g);
 
 // The ONNX metadata key under which `kestrel quantize` records every layer's precision and reason.
 extern const char* const kPrecisionMetadataKey;

@@ -21,7 +21,8 @@ typedef struct CUstream_st* cudaStream_t;
 
 namespace kestrel {
 
-enum class Precision : uint8_t { FP32 = 0, FP16 = 1 };
+// INT8: INT8 convolutions where the model's Q/DQ (or the calibration) says so, FP16 elsewhere.
+enum class Precision : uint8_t { FP32 = 0, FP16 = 1, INT8 = 2 };
 const char* precision_name(Precision p);
 
 struct EngineTensorInfo {

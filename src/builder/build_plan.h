@@ -3,6 +3,7 @@
 // may still be removed. Stages (each in its own file):
 //   lower.cpp     graph -> BuildPlan: layouts (NHWC for the conv trunk), dtypes, layout conversions,
 //                 weights converted (OHWI, engine precision), I/O tensors
+//   requantize.cpp  INT8: quantize layers folded into the INT8 conv that feeds them
 //   views.cpp     Reshape aliases, Slice/Split views, Concat elimination; final strides and offsets
 //   tuner.cpp     tactic per layer (timing on the GPU, validated against the reference, cached)
 //   arena.cpp     lifetimes and interval packing into one arena
@@ -67,6 +68,9 @@ struct BuildPlan {
 };
 
 BuildPlan lower(const Graph& g, const BuilderConfig& cfg);
+// Folds a kestrel.QuantizeInt8 into the INT8 conv producing its input when nothing else reads the
+// fp16 value (requantize.cpp); returns how many.
+int fold_requantize(BuildPlan& p);
 void plan_views(BuildPlan& p);
 // Assigns strides, roots and element offsets of every tensor (views resolved).
 void resolve_layout(BuildPlan& p);

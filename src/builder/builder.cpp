@@ -12,6 +12,7 @@
 #include "builder/tuner.h"
 #include "kestrel/onnx.h"
 #include "kestrel/passes.h"
+#include "kestrel/quant.h"
 #include "kestrel/version.h"
 #include "runtime/device.h"
 #include "runtime/engine_impl.h"
@@ -39,7 +40,11 @@ std::unique_ptr<Engine> Builder::build_from_onnx(const std::string& onnx_path, c
   ImportOptions io;
   io.batch = config.batch;
   io.imgsz = config.imgsz;
-  Graph g = import_onnx_bytes(bytes.data(), bytes.size(), io, onnx_path);
+  // INT8 from a file: a Q/DQ ONNX (ours or another tool's), read into the fused graph with its scales.
+  Graph g = config.precision == Precision::INT8
+                ? quant::load_qdq_onnx_bytes(std::string(bytes.begin(), bytes.end()), quant::LayerPrecision::FP16, onnx_path,
+                                             config.batch, config.imgsz)
+                : import_onnx_bytes(bytes.data(), bytes.size(), io, onnx_path);
   const double import_s = since(t0);
   auto engine = build(g, config, hash_bytes(bytes.data(), bytes.size()), std::filesystem::path(onnx_path).filename().string());
   report_.import_s = import_s;
@@ -58,10 +63,22 @@ std::unique_ptr<Engine> Builder::build(const Graph& graph, const BuilderConfig& 
   const auto t_opt = std::chrono::steady_clock::now();
   // The fusion passes: BN folding, kestrel.Conv (activation and residual in the epilogue),
   // kestrel.SPPF, kestrel.DetectV8/V5. Without them (--no-optimize) the graph runs op by op.
-  if (config.optimize) report_.optimize_summary = passes::optimize(g).summary();
+  // A Q/DQ graph (quant::quantize_graph, quant::load_qdq_onnx) is fused already: optimizing it again
+  // would fold its weight DequantizeLinear nodes back into float constants.
+  bool qdq = false;
+  for (const Node& n : g.nodes) qdq |= n.op == "QuantizeLinear" || n.op == "DequantizeLinear";
+  if (qdq) {
+    KESTREL_CHECK(config.precision == Precision::INT8,
+                  "the model is quantized (QuantizeLinear / DequantizeLinear nodes): build it as INT8 (--int8)");
+    quant::check_qdq_placement(g);
+  } else if (config.optimize) {
+    report_.optimize_summary = passes::optimize(g).summary();
+  }
   report_.optimize_s = since(t_opt);
 
   bld::BuildPlan p = bld::lower(g, config);
+  if (const int folded = bld::fold_requantize(p))
+    report_.notes.push_back(std::to_string(folded) + " INT8 convolutions write int8 for the next INT8 layer");
   bld::plan_views(p);
   bld::resolve_layout(p);
   bld::assemble_weights(p);
@@ -72,12 +89,13 @@ std::unique_ptr<Engine> Builder::build(const Graph& graph, const BuilderConfig& 
   to.cache_path = config.timing_cache_path;
   to.device_key = rt::device_key(dev);
   to.verbose = config.verbose;
+  to.reference_only = config.reference_tactics;
   const bld::TuneStats ts = bld::tune(p, to);
   report_.tune_s = since(t_tune);
   report_.layers_tuned = ts.tuned;
   report_.layers_from_cache = ts.cached;
   report_.tactics_rejected = ts.rejected;
-  report_.notes = ts.notes;
+  report_.notes.insert(report_.notes.end(), ts.notes.begin(), ts.notes.end());
 
   bld::pack_arena(p);
 

@@ -5,9 +5,16 @@
 // per value and layout, shared by all readers). Precision policy: in FP16 engines the NHWC float
 // tensors are FP16 (the trunk, where the bytes are); row-major ones stay FP32 (the heads, where
 // box coordinates up to 640 px and softmax sums want the bits). Kernels accumulate in FP32.
+// INT8 engines lower a Q/DQ graph (quant::quantize_graph or a Q/DQ ONNX): every kestrel.Conv whose input
+// comes through DequantizeLinear becomes kestrel.ConvInt8 reading an int8 channels-last tensor that a
+// kestrel.QuantizeInt8 layer makes (one per value and scale; requantize.cpp later folds it into the
+// producing INT8 conv where it can), with its int8 OHWI weights and the per-channel s_x * s_w; the
+// Q/DQ nodes themselves are not layers. All other layers run as in an FP16 engine.
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 #include "builder/build_plan.h"
 
@@ -50,11 +57,40 @@ HostTensor conv_weight_ohwi(const HostTensor& w_in, DType dt) {
   return dt == DType::F32 ? r : r.cast(dt);
 }
 
+// OIHW int8 -> OHWI int8 (the INT8 kernels' weight layout).
+HostTensor int8_weight_ohwi(const HostTensor& w) {
+  KESTREL_CHECK(w.rank() == 4 && w.dtype() == DType::I8, "internal: int8 conv weights must be 4-D int8, got ",
+                dtype_name(w.dtype()), " ", shape_str(w.shape()));
+  const int64_t O = w.dim(0), I = w.dim(1), KH = w.dim(2), KW = w.dim(3);
+  HostTensor r(DType::I8, {O, KH, KW, I});
+  const int8_t* s = w.data<int8_t>();
+  int8_t* d = r.data<int8_t>();
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t i = 0; i < I; ++i)
+      for (int64_t y = 0; y < KH; ++y)
+        for (int64_t x = 0; x < KW; ++x) d[((o * KH + y) * KW + x) * I + i] = s[((o * I + i) * KH + y) * KW + x];
+  return r;
+}
+
+bool is_qdq(const std::string& op) { return op == "QuantizeLinear" || op == "DequantizeLinear"; }
+
+float scalar_of(const Value& v) {
+  KESTREL_CHECK(v.is_constant() && v.constant->numel() == 1, "internal: '", v.name, "' must be a constant scalar");
+  return v.constant->to_f32().at(0);
+}
+
 class Lowering {
  public:
-  Lowering(const Graph& g, const BuilderConfig& cfg) : g_(g), fp16_(cfg.precision == Precision::FP16) {
+  Lowering(const Graph& g, const BuilderConfig& cfg)
+      : g_(g), fp16_(cfg.precision != Precision::FP32), int8_(cfg.precision == Precision::INT8) {
     p_.precision = cfg.precision;
     p_.tf32 = cfg.tf32;
+    prod_ = g.producers();
+    bool has_qdq = false;
+    for (const Node& n : g.nodes) has_qdq |= is_qdq(n.op);
+    KESTREL_CHECK(!has_qdq || int8_, "the model is quantized (QuantizeLinear / DequantizeLinear nodes): build it with --int8");
+    KESTREL_CHECK(!int8_ || has_qdq,
+                  "an INT8 engine needs a quantized model: calibrate it (--calib DIR) or give a Q/DQ ONNX");
   }
 
   BuildPlan run() {
@@ -196,6 +232,20 @@ class Lowering {
     for (auto& o : n.outputs)
       if (!o.empty() && !g_.value(o).is_constant()) all_const = false;
     if (all_const) return;  // folded; consumers read the constants
+    if (is_qdq(n.op)) return;  // folded into the INT8 convs that read them (check_qdq_placement)
+    if (int8_) {
+      const std::string prec = n.attrs.s("kestrel_precision", "fp16");
+      KESTREL_CHECK(prec != "fp32", "node '", n.name, "' is marked fp32: INT8 engines run the layers outside INT8 in FP16 "
+                                    "(use --layer-precision PATTERN:fp16)");
+      if (n.op == "kestrel.Conv" && !n.inputs.empty()) {
+        auto it = prod_.find(n.inputs[0]);
+        if (it != prod_.end() && g_.nodes[it->second].op == "DequantizeLinear") {
+          lower_int8_conv(n, g_.nodes[it->second]);
+          return;
+        }
+      }
+      KESTREL_CHECK(prec != "int8", "node '", n.name, "' (", n.op, ") is marked int8 but reads no DequantizeLinear");
+    }
     if (n.op == "BatchNormalization") {
       lower_batch_norm(n);
       return;
@@ -242,6 +292,94 @@ class Lowering {
     add_layer(std::move(l));
   }
 
+  // The int8 form of a value for a given scale, made once by a kestrel.QuantizeInt8 layer.
+  int quantized(const std::string& vname, float scale) {
+    uint32_t bits = 0;
+    std::memcpy(&bits, &scale, 4);
+    const std::string key = vname + "|" + std::to_string(bits);
+    if (auto it = as_int8_.find(key); it != as_int8_.end()) return it->second;
+    const int src = input_for(vname, cuda::Access::Any);
+    const BTensor& s = p_.tensors[src];
+    KESTREL_CHECK(s.shape.size() == 4, "INT8 convolution input '", vname, "' must be 4-D, got ", shape_str(s.shape));
+    BTensor t;
+    t.name = vname + "#int8";
+    if (as_int8_count_[vname]++) t.name += std::to_string(as_int8_count_[vname]);
+    t.dtype = DType::I8;
+    t.shape = s.shape;
+    t.channels_last = true;
+    const int id = p_.add_tensor(std::move(t));
+    BLayer l;
+    l.name = "quantize:" + vname;
+    l.op = "kestrel.QuantizeInt8";
+    l.in = {src};
+    l.out = {id};
+    l.attrs.set("scale", scale);
+    l.fused = {"QuantizeLinear"};
+    add_layer(std::move(l));
+    as_int8_[key] = id;
+    return id;
+  }
+
+  // kestrel.Conv reading x through Q/DQ -> kestrel.ConvInt8 (inputs X int8, W int8 OHWI, Scale, B, R).
+  void lower_int8_conv(const Node& n, const Node& xdq) {
+    auto wp = prod_.find(n.inputs.at(1));
+    KESTREL_CHECK(wp != prod_.end() && g_.nodes[wp->second].op == "DequantizeLinear", "INT8 conv '", n.name,
+                  "': its weights must come through DequantizeLinear");
+    const Node& wdq = g_.nodes[wp->second];
+    const Value& wq = g_.value(wdq.inputs.at(0));
+    KESTREL_CHECK(wq.is_constant() && wq.constant->dtype() == DType::I8, "INT8 conv '", n.name, "': weights must be constant int8");
+    const std::string outp = n.attrs.s("kestrel_output_precision", "fp16");
+    KESTREL_CHECK(outp == "fp16", "INT8 conv '", n.name, "' writes ", outp, ": the GPU's INT8 convolutions write fp16 or int8");
+    const float s_x = scalar_of(g_.value(xdq.inputs.at(1)));
+    std::vector<float> s_w = g_.value(wdq.inputs.at(1)).constant->to_f32();
+    const int64_t K = wq.constant->dim(0);
+    if (s_w.size() == 1) s_w.assign(static_cast<size_t>(K), s_w[0]);
+    KESTREL_CHECK(static_cast<int64_t>(s_w.size()) == K, "INT8 conv '", n.name, "': ", s_w.size(), " weight scales for ", K,
+                  " output channels");
+    std::vector<float> scale(static_cast<size_t>(K));
+    for (int64_t k = 0; k < K; ++k) scale[static_cast<size_t>(k)] = s_x * s_w[static_cast<size_t>(k)];  // rounded to float
+
+    BLayer l;
+    l.name = n.name;
+    l.op = "kestrel.ConvInt8";
+    l.attrs = n.attrs;
+    if (auto it = n.attrs.all().find("kestrel_fused"); it != n.attrs.all().end())
+      if (auto* v = std::get_if<std::vector<std::string>>(&it->second)) l.fused = *v;
+    // DQ reads Q's output; Q reads the float value the INT8 input is quantized from.
+    auto qp = prod_.find(xdq.inputs.at(0));
+    KESTREL_CHECK(qp != prod_.end() && g_.nodes[qp->second].op == "QuantizeLinear", "INT8 conv '", n.name,
+                  "': its input DequantizeLinear must read a QuantizeLinear");
+    const Node& xq = g_.nodes[qp->second];
+    KESTREL_CHECK(scalar_of(g_.value(xq.inputs.at(1))) == s_x, "INT8 conv '", n.name, "': Q and DQ scales differ");
+    // The network's first convolution (a few channels of the float32 image) quantizes as it reads.
+    const Value& xv = g_.value(xq.inputs.at(0));
+    const Shape& ws = wq.constant->shape();
+    const bool stem = !xv.is_constant() && xv.dtype == DType::F32 && xv.shape.size() == 4 && xv.shape[1] < 8 &&
+                      p_.tensors[cur_.at(xv.name)].dtype == DType::F32 && n.attrs.i("group", 1) == 1 &&
+                      (K == 16 || K == 32 || K == 64) && ws[1] * ws[2] * ws[3] <= 64 &&
+                      !(n.inputs.size() > 3 && !n.inputs[3].empty());
+    if (stem) {
+      l.op = "kestrel.ConvInt8Stem";
+      l.attrs.set("x_scale", s_x);
+      l.fused.push_back("QuantizeLinear");
+      l.in.push_back(input_for(xv.name, cuda::Access::Any));
+    } else {
+      l.in.push_back(quantized(xq.inputs.at(0), s_x));
+    }
+    l.in.push_back(weight(wq.name + "|ohwi8", wq.name, int8_weight_ohwi(*wq.constant)));
+    l.in.push_back(weight(n.name + "|int8_scale", n.name + ".int8_scale", HostTensor::from_f32({K}, scale)));
+    if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
+      const Value& b = g_.value(n.inputs[2]);
+      KESTREL_CHECK(b.is_constant(), "INT8 conv '", n.name, "': bias must be constant");
+      l.in.push_back(weight(b.name + "|f32", b.name, b.constant->dtype() == DType::F32 ? *b.constant : b.constant->cast(DType::F32)));
+    } else {
+      l.in.push_back(-1);
+    }
+    l.in.push_back(n.inputs.size() > 3 && !n.inputs[3].empty() ? input_for(n.inputs[3], cuda::Access::ChannelsLast) : -1);
+    l.out.push_back(new_output(n.outputs.at(0), true));
+    add_layer(std::move(l));
+  }
+
   void bind_output(const std::string& name, int32_t slot) {
     const Value& v = g_.value(name);
     int src = v.is_constant() ? constant(v) : cur_.at(name);
@@ -274,9 +412,10 @@ class Lowering {
   }
 
   const Graph& g_;
-  bool fp16_;
+  bool fp16_, int8_;
   BuildPlan p_;
-  std::map<std::string, int> cur_, as_cl_, as_rm_, weights_;
+  std::map<std::string, int> cur_, as_cl_, as_rm_, weights_, as_int8_, as_int8_count_;
+  std::unordered_map<std::string, size_t> prod_;
 };
 
 }  // namespace

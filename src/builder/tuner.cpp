@@ -50,7 +50,7 @@ int64_t align_class(const BTensor& t) {
 
 std::string signature(const BuildPlan& p, const BLayer& l, int64_t workspace_limit) {
   std::ostringstream os;
-  os << l.op << (p.precision == Precision::FP16 ? "|fp16" : "|fp32") << (p.tf32 ? "|tf32" : "") << "|ws" << workspace_limit;
+  os << l.op << "|" << precision_name(p.precision) << (p.tf32 ? "|tf32" : "") << "|ws" << workspace_limit;
   auto tensor = [&](int t) {
     if (t < 0) {
       os << "|-";
@@ -68,7 +68,12 @@ std::string signature(const BuildPlan& p, const BLayer& l, int64_t workspace_lim
 }
 
 // Per layer, against the reference kernel: FP16 / TF32 rounding vs FP32 accumulation-order noise.
-double tolerance(const BuildPlan& p) { return p.precision == Precision::FP16 || p.tf32 ? 1e-2 : 2e-5; }
+// INT8 convolutions accumulate exactly: their tactics differ from the reference only where the fast
+// activation's last ulp moves an fp16 rounding (~1% of elements by one ulp) or, rarely, an int8 code.
+double tolerance(const BuildPlan& p, const BLayer& l) {
+  if (l.op == "kestrel.ConvInt8" || l.op == "kestrel.QuantizeInt8") return 2e-3;
+  return p.precision != Precision::FP32 || p.tf32 ? 1e-2 : 2e-5;
+}
 
 // Device buffers for one layer's tensors: one allocation per storage root, views at their offsets.
 class Buffers {
@@ -177,8 +182,10 @@ class Tuner {
       cands.push_back(t);
     }
     KESTREL_CHECK(!cands.empty(), "no tactic fits the workspace limit of ", o_.workspace_limit, " bytes");
+    if (o_.reference_only) cands.resize(1);
     const std::string sig = signature(p_, l, o_.workspace_limit);
-    if (auto hit = cache.get(o_.device_key, sig); hit && std::find(cands.begin(), cands.end(), hit->tactic) != cands.end()) {
+    if (auto hit = o_.reference_only ? std::nullopt : cache.get(o_.device_key, sig);
+        hit && std::find(cands.begin(), cands.end(), hit->tactic) != cands.end()) {
       layer->set_tactic(hit->tactic, h_);
       l.tactic = hit->tactic;
       l.time_ms = hit->time_ms;
@@ -201,7 +208,7 @@ class Tuner {
       l.tactic = cands[0];
       l.time_ms = time_runs(*layer, io, reps, 0);
       l.scratch_bytes = layer->scratch_bytes();
-      cache.put(o_.device_key, sig, {l.tactic, l.time_ms});
+      if (!o_.reference_only) cache.put(o_.device_key, sig, {l.tactic, l.time_ms});
       return;
     }
     ++stats_.tuned;
@@ -239,7 +246,7 @@ class Tuner {
           err = std::max(err, cuda::rel_l2_device(io.out[k], metas_[l.out[k]], static_cast<char*>(refs[k]->p) + off,
                                                   metas_[l.out[k]], s_));
         }
-        if (!(err <= tolerance(p_))) {
+        if (!(err <= tolerance(p_, l))) {
           ++stats_.rejected;
           notes_.push_back(l.name + ": tactic " + t + " rejected (rel. L2 " + std::to_string(err) + " vs reference)");
           log << ", " << t << " REJECTED(" << err << ")";

@@ -11,6 +11,7 @@ struct TuneOptions {
   std::string cache_path;
   std::string device_key;
   bool verbose = false;
+  bool reference_only = false;  // every layer's reference tactic, not timed against others, not cached
 };
 
 struct TuneStats {

@@ -76,17 +76,37 @@ Calibration calibrate(const Graph& g, const CalibOptions& o) {
     throw UsageError("--percentile must be in (0, 100]");
   const std::vector<std::string> tensors = quantizable_tensors(g);
   if (tensors.empty()) fail("the model has no convolution to quantize");
+  std::error_code ec;
+  if (o.images.empty()) {
+    // A cache alone, as TensorRT reads one without its calibrator's images: it must still be this
+    // model's, at this input size and preprocessing; its algorithm and image set are taken as they are.
+    if (o.cache_path.empty()) throw UsageError("calibration needs images (--calib DIR) or a calibration cache");
+    if (!std::filesystem::exists(o.cache_path, ec))
+      throw UsageError("calibration cache " + o.cache_path + " does not exist: pass --calib DIR to make it");
+    CacheFile c = read_cache(o.cache_path);
+    Calibration cal;
+    cal.key = c.key;
+    cal.key.model_hash = o.model_id.empty() ? graph_hash(g) : o.model_id;
+    cal.key.imgsz = g.value(g.inputs.at(0)).shape.at(2);
+    cal.key.letterbox = kLetterboxName;
+    check_cache_key(o.cache_path, c.key, cal.key);
+    for (auto& t : tensors)
+      if (!c.scales.count(t)) fail("calibration cache ", o.cache_path, " has no scale for tensor '", t, "'");
+    cal.scales = std::move(c.scales);
+    cal.from_cache = true;
+    cal.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return cal;
+  }
   const std::vector<std::string> images = calibration_images(o);
 
   Calibration cal;
-  cal.key.model_hash = graph_hash(g);
+  cal.key.model_hash = o.model_id.empty() ? graph_hash(g) : o.model_id;
   cal.key.imgsz = g.value(g.inputs.at(0)).shape.at(2);
   cal.key.letterbox = kLetterboxName;
   cal.key.algorithm = algorithm_key(o);
   cal.key.image_count = static_cast<int64_t>(images.size());
   cal.key.image_set_hash = image_set_hash(images);
 
-  std::error_code ec;
   if (!o.cache_path.empty() && std::filesystem::exists(o.cache_path, ec)) {
     CacheFile c = read_cache(o.cache_path);
     check_cache_key(o.cache_path, c.key, cal.key);

@@ -130,12 +130,22 @@ std::map<std::string, std::pair<std::string, std::string>> recorded_precisions(c
 }
 }  // namespace
 
-Graph load_qdq_onnx_bytes(const std::string& bytes, LayerPrecision float_precision, const std::string& source) {
+bool has_qdq(const Graph& g) {
+  for (const Node& n : g.nodes)
+    if (detail::is_qdq(n)) return true;
+  return false;
+}
+
+Graph load_qdq_onnx_bytes(const std::string& bytes, LayerPrecision float_precision, const std::string& source,
+                          int64_t batch, int64_t imgsz) {
   if (float_precision == LayerPrecision::Int8) throw UsageError("the float precision must be fp16 or fp32");
   onnx::ModelProto m;
   std::map<std::string, WeightDq> dqs;
   if (m.ParseFromString(bytes)) dqs = weight_dqs(m);  // else the importer reports the error
-  Graph g = import_onnx_bytes(bytes.data(), bytes.size(), {}, source);
+  ImportOptions io;
+  io.batch = batch;
+  io.imgsz = imgsz;
+  Graph g = import_onnx_bytes(bytes.data(), bytes.size(), io, source);
   passes::optimize(g);
   for (auto& [name, dq] : dqs) {
     const Value* v = g.find(name);
@@ -209,9 +219,9 @@ Graph load_qdq_onnx_bytes(const std::string& bytes, LayerPrecision float_precisi
   return g;
 }
 
-Graph load_qdq_onnx(const std::string& path, LayerPrecision float_precision) {
+Graph load_qdq_onnx(const std::string& path, LayerPrecision float_precision, int64_t batch, int64_t imgsz) {
   const std::vector<char> bytes = util::read_file(path);
-  return load_qdq_onnx_bytes(std::string(bytes.begin(), bytes.end()), float_precision, path);
+  return load_qdq_onnx_bytes(std::string(bytes.begin(), bytes.end()), float_precision, path, batch, imgsz);
 }
 
 }  // namespace kestrel::quant

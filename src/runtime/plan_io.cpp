@@ -247,7 +247,7 @@ Plan deserialize_plan(const void* data, size_t size) {
   h.cuda_runtime_version = r.pod<int32_t>();
   h.cudnn_version = r.pod<int32_t>();
   const uint8_t prec = r.pod<uint8_t>();
-  if (prec > 1) r.corrupt("bad precision");
+  if (prec > 2) r.corrupt("bad precision");
   h.precision = static_cast<Precision>(prec);
   h.tf32 = r.pod<uint8_t>() != 0;
   h.batch = r.pod<int64_t>();
@@ -388,7 +388,13 @@ EngineInfo plan_info(const Plan& plan) {
   return e;
 }
 
-const char* precision_name_impl(Precision p) { return p == Precision::FP16 ? "fp16" : "fp32"; }
+const char* precision_name_impl(Precision p) {
+  switch (p) {
+    case Precision::FP16: return "fp16";
+    case Precision::INT8: return "int8";
+    default: return "fp32";
+  }
+}
 
 }  // namespace kestrel::rt
 

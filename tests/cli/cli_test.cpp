@@ -233,14 +233,32 @@ TEST(CliBench, BadArguments) {
   EXPECT_NE(r.err.find("/nonexistent/folder/out.json"), std::string::npos) << r.err;
 }
 
-TEST(CliCompare, RefusesInt8AndNonDetectors) {
+TEST(CliCompare, Int8NeedsCalibrationAndNonDetectorsAreRefused) {
   const fs::path model = write_temp("cmp.onnx", kestrel::test::tiny_conv_model());
   Result r = kestrel("compare yolov8n --precisions fp32,int8");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("int8"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--calib"), std::string::npos) << r.err;
   r = kestrel("compare " + model.string() + " --backend cpu");
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(lines(r.err), 1) << r.err;
+  // A calibration cache that does not exist, alone, is an error before any work.
+  r = kestrel("compare yolov8n --backend cpu --precisions int8 --calib-cache /nonexistent/c.cache");
+  EXPECT_NE(r.code, 0);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("/nonexistent/c.cache"), std::string::npos) << r.err;
+}
+
+// The CPU backend's INT8 row is the exact simulation of the GPU's INT8 engine: calibrated here on two
+// coco128 images (the built-in model at 320 px keeps it quick), then timed, checked and tabled.
+TEST(CliCompare, CpuInt8RowIsTheSimulation) {
+  KESTREL_REQUIRE_DATA("coco128");
+  Result r = kestrel("compare yolov8n --backend cpu --precisions fp32,int8 --batch 1 --iterations 1 --duration 0 "
+                     "--imgsz 320 --calib-images 2 --calib " + kestrel::test::data_path("coco128").string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("calibration: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("int8 "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("fp32 "), std::string::npos) << r.out;
 }
 
 TEST(CliCompare, CpuRowsForTheBuiltInModel) {

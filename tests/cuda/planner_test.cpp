@@ -11,6 +11,7 @@
 #include "builder/build_plan.h"
 #include "kestrel/onnx.h"
 #include "kestrel/passes.h"
+#include "kestrel/quant.h"
 #include "test_data.h"
 
 namespace {
@@ -22,9 +23,16 @@ bld::BuildPlan plan_model(const std::string& model, Precision prec, bool optimiz
   io.batch = batch;
   Graph g = import_onnx(test::data_path("models/" + model + ".onnx").string(), io);
   if (optimize) passes::optimize(g);
+  if (prec == Precision::INT8) {
+    // The default policy with made-up activation scales: the plan does not depend on their values.
+    quant::QuantOptions q;
+    for (const std::string& t : quant::quantizable_tensors(g)) q.activation_scales[t] = 0.05f;
+    quant::quantize_graph(g, q);
+  }
   BuilderConfig cfg;
   cfg.precision = prec;
   bld::BuildPlan p = bld::lower(g, cfg);
+  if (prec == Precision::INT8) bld::fold_requantize(p);
   bld::plan_views(p);
   bld::resolve_layout(p);
   bld::assemble_weights(p);
@@ -76,9 +84,12 @@ TEST_P(Planner, ConsistentPlan) {
     auto check = [&](int t, cuda::Access a, const char* what) {
       if (t < 0) return;
       const cuda::TensorMeta m = bld::meta_of(p.tensors[t]);
-      if (a == cuda::Access::ChannelsLast) EXPECT_TRUE(m.channels_last_ld()) << l.name << " " << what << " " << p.tensors[t].name;
-      if (a == cuda::Access::Dense)
+      if (a == cuda::Access::ChannelsLast) {
+        EXPECT_TRUE(m.channels_last_ld()) << l.name << " " << what << " " << p.tensors[t].name;
+      }
+      if (a == cuda::Access::Dense) {
         EXPECT_TRUE(m.dense_row_major() || m.strides == cuda::TensorMeta{}.strides) << l.name << " " << what;
+      }
     };
     for (size_t i = 0; i < l.in.size(); ++i)
       if (l.in[i] >= 0 && p.tensors[l.in[i]].storage != rt::Storage::Weights) check(l.in[i], tr.input(i), "input");
@@ -121,9 +132,11 @@ TEST_P(Planner, ConsistentPlan) {
 INSTANTIATE_TEST_SUITE_P(Models, Planner,
                          ::testing::Values(Case{"yolov8n", Precision::FP16, true}, Case{"yolov8n", Precision::FP32, false},
                                            Case{"yolov5n", Precision::FP16, true}, Case{"yolov5n", Precision::FP32, false},
-                                           Case{"yolo11n", Precision::FP16, true}, Case{"yolo11n", Precision::FP16, false}),
+                                           Case{"yolo11n", Precision::FP16, true}, Case{"yolo11n", Precision::FP16, false},
+                                           Case{"yolov8n", Precision::INT8, true}, Case{"yolov5n", Precision::INT8, true},
+                                           Case{"yolo11n", Precision::INT8, true}),
                          [](const auto& info) {
-                           return std::string(info.param.model) + (info.param.prec == Precision::FP16 ? "_fp16" : "_fp32") +
+                           return std::string(info.param.model) + "_" + precision_name(info.param.prec) +
                                   (info.param.optimize ? "_fused" : "_plain");
                          });
 
@@ -142,3 +155,65 @@ TEST(Planner, YoloV8TrunkConcatsBecomeViews) {
 }
 
 }  // namespace
+
+// INT8 lowering of a Q/DQ graph: every INT8 conv becomes kestrel.ConvInt8 on int8 channels-last input;
+// no Q/DQ node survives as a layer; an INT8 conv feeding only the next INT8 conv writes int8 itself.
+TEST(Planner, Int8ConvsReadInt8) {
+  KESTREL_REQUIRE_DATA("models/yolov8n.onnx");
+  bld::BuildPlan p = plan_model("yolov8n", Precision::INT8, true);
+  int int8_convs = 0, quantizers = 0, int8_out = 0, float_convs = 0, stems = 0;
+  for (const bld::BLayer& l : p.layers) {
+    if (l.removed) continue;
+    EXPECT_NE(l.op, "QuantizeLinear");
+    EXPECT_NE(l.op, "DequantizeLinear");
+    if (l.op == "kestrel.ConvInt8") {
+      ++int8_convs;
+      EXPECT_EQ(p.tensors[l.in[0]].dtype, DType::I8) << l.name;
+      EXPECT_EQ(p.tensors[l.in[1]].dtype, DType::I8) << l.name;
+      EXPECT_EQ(p.tensors[l.in[2]].dtype, DType::F32) << l.name;
+      const DType out = p.tensors[l.out[0]].dtype;
+      EXPECT_TRUE(out == DType::F16 || out == DType::I8) << l.name;
+      EXPECT_EQ(out == DType::I8, l.attrs.has("out_scale")) << l.name;
+      int8_out += out == DType::I8;
+    }
+    if (l.op == "kestrel.ConvInt8Stem") {
+      ++stems;  // reads the float32 image and quantizes it itself
+      EXPECT_EQ(p.tensors[l.in[0]].dtype, DType::F32) << l.name;
+      EXPECT_TRUE(l.attrs.has("x_scale")) << l.name;
+    }
+    quantizers += l.op == "kestrel.QuantizeInt8";
+    float_convs += l.op == "kestrel.Conv" || l.op == "kestrel.ConvStem";
+  }
+  std::printf("yolov8n int8: %d int8 convs + %d stem (%d write int8), %d quantize layers, %d float convs\n", int8_convs,
+              stems, int8_out, quantizers, float_convs);
+  EXPECT_EQ(int8_convs + stems, 57);  // the default policy: all but the 6 head output convs
+  EXPECT_EQ(stems, 1);
+  EXPECT_EQ(float_convs, 6);
+  EXPECT_GT(int8_out, 0);
+  EXPECT_LT(quantizers, int8_convs);
+}
+
+// A float engine refuses a Q/DQ graph, and an INT8 engine a graph without Q/DQ, each with a clear message.
+TEST(Planner, Int8NeedsQuantizedGraph) {
+  KESTREL_REQUIRE_DATA("models/yolov8n.onnx");
+  Graph g = import_onnx(test::data_path("models/yolov8n.onnx").string());
+  passes::optimize(g);
+  BuilderConfig cfg;
+  cfg.precision = Precision::INT8;
+  try {
+    bld::lower(g, cfg);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("needs a quantized model"), std::string::npos) << e.what();
+  }
+  quant::QuantOptions q;
+  for (const std::string& t : quant::quantizable_tensors(g)) q.activation_scales[t] = 0.05f;
+  quant::quantize_graph(g, q);
+  cfg.precision = Precision::FP16;
+  try {
+    bld::lower(g, cfg);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--int8"), std::string::npos) << e.what();
+  }
+}

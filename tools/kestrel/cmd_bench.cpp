@@ -4,6 +4,7 @@
 
 #include "bench_runner.h"
 #include "command.h"
+#include "int8_args.h"
 #include "model_arg.h"
 #ifdef KESTREL_HAS_CUDA
 #include "cuda_cli.h"
@@ -14,6 +15,7 @@ namespace kestrel::cli {
 namespace {
 struct BenchArgs {
   std::string model, backend = "auto", precision = "fp32", json;
+  Int8Args int8;
   int64_t batch = 0, imgsz = 0;
   BenchOptions o;
 };
@@ -39,7 +41,7 @@ int run_bench(BenchArgs a) {
     r = bench_cpu(g, a.o);
   } else {
 #ifdef KESTREL_HAS_CUDA
-    auto engine = cuda_engine_for(a.model, a.precision, a.batch, a.imgsz);
+    auto engine = cuda_engine_for(a.model, a.precision, a.batch, a.imgsz, &a.int8);
     std::printf("bench %s on %s, %s, batch %lld\n", a.model.c_str(), engine->info().gpu_name.c_str(),
                 precision_name(engine->info().precision), static_cast<long long>(engine->info().batch));
     r = bench_cuda(*engine, a.o);
@@ -66,6 +68,8 @@ Command add_bench(CLI::App& root) {
   app->add_option("--backend", a->backend, "auto (cuda when a GPU is present), cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   app->add_flag("--fp16{fp16}", a->precision, "FP16 engine");
+  app->add_flag("--int8{int8}", a->precision, "INT8 engine, calibrated with --calib or from a Q/DQ model");
+  add_int8_options(app, a->int8);
   app->add_option("--batch", a->batch, "Batch size")->check(CLI::Range(1, 4096));
   app->add_option("--imgsz", a->imgsz, "Input size for models with dynamic spatial dims")->check(CLI::Range(32, 8192));
   app->add_option("--warmup", a->o.warmup_ms, "Warm-up time in ms")->check(CLI::Range(0.0, 600000.0))->capture_default_str();

@@ -1,8 +1,10 @@
 // kestrel build MODEL -o FILE.engine: builds a CUDA engine for this GPU (fusion, channels-last
-// lowering, per-layer kernel timing with a timing cache, arena planning) and writes it.
+// lowering, per-layer kernel timing with a timing cache, arena planning) and writes it. --int8
+// calibrates the model first (or reads a Q/DQ ONNX with its own scales).
 #include <cstdio>
 
 #include "command.h"
+#include "int8_args.h"
 #include "kestrel/builder.h"
 #include "model_arg.h"
 #include "util/file_io.h"
@@ -12,13 +14,15 @@ namespace kestrel::cli {
 namespace {
 struct BuildArgs {
   std::string model, output, timing_cache;
-  bool fp16 = false, tf32 = false, no_optimize = false, verbose = false;
+  bool fp16 = false, int8 = false, tf32 = false, no_optimize = false, verbose = false;
+  Int8Args calib;
   int64_t batch = 0, imgsz = 0, workspace_mib = 1024;
 };
 
 int run_build(const BuildArgs& a) {
   BuilderConfig cfg;
-  cfg.precision = a.fp16 ? Precision::FP16 : Precision::FP32;
+  // --int8 runs what has no INT8 kernel (or stays FP16 by policy) in FP16, as TensorRT's --int8 --fp16.
+  cfg.precision = a.int8 ? Precision::INT8 : a.fp16 ? Precision::FP16 : Precision::FP32;
   cfg.tf32 = a.tf32;
   cfg.batch = a.batch;
   cfg.imgsz = a.imgsz;
@@ -26,7 +30,7 @@ int run_build(const BuildArgs& a) {
   cfg.timing_cache_path = a.timing_cache;
   cfg.optimize = !a.no_optimize;
   cfg.verbose = a.verbose;
-  Graph g = load_graph(a.model, a.batch, a.imgsz);
+  Graph g = a.int8 ? int8_model(a.model, a.batch, a.imgsz, a.calib).qdq : load_graph(a.model, a.batch, a.imgsz);
   std::string hash;
   try {
     const std::vector<char> bytes = util::read_file(a.model);
@@ -59,6 +63,9 @@ Command add_build(CLI::App& root) {
   app->add_option("model", args->model, "ONNX file or built-in model name")->required();
   app->add_option("--output,-o", args->output, "Engine file to write")->required();
   app->add_flag("--fp16", args->fp16, "FP16 storage with FP32 accumulation (default: FP32)");
+  app->add_flag("--int8", args->int8,
+                "INT8 convolutions (FP16 elsewhere): calibrates with --calib, or reads a Q/DQ ONNX's own scales");
+  add_int8_options(app, args->calib);
   app->add_flag("--tf32", args->tf32, "Allow TF32 tensor cores for FP32 convolutions and matmuls");
   app->add_option("--batch", args->batch, "Batch size to bind")->check(CLI::Range(1, 4096));
   app->add_option("--imgsz", args->imgsz, "Input size for models with dynamic spatial dims")->check(CLI::Range(32, 8192));

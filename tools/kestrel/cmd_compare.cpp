@@ -1,7 +1,11 @@
 // kestrel compare MODEL [--data PATH]: every precision and batch size in one table — engine size, mAP,
 // latency, throughput — with verdicts (accuracy vs FP32, determinism, p95 budget), JSON and a chart.
+#include <unistd.h>
+
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -10,6 +14,7 @@
 #include "command.h"
 #include "compare_chart.h"
 #include "engine_arg.h"
+#include "int8_args.h"
 #include "kestrel/image.h"
 #include "kestrel/pipeline.h"
 #include "model_arg.h"
@@ -22,7 +27,8 @@ namespace kestrel::cli {
 
 namespace {
 struct CompareArgs {
-  std::string model, data, calib, backend = "auto", json, chart;
+  std::string model, data, backend = "auto", json, chart;
+  Int8Args int8;
   std::vector<std::string> precisions{"fp32", "fp16"};
   std::vector<int64_t> batches{1, 32};
   double budget_ms = 0;
@@ -53,18 +59,47 @@ bool deterministic(InferenceEngine& e) {
   return a.nbytes() == b.nbytes() && std::memcmp(a.raw(), b.raw(), a.nbytes()) == 0;
 }
 
+// Latency of an engine without a GPU timer (the CPU INT8 simulation): wall time per infer.
+Summary time_infer(InferenceEngine& e, const BenchOptions& o) {
+  HostTensor x(DType::F32, e.input_shape());
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = static_cast<float>((i * 7919) % 1000) / 1000.f;
+  std::vector<double> ms;
+  const auto start = std::chrono::steady_clock::now();
+  while (static_cast<int64_t>(ms.size()) < o.iterations ||
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < o.duration_s) {
+    const auto t0 = std::chrono::steady_clock::now();
+    e.infer(x);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return summarize(ms);
+}
+
+// The INT8 model is quantized once (calibration is the slow part) and written as a Q/DQ ONNX, from
+// which every batch size's engine is built with the same scales; removed when compare ends.
+struct QdqFile {
+  std::string path;
+  QdqFile() = default;
+  QdqFile(const QdqFile&) = delete;
+  QdqFile& operator=(const QdqFile&) = delete;
+  ~QdqFile() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove(path, ec);
+  }
+};
+
 pipeline::ValResult validate_on(InferenceEngine& e, const eval::Dataset& ds) {
   pipeline::ValOptions vo;
   return pipeline::validate(e, ds, vo);
 }
 
 int run_compare(CompareArgs a) {
+  bool int8 = false;
   for (auto& p : a.precisions) {
-    if (p == "int8")
-      throw UsageError("int8 is not available yet: INT8 engines (calibration with --calib) come with the INT8 engine work; "
-                       "compare fp32 and fp16 for now");
-    if (p != "fp32" && p != "fp16") throw UsageError("unknown precision '" + p + "' (fp32, fp16)");
+    if (p != "fp32" && p != "fp16" && p != "int8") throw UsageError("unknown precision '" + p + "' (fp32, fp16, int8)");
+    int8 = int8 || p == "int8";
   }
+  if (int8 && a.int8.calib.empty() && a.int8.cache.empty() && !is_qdq_model(a.model))
+    throw UsageError("--precisions int8 needs calibration: --calib DIR, an existing --calib-cache, or a Q/DQ model");
   if (!a.json.empty() && !std::ofstream(a.json, std::ios::app)) fail("cannot write ", a.json);
   std::string backend = a.backend;
 #ifdef KESTREL_HAS_CUDA
@@ -73,7 +108,22 @@ int run_compare(CompareArgs a) {
   if (backend == "auto") backend = "cpu";
   if (backend == "cuda") throw UsageError("--backend cuda is not available in this build");
 #endif
-  if (backend == "cpu") a.precisions = {"fp32"};  // the reference backend has one precision
+  if (backend == "cpu") {
+    // The reference backend runs FP32, and INT8 as the exact simulation of the GPU's INT8 engine.
+    std::vector<std::string> p;
+    for (auto& x : a.precisions)
+      if (x != "fp16") p.push_back(x);
+    a.precisions = p;
+  }
+  QdqFile qdq;
+  std::string int8_model_path = a.model;
+  if (int8 && !is_qdq_model(a.model)) {
+    std::printf("== int8 quantization ==\n");
+    const Int8Model m = int8_model(a.model, 0, a.imgsz, a.int8);
+    qdq.path = (std::filesystem::temp_directory_path() / ("kestrel-compare-" + std::to_string(getpid()) + ".qdq.onnx")).string();
+    write_qdq_onnx(m, qdq.path);
+    int8_model_path = qdq.path;
+  }
 
   // The model must be a detector before anything is built or timed.
   {
@@ -102,7 +152,20 @@ int run_compare(CompareArgs a) {
       std::printf("== %s %s batch %lld ==\n", backend.c_str(), precision.c_str(), static_cast<long long>(batch));
       std::fflush(stdout);
       BenchResult br;
-      if (backend == "cpu") {
+      const std::string& model = precision == "int8" ? int8_model_path : a.model;
+      if (backend == "cpu" && precision == "int8") {
+        EngineSpec spec{model, "cpu", precision, batch, a.imgsz};
+        auto e = open_engine(spec);
+        row.compute = time_infer(*e, a.o);
+        row.images_per_s = row.compute.median > 0 ? 1000.0 * static_cast<double>(batch) / row.compute.median : 0;
+        if (bi == 0) {
+          det = deterministic(*e);
+          if (ds) {
+            auto v = validate_on(*e, *ds);
+            map = v.stats.stats[0], map50 = v.stats.stats[1];
+          }
+        }
+      } else if (backend == "cpu") {
         Graph g = load_graph(a.model, batch, a.imgsz);
         BenchOptions o = a.o;
         br = bench_cpu(g, o);
@@ -116,13 +179,19 @@ int run_compare(CompareArgs a) {
         }
       } else {
 #ifdef KESTREL_HAS_CUDA
-        auto engine = cuda_engine_for(a.model, precision, batch, a.imgsz);
+        auto engine = cuda_engine_for(model, precision, batch, a.imgsz);
         device = engine->info().gpu_name;
         row.engine_mb = static_cast<double>(engine->serialize().size()) / (1024.0 * 1024.0);
         br = bench_cuda(*engine, a.o);
         if (bi == 0) {
-          EngineSpec spec{a.model, "cuda", precision, batch, a.imgsz};
+          // The engine just timed, saved and reloaded: no second build (and no second tuning).
+          const std::string tmp = (std::filesystem::temp_directory_path() /
+                                   ("kestrel-compare-" + std::to_string(getpid()) + ".engine")).string();
+          engine->save(tmp);
+          EngineSpec spec{tmp, "cuda", precision, batch, a.imgsz};
           auto e = open_cuda_engine(spec);
+          std::error_code ec;
+          std::filesystem::remove(tmp, ec);
           det = deterministic(*e);
           if (ds) {
             auto v = validate_on(*e, *ds);
@@ -131,10 +200,12 @@ int run_compare(CompareArgs a) {
         }
 #endif
       }
-      std::vector<double> compute;
-      for (auto& it : br.iterations) compute.push_back(it.compute);
-      row.compute = summarize(compute);
-      row.images_per_s = br.throughput() * static_cast<double>(batch);
+      if (!br.iterations.empty()) {
+        std::vector<double> compute;
+        for (auto& it : br.iterations) compute.push_back(it.compute);
+        row.compute = summarize(compute);
+        row.images_per_s = br.throughput() * static_cast<double>(batch);
+      }
       row.map = map;
       row.map50 = map50;
       row.deterministic = det;
@@ -205,8 +276,8 @@ Command add_compare(CLI::App& root) {
   CLI::App* app = root.add_subcommand("compare", "Every precision in one table: size, mAP, latency, with verdicts");
   app->add_option("model", a->model, "ONNX file or built-in model name")->required();
   app->add_option("--data", a->data, "Labelled dataset for mAP (COCO or YOLO layout); without it accuracy is not measured");
-  app->add_option("--calib", a->calib, "Calibration images (for int8)");
-  app->add_option("--precisions", a->precisions, "Comma-separated: fp32,fp16")->delimiter(',')->capture_default_str();
+  add_int8_options(app, a->int8);
+  app->add_option("--precisions", a->precisions, "Comma-separated: fp32,fp16,int8 (int8 needs --calib or a Q/DQ model)")->delimiter(',')->capture_default_str();
   app->add_option("--batch", a->batches, "Comma-separated batch sizes")->delimiter(',')->check(CLI::Range(1, 4096))->capture_default_str();
   app->add_option("--budget-ms", a->budget_ms, "p95 latency budget per batch, ms")->check(CLI::Range(0.0, 1e9));
   app->add_option("--backend", a->backend, "auto (cuda when a GPU is present), cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));

@@ -1,11 +1,14 @@
 // kestrel inspect MODEL: per-layer table (name, op, output shape, parameters, FLOPs), totals and the
-// model metadata; --json for machines.
+// model metadata; --json for machines. A Q/DQ model (kestrel quantize -o, or another tool's) is shown
+// fused, with each layer's precision and why.
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <iostream>
 
 #include "command.h"
+#include "int8_args.h"
+#include "kestrel/quant.h"
 #include "ir/op_registry.h"
 #include "kestrel/passes.h"
 #include "model_arg.h"
@@ -50,9 +53,13 @@ int run_inspect(const InspectArgs& a) {
 #ifdef KESTREL_HAS_CUDA
   if (Runtime::is_engine_file(a.model)) return inspect_engine(a.model, a.json);  // cuda_cli.cpp
 #endif
-  Graph g = load_graph(a.model, a.batch, a.imgsz);
+  const bool qdq = is_qdq_model(a.model);
+  Graph g = qdq ? quant::load_qdq_onnx(a.model, quant::LayerPrecision::FP16, a.batch, a.imgsz)
+                : load_graph(a.model, a.batch, a.imgsz);
   std::string report;
-  if (a.optimized) report = passes::optimize(g).summary();
+  if (a.optimized && !qdq) report = passes::optimize(g).summary();
+  auto precision_of = [](const Node& n) { return n.attrs.s("kestrel_precision", ""); };
+  auto reason_of = [](const Node& n) { return n.attrs.s("kestrel_precision_reason", ""); };
   int64_t total_flops = 0;
   for (auto& n : g.nodes) total_flops += node_flops(g, n);
   const int64_t params = g.parameter_count();
@@ -73,6 +80,10 @@ int run_inspect(const InspectArgs& a) {
         if (!o.empty()) l["output_shapes"].push_back(g.value(o).shape);
       if (auto it = n.attrs.all().find("kestrel_fused"); it != n.attrs.all().end())
         l["fused"] = std::get<std::vector<std::string>>(it->second);
+      if (!precision_of(n).empty()) {
+        l["precision"] = precision_of(n);
+        l["precision_reason"] = reason_of(n);
+      }
       j["layers"].push_back(l);
     }
     std::cout << j.dump(2) << "\n";
@@ -95,12 +106,22 @@ int run_inspect(const InspectArgs& a) {
         for (size_t k = 0; k < parts.size() && k < 4; ++k) fused += " " + parts[k].substr(0, parts[k].find(':'));
         if (parts.size() > 4) fused += " ...";
       }
+      if (!precision_of(n).empty()) fused += "  [" + precision_of(n) + ": " + reason_of(n) + "]";
       std::printf("%-4zu %-40s %-18s %-22s %10lld %10.2f%s\n", i, name.c_str(), n.op.c_str(), shape_of_outputs(g, n).c_str(),
                   static_cast<long long>(node_params(g, n)), static_cast<double>(node_flops(g, n)) / 1e6, fused.c_str());
     }
     std::printf("\n");
   }
   if (!report.empty()) std::printf("optimizer\n%s\n", report.c_str());
+  if (qdq) {
+    int int8 = 0, convs = 0;
+    for (const Node& n : g.nodes)
+      if (n.op == "kestrel.Conv") {
+        ++convs;
+        int8 += precision_of(n) == "int8";
+      }
+    std::printf("quantized   %d of %d convs int8 (Q/DQ model, shown fused)\n", int8, convs);
+  }
   std::printf("layers      %zu\n", g.nodes.size());
   std::printf("parameters  %lld\n", static_cast<long long>(params));
   std::printf("GFLOPs      %.1f  (2 x multiply-accumulates, batch %lld)\n", static_cast<double>(total_flops) / 1e9,

@@ -4,6 +4,7 @@
 
 #include "command.h"
 #include "engine_arg.h"
+#include "int8_args.h"
 #include "kestrel/pipeline.h"
 
 namespace kestrel::cli {
@@ -11,6 +12,7 @@ namespace kestrel::cli {
 namespace {
 struct PredictArgs {
   EngineSpec engine;
+  Int8Args int8;
   std::vector<std::string> sources;
   std::string out = "runs/predict", save_json;
   float conf = 0.25f;
@@ -22,7 +24,9 @@ struct PredictArgs {
 
 int run_predict(const PredictArgs& a) {
   const auto images = pipeline::expand_sources(a.sources);
-  auto engine = open_engine(a.engine);
+  EngineSpec spec = a.engine;
+  spec.int8 = &a.int8;
+  auto engine = open_engine(spec);
   pipeline::PredictOptions o;
   o.conf = a.conf;
   o.iou = a.iou;
@@ -64,6 +68,9 @@ Command add_predict(CLI::App& root) {
   app->add_option("--imgsz", a->engine.imgsz, "Input size for models with dynamic spatial dims")->check(CLI::Range(32, 8192));
   app->add_option("--backend", a->engine.backend, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app->add_flag("--fp16{fp16}", a->engine.precision, "FP16 engine (cuda)");
+  app->add_flag("--int8{int8}", a->engine.precision,
+                "INT8 engine (cuda; cpu: its exact simulation), calibrated with --calib or from a Q/DQ model");
+  add_int8_options(app, a->int8);
   return {app, [a] { return run_predict(*a); }};
 }
 

@@ -5,6 +5,7 @@
 
 #include "command.h"
 #include "engine_arg.h"
+#include "int8_args.h"
 #include "kestrel/image.h"
 #include "kestrel/pipeline.h"
 
@@ -13,6 +14,7 @@ namespace kestrel::cli {
 namespace {
 struct ValArgs {
   EngineSpec engine;
+  Int8Args int8;
   std::string data, save_json, json;
   float conf = 0.001f;
   double iou = -1;
@@ -29,7 +31,9 @@ int run_val(const ValArgs& a) {
   };
   eval::Dataset ds = eval::load_dataset(a.data, lo);
   for (auto& w : ds.warnings) std::fprintf(stderr, "kestrel: warning: %s\n", w.c_str());
-  auto engine = open_engine(a.engine);
+  EngineSpec spec = a.engine;
+  spec.int8 = &a.int8;
+  auto engine = open_engine(spec);
   pipeline::ValOptions o;
   o.conf = a.conf;
   o.iou = a.iou;
@@ -84,6 +88,9 @@ Command add_val(CLI::App& root) {
   app->add_option("--max-det", a->max_det, "Detections kept per image")->check(CLI::Range(1, 100000));
   app->add_option("--backend", a->engine.backend, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
   app->add_flag("--fp16{fp16}", a->engine.precision, "FP16 engine (cuda)");
+  app->add_flag("--int8{int8}", a->engine.precision,
+                "INT8 engine (cuda; cpu: its exact simulation), calibrated with --calib or from a Q/DQ model");
+  add_int8_options(app, a->int8);
   app->add_option("--save-json", a->save_json, "Write the detections as COCO results JSON");
   app->add_option("--json", a->json, "Write the metrics as JSON");
   app->add_flag("--per-class", a->per_class, "Print AP per class");

@@ -19,7 +19,8 @@ namespace {
 Precision parse_precision(const std::string& p) {
   if (p == "fp32") return Precision::FP32;
   if (p == "fp16") return Precision::FP16;
-  throw UsageError("the cuda backend runs fp32 or fp16 (asked for " + p + ")");
+  if (p == "int8") return Precision::INT8;
+  throw UsageError("the cuda backend runs fp32, fp16 or int8 (asked for " + p + ")");
 }
 
 std::string mib(int64_t bytes) {
@@ -48,7 +49,7 @@ class CudaInference : public InferenceEngine {
 }  // namespace
 
 std::unique_ptr<Engine> cuda_engine_for(const std::string& model, const std::string& precision, int64_t batch,
-                                        int64_t imgsz) {
+                                        int64_t imgsz, const Int8Args* int8) {
   if (Runtime::is_engine_file(model)) {
     auto e = Runtime().load(model);
     if (batch && batch != e->info().batch)
@@ -61,7 +62,9 @@ std::unique_ptr<Engine> cuda_engine_for(const std::string& model, const std::str
   cfg.batch = batch;
   cfg.imgsz = imgsz;
   if (const char* c = std::getenv("KESTREL_TIMING_CACHE"); c && *c) cfg.timing_cache_path = c;
-  Graph g = load_graph(model, batch, imgsz);
+  const Int8Args none;
+  Graph g = cfg.precision == Precision::INT8 ? int8_model(model, batch, imgsz, int8 ? *int8 : none).qdq
+                                             : load_graph(model, batch, imgsz);
   std::string hash;
   try {
     const std::vector<char> bytes = util::read_file(model);
@@ -116,7 +119,7 @@ int run_cuda(const std::string& model, const std::string& input, const std::stri
 }
 
 std::unique_ptr<InferenceEngine> open_cuda_engine(const EngineSpec& spec) {
-  return std::make_unique<CudaInference>(cuda_engine_for(spec.model, spec.precision, spec.batch, spec.imgsz));
+  return std::make_unique<CudaInference>(cuda_engine_for(spec.model, spec.precision, spec.batch, spec.imgsz, spec.int8));
 }
 
 int inspect_engine(const std::string& path, bool json) {

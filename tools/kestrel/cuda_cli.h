@@ -13,8 +13,9 @@ namespace kestrel::cli {
 
 // An .engine file is loaded; anything else (ONNX path, zoo name) is built for this GPU in memory,
 // using $KESTREL_TIMING_CACHE as the timing cache when set.
+// precision int8: a Q/DQ ONNX is built with its scales, anything else calibrated with `int8`.
 std::unique_ptr<Engine> cuda_engine_for(const std::string& model, const std::string& precision, int64_t batch,
-                                        int64_t imgsz);
+                                        int64_t imgsz, const Int8Args* int8 = nullptr);
 // `kestrel run MODEL_OR_ENGINE --backend cuda`.
 int run_cuda(const std::string& model, const std::string& input, const std::string& output, int64_t batch, int64_t imgsz);
 // The InferenceEngine adapter for val / predict.

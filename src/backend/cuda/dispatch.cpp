@@ -38,6 +38,12 @@ const std::map<std::string, Row>& table() {
     m["kestrel.Conv"] = {make_conv, conv};
     // A first convolution with few input channels reads the network input as it is (no conversion).
     m["kestrel.ConvStem"] = {make_conv, {true, true, {kAny, kDense, kDense, kCL}, {kCL}}};
+    // INT8 (Q/DQ graphs): X int8 channels-last, W / Scale / B dense, R fp16 channels-last; the
+    // quantization of a float activation into that int8 form reads any layout.
+    m["kestrel.ConvInt8"] = {make_conv_int8, {true, true, {kCL, kDense, kDense, kDense, kCL}, {kCL}}};
+    m["kestrel.QuantizeInt8"] = {make_quantize_int8, {true, true, {kAny}, {kCL}}};
+    // The first convolution reads the float32 image as it is and quantizes it itself.
+    m["kestrel.ConvInt8Stem"] = {make_conv_int8, {true, true, {kAny, kDense, kDense, kDense}, {kCL}}};
     m["ConvTranspose"] = {make_conv_transpose, {true, false, {kAny, kDense, kDense}, {kAny}}};
     const OpTraits nhwc{true, true, {kCL}, {kCL}};
     for (const char* op : {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"}) m[op] = {make_pool, nhwc};

@@ -14,6 +14,8 @@ std::unique_ptr<Layer> make_pad(const LayerSpec&);
 std::unique_ptr<Layer> make_gather(const LayerSpec&);
 std::unique_ptr<Layer> make_conv(const LayerSpec&);            // conv.cu
 std::unique_ptr<Layer> make_conv_transpose(const LayerSpec&);  // conv_transpose.cu
+std::unique_ptr<Layer> make_conv_int8(const LayerSpec&);       // conv_int8.cu
+std::unique_ptr<Layer> make_quantize_int8(const LayerSpec&);   // quantize.cu
 std::unique_ptr<Layer> make_pool(const LayerSpec&);            // pooling.cu
 std::unique_ptr<Layer> make_sppf(const LayerSpec&);
 std::unique_ptr<Layer> make_resize(const LayerSpec&);   // resize.cu

@@ -22,7 +22,8 @@ __global__ void fill_kernel(void* p, int dt, long long n, uint32_t seed, float l
   const float u = (h >> 8) * (1.0f / 16777216.0f);
   float v = lo + (hi - lo) * u;
   if (dt == kBool) v = (h & 1) ? 1.f : 0.f;
-  else if (dt != kF32 && dt != kF16 && dt != kBF16) v = static_cast<float>(h % 7);
+  else if (dt == kI8) v = static_cast<float>(static_cast<int>(h % 255) - 127);  // int8 activation codes, full range
+  else if (dt != kF32 && dt != kF16 && dt != kBF16) v = static_cast<float>(h % 7);  // small indices
   store_from_float(p, dt, i, v);
 }
 

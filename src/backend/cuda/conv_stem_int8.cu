@@ -1,0 +1,125 @@
+// The network's first convolution in INT8 (kestrel.ConvInt8Stem): reads the float32 image in its own
+// layout and quantizes each value as it loads it (q = int8_code(x, s_x)), so neither a layout
+// conversion nor a quantize pass over the largest tensor precedes it. A handful of input channels
+// (3) leaves the tensor cores nothing to do: like the FP16 stem (conv_direct.cu), two adjacent output
+// pixels per thread with all K outputs in registers and the weights in shared memory, here as the int8
+// codes held in float. Products of codes (|q_x q_w| <= 128 * 127) summed over at most 64 taps stay
+// below 2^24, so the float accumulation is the exact int32 sum the contract asks for.
+#include "backend/cuda/check.h"
+#include "backend/cuda/device_common.cuh"
+#include "backend/cuda/int8_kernels.h"
+
+namespace kestrel::cuda {
+
+namespace {
+
+template <int K, bool kInt8Out>
+__global__ void stem_int8_kernel(const __grid_constant__ ConvParams p, const float* __restrict__ x, float sx, float rsx,
+                                 const int8_t* __restrict__ w, const float* __restrict__ scale,
+                                 const float* __restrict__ bias, void* __restrict__ y, float so, float rso) {
+  extern __shared__ float4 sw4[];
+  float* sw = reinterpret_cast<float*>(sw4);
+  const int taps = p.KH * p.KW * p.C;
+  for (int i = threadIdx.x; i < taps * K; i += blockDim.x) {
+    const int k = i / taps, tap = i % taps;
+    sw[tap * K + k] = static_cast<float>(w[i]);  // OHWI: w[k][tap]
+  }
+  __syncthreads();
+  const int owp = (p.OW + 1) / 2;
+  const long long pair = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (pair >= (long long)p.N * p.OH * owp) return;
+  const int ox0 = static_cast<int>(pair % owp) * 2;
+  const long long t = pair / owp;
+  const int oy = static_cast<int>(t % p.OH), n = static_cast<int>(t / p.OH);
+  const bool two = ox0 + 1 < p.OW;
+  float acc0[K], acc1[K];
+#pragma unroll
+  for (int k = 0; k < K; ++k) acc0[k] = acc1[k] = 0.f;
+  for (int ky = 0; ky < p.KH; ++ky) {
+    const int iy = oy * p.sh - p.ph + ky * p.dh;
+    if (iy < 0 || iy >= p.H) continue;
+    for (int kx = 0; kx < p.KW; ++kx) {
+      const int ix0 = ox0 * p.sw - p.pw + kx * p.dw, ix1 = ix0 + p.sw;
+      const bool in0 = ix0 >= 0 && ix0 < p.W, in1 = two && ix1 >= 0 && ix1 < p.W;
+      const float* xr = x + n * p.xs[0] + iy * p.xs[2];
+      const float4* wt = sw4 + ((ky * p.KW + kx) * p.C) * (K / 4);
+      for (int c = 0; c < p.C; ++c) {
+        // Zero padding quantizes to code 0.
+        const float v0 = in0 ? static_cast<float>(int8_code(__ldg(xr + c * p.xs[1] + ix0 * p.xs[3]), sx, rsx)) : 0.f;
+        const float v1 = in1 ? static_cast<float>(int8_code(__ldg(xr + c * p.xs[1] + ix1 * p.xs[3]), sx, rsx)) : 0.f;
+#pragma unroll
+        for (int k4 = 0; k4 < K / 4; ++k4) {
+          const float4 wv = wt[c * (K / 4) + k4];
+          acc0[4 * k4] += v0 * wv.x;
+          acc0[4 * k4 + 1] += v0 * wv.y;
+          acc0[4 * k4 + 2] += v0 * wv.z;
+          acc0[4 * k4 + 3] += v0 * wv.w;
+          acc1[4 * k4] += v1 * wv.x;
+          acc1[4 * k4 + 1] += v1 * wv.y;
+          acc1[4 * k4 + 2] += v1 * wv.z;
+          acc1[4 * k4 + 3] += v1 * wv.w;
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int q = 0; q < 2; ++q) {
+    if (q == 1 && !two) break;
+    const float* acc = q ? acc1 : acc0;
+    const long long off = n * p.ys[0] + oy * p.ys[2] + (ox0 + q) * p.ys[3];
+#pragma unroll
+    for (int k = 0; k < K; k += 16) {
+      __half h[16];
+#pragma unroll
+      for (int e = 0; e < 16; ++e) {
+        const float v = fmaf(acc[k + e], scale[k + e], bias ? bias[k + e] : 0.f);
+        h[e] = __float2half_rn(apply_act_fast(p.act, v, p.alpha, p.beta));
+      }
+      if constexpr (kInt8Out) {
+        int8_t c[16];
+#pragma unroll
+        for (int e = 0; e < 16; ++e) c[e] = int8_code(__half2float(h[e]), so, rso);
+        *reinterpret_cast<uint4*>(static_cast<int8_t*>(y) + off + k) = *reinterpret_cast<const uint4*>(c);
+      } else {
+        __half* out = static_cast<__half*>(y) + off + k;
+        *reinterpret_cast<uint4*>(out) = *reinterpret_cast<const uint4*>(h);
+        *reinterpret_cast<uint4*>(out + 8) = *reinterpret_cast<const uint4*>(h + 8);
+      }
+    }
+  }
+}
+
+template <int K>
+void launch_k(const ConvParams& p, unsigned blocks, size_t smem, const float* x, float sx, const int8_t* w,
+              const Int8Epilogue& e, void* y, cudaStream_t stream) {
+  const float rsx = int8_reciprocal(sx);
+  if (e.out_scale > 0)
+    stem_int8_kernel<K, true><<<blocks, 128, smem, stream>>>(p, x, sx, rsx, w, e.scale, e.bias, y, e.out_scale,
+                                                             int8_reciprocal(e.out_scale));
+  else
+    stem_int8_kernel<K, false><<<blocks, 128, smem, stream>>>(p, x, sx, rsx, w, e.scale, e.bias, y, 0.f, 0.f);
+}
+
+}  // namespace
+
+bool conv_stem_int8_supports(const ConvParams& p) {
+  return p.group == 1 && (p.K == 16 || p.K == 32 || p.K == 64) && p.KH * p.KW * p.C <= 64;
+}
+
+void launch_conv_stem_int8(const ConvParams& p, const float* x, float x_scale, const int8_t* w, const Int8Epilogue& e,
+                           void* y, cudaStream_t stream) {
+  KESTREL_CHECK(conv_stem_int8_supports(p), "INT8 stem: needs group 1, K of 16, 32 or 64 and at most 64 taps");
+  KESTREL_CHECK(!e.r, "INT8 stem: no residual");
+  const long long pairs = (long long)p.N * p.OH * ((p.OW + 1) / 2);
+  if (!pairs) return;
+  const size_t smem = static_cast<size_t>(p.KH * p.KW * p.C) * p.K * sizeof(float);
+  const auto blocks = static_cast<unsigned>((pairs + 127) / 128);
+  switch (p.K) {
+    case 16: launch_k<16>(p, blocks, smem, x, x_scale, w, e, y, stream); break;
+    case 32: launch_k<32>(p, blocks, smem, x, x_scale, w, e, y, stream); break;
+    default: launch_k<64>(p, blocks, smem, x, x_scale, w, e, y, stream); break;
+  }
+  KLAUNCH("conv_stem_int8");
+}
+
+}  // namespace kestrel::cuda

@@ -1,0 +1,154 @@
+// kestrel.ConvInt8Stem: the first convolution in INT8, quantizing the float32 image (NCHW) as it reads
+// it, against the contract computed on the CPU (quantize, exact int32 sum, FP32 epilogue, fp16 or int8
+// output). SiLU runs on tanh.approx in the kernel: fp16 outputs within one ulp plus that approximation
+// (>= 99% exactly), int8 codes within one (< 0.5% differ).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "backend/cuda/layer.h"
+#include "gpu_test_util.h"
+#include "quant/int8_conv.h"
+
+namespace {
+
+using namespace kestrel;
+using cuda::TensorMeta;
+
+TensorMeta meta(DType dt, const Shape& s, bool channels_last) {
+  TensorMeta m;
+  m.dtype = dt;
+  m.shape = s;
+  m.channels_last = channels_last;
+  if (channels_last) {
+    m.strides = {s[1] * s[2] * s[3], 1, s[3] * s[1], s[1]};
+  } else {
+    m.strides.assign(s.size(), 1);
+    for (int64_t d = static_cast<int64_t>(s.size()) - 2; d >= 0; --d) m.strides[d] = m.strides[d + 1] * s[d + 1];
+  }
+  return m;
+}
+
+int8_t code(float v, float s) { return static_cast<int8_t>(std::clamp(std::nearbyint(v / s), -128.f, 127.f)); }
+
+struct StemCase {
+  int64_t k;
+  bool out_int8;
+};
+
+class Int8Stem : public ::testing::TestWithParam<StemCase> {};
+
+TEST_P(Int8Stem, MatchesContract) {
+  const auto [K, out_int8] = GetParam();
+  const int64_t N = 2, C = 3, H = 37, W = 38, R = 3, OH = 19, OW = 19;
+  const TensorMeta xm = meta(DType::F32, {N, C, H, W}, false), wm = meta(DType::I8, {K, R, R, C}, false),
+                   sm = meta(DType::F32, {K}, false), bm = sm, ym = meta(out_int8 ? DType::I8 : DType::F16, {N, K, OH, OW}, true);
+  const float s_x = 1.f / 127.f, out_scale = 3.f / 127.f;
+  cuda::LayerSpec spec;
+  spec.name = "stem";
+  spec.op = "kestrel.ConvInt8Stem";
+  using I = std::vector<int64_t>;
+  spec.attrs.set("kernel_shape", I{R, R});
+  spec.attrs.set("strides", I{2, 2});
+  spec.attrs.set("pads", I{1, 1, 1, 1});
+  spec.attrs.set("activation", std::string("silu"));
+  spec.attrs.set("x_scale", s_x);
+  if (out_int8) spec.attrs.set("out_scale", out_scale);
+  spec.in = {&xm, &wm, &sm, &bm, nullptr};
+  spec.out = {&ym};
+  auto layer = cuda::create_layer(spec);
+  cuda::Handles handles;
+  ASSERT_EQ(layer->tactics(handles), std::vector<std::string>{"stem8"});
+  KESTREL_REQUIRE_GPU();
+
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> pix(-0.1f, 1.1f), unit(0.5f, 1.5f), sym(-1.f, 1.f);
+  std::uniform_int_distribution<int> wcode(-127, 127);
+  std::vector<float> x(static_cast<size_t>(N * C * H * W));
+  for (auto& v : x) v = pix(rng);  // beyond [0, 1] too: saturating codes
+  std::vector<int8_t> xq(x.size());
+  for (size_t i = 0; i < x.size(); ++i) xq[i] = code(x[i], s_x);
+  std::vector<int8_t> w_ohwi(static_cast<size_t>(K * R * R * C));
+  std::vector<float> w_ref(w_ohwi.size());
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t i = 0; i < R * R; ++i) {
+        const int8_t v = static_cast<int8_t>(wcode(rng));
+        w_ohwi[(k * R * R + i) * C + c] = v;
+        w_ref[(k * C + c) * R * R + i] = v;
+      }
+  std::vector<float> s_w(static_cast<size_t>(K)), scale(s_w.size()), bias(s_w.size());
+  for (int64_t k = 0; k < K; ++k) {
+    s_w[k] = 2.f / (s_x * 127.f * 60.f * 4.f) * unit(rng);
+    scale[k] = s_x * s_w[k];
+    bias[k] = sym(rng);
+  }
+  const quant::detail::ConvGeometry g{N, C, H, W, K, OH, OW, R, R, 2, 2, 1, 1, 1, 1, 1};
+  std::vector<int32_t> acc(static_cast<size_t>(N * K * OH * OW));
+  quant::detail::int8_conv_accumulate(xq.data(), w_ref.data(), g, acc.data());
+  quant::detail::Epilogue epi;
+  epi.act = quant::detail::Act::Silu;
+  std::vector<float> y_ref(acc.size()), y_pre(acc.size());
+  quant::detail::int8_conv_epilogue(acc.data(), s_x, s_w.data(), bias.data(), epi, nullptr, g, y_ref.data());
+  quant::detail::int8_conv_epilogue(acc.data(), s_x, s_w.data(), bias.data(), {}, nullptr, g, y_pre.data());
+
+  void *dx, *dw, *ds, *db, *dy;
+  const size_t esize = out_int8 ? 1 : 2, ybytes = acc.size() * esize;
+  ASSERT_EQ(cudaMalloc(&dx, x.size() * 4), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&dw, w_ohwi.size()), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&ds, scale.size() * 4), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&db, bias.size() * 4), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&dy, ybytes), cudaSuccess);
+  cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice);
+  cudaMemcpy(dw, w_ohwi.data(), w_ohwi.size(), cudaMemcpyHostToDevice);
+  cudaMemcpy(ds, scale.data(), scale.size() * 4, cudaMemcpyHostToDevice);
+  cudaMemcpy(db, bias.data(), bias.size() * 4, cudaMemcpyHostToDevice);
+  ASSERT_EQ(cudaMemset(dy, 0xFF, ybytes), cudaSuccess);  // fp16 NaN / int8 -1
+  layer->set_tactic("stem8", handles);
+  cuda::LayerIO io;
+  io.in = {dx, dw, ds, db, nullptr};
+  io.out = {dy};
+  layer->enqueue(io, nullptr, handles);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  std::vector<uint8_t> got(ybytes);
+  cudaMemcpy(got.data(), dy, ybytes, cudaMemcpyDeviceToHost);
+  for (void* p : {dx, dw, ds, db, dy}) cudaFree(p);
+
+  int64_t inexact = 0, bad = 0;
+  const int64_t total = static_cast<int64_t>(acc.size());
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t p = 0; p < OH * OW; ++p) {
+        const size_t ri = static_cast<size_t>((n * K + k) * OH * OW + p);
+        const size_t yi = static_cast<size_t>((n * OH * OW + p) * K + k);  // NHWC
+        const uint16_t want_h = f32_to_f16(y_ref[ri]);
+        if (out_int8) {
+          const int d = std::abs(int(static_cast<int8_t>(got[yi])) - int(code(f16_to_f32(want_h), out_scale)));
+          inexact += d != 0;
+          bad += d > 1;
+        } else {
+          uint16_t have_h;
+          std::memcpy(&have_h, &got[yi * 2], 2);
+          const float have = f16_to_f32(have_h), want = f16_to_f32(want_h);
+          const float ulp = std::fabs(f16_to_f32(static_cast<uint16_t>(want_h + 1)) - want);
+          inexact += have_h != want_h;
+          bad += !(std::fabs(have - want) <= 2 * ulp + 3e-4f * std::fabs(y_pre[ri]));
+        }
+      }
+  std::printf("[int8] stem K=%lld %s: %.3f%% inexact\n", static_cast<long long>(K), out_int8 ? "int8" : "fp16",
+              100.0 * inexact / total);
+  EXPECT_EQ(bad, 0);
+  EXPECT_LT(inexact, (out_int8 ? 0.005 : 0.01) * total);
+}
+
+INSTANTIATE_TEST_SUITE_P(Int8, Int8Stem,
+                         ::testing::Values(StemCase{16, false}, StemCase{16, true}, StemCase{32, false}, StemCase{64, true}),
+                         [](const auto& info) {
+                           return "k" + std::to_string(info.param.k) + (info.param.out_int8 ? "_int8" : "_fp16");
+                         });
+
+}  // namespace

@@ -1,0 +1,165 @@
+#include "int8_args.h"
+
+#include <fnmatch.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "command.h"
+#include "kestrel/onnx.h"
+#include "model_arg.h"
+#include "onnx/exporter.h"
+
+namespace kestrel::cli {
+
+namespace {
+// `count` images spread evenly over the calibration set (the first ones are often one scene).
+std::vector<std::string> spread(const std::vector<std::string>& images, size_t count) {
+  if (images.size() <= count) return images;
+  std::vector<std::string> out;
+  for (size_t i = 0; i < count; ++i) out.push_back(images[i * images.size() / count]);
+  return out;
+}
+// The model's identity for calibration caches: its file's bytes (or zoo name) and the batch it is bound
+// to (the last calibration batch is padded, so batch sizes see slightly different statistics).
+std::string model_id(const std::string& model, int64_t batch) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](const void* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const unsigned char*>(p)[i]) * 1099511628211ull;
+  };
+  std::ifstream f(model, std::ios::binary);
+  if (f) {
+    const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    mix(bytes.data(), bytes.size());
+  } else {
+    mix(model.data(), model.size());  // a zoo name
+  }
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%016llx-b%lld", static_cast<unsigned long long>(h), static_cast<long long>(batch));
+  return buf;
+}
+}  // namespace
+
+void add_int8_options(CLI::App* app, Int8Args& a) {
+  app->add_option("--calib", a.calib, "Folder of INT8 calibration images (training images, never the validation set)");
+  app->add_option("--calib-images", a.calib_images,
+                  "Calibration images to use (default: 128, or all when fewer; an error when given and fewer are "
+                  "available)")
+      ->check(CLI::Range(1, 1000000))
+      ->each([&a](const std::string&) { a.calib_images_set = true; });
+  app->add_option("--calib-algo", a.algo,
+                  "Calibrator: percentile (of |x|, --percentile), minmax or entropy (TensorRT's KL search; clips "
+                  "YOLO's SiLU activations too hard, see bench/RESULTS.md)")
+      ->check(CLI::IsMember({"entropy", "minmax", "percentile"}))
+      ->capture_default_str();
+  app->add_option("--percentile", a.percentile, "Percentile of |x| for --calib-algo percentile")
+      ->check(CLI::Range(50.0, 100.0))
+      ->capture_default_str();
+  app->add_option("--calib-cache", a.cache,
+                  "Calibration cache: reused when model, preprocessing, algorithm and images all match, else written");
+  app->add_option("--layer-precision", a.rules,
+                  "PATTERN:int8|fp16|fp32,... glob on layer names, e.g. '/model.22/*:fp16' (later entries win)");
+  app->add_flag("--no-default-policy", a.no_default_policy,
+                "Quantize the detection head's output convs too (default: they and the decode stay fp16)");
+  app->add_flag("--int8-auto", a.int8_auto,
+                "Measure each layer's sensitivity and promote the worst to fp16 until the output error is within "
+                "--auto-target");
+  app->add_option("--auto-target", a.auto_target, "Output error (relative L2 vs FP32) --int8-auto aims for")
+      ->check(CLI::Range(1e-6, 10.0))
+      ->capture_default_str();
+  app->add_option("--auto-images", a.auto_images, "Calibration images --int8-auto measures on")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+}
+
+void write_qdq_onnx(const Int8Model& m, const std::string& path) {
+  KESTREL_CHECK(!m.from_qdq_file, "internal: the model is a Q/DQ file already");
+  Graph qdq_plain = m.plain;
+  quant::apply_to_plain_graph(qdq_plain, m.qdq);
+  ExportOptions eo;
+  eo.metadata[quant::kPrecisionMetadataKey] = quant::encode_precisions(m.qdq);
+  export_onnx(qdq_plain, path, eo);
+}
+
+bool is_qdq_model(const std::string& model) {
+  std::ifstream f(model, std::ios::binary);
+  if (!f) return false;  // a zoo name (or missing: the loader says so)
+  const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  // The op type strings are stored verbatim in the protobuf; a match is confirmed by the import.
+  return bytes.find("QuantizeLinear") != std::string::npos;
+}
+
+Int8Model int8_model(const std::string& model, int64_t batch, int64_t imgsz, const Int8Args& a,
+                     quant::LayerPrecision float_precision) {
+  Int8Model m;
+  if (is_qdq_model(model)) {
+    if (!a.calib.empty() || a.int8_auto || !a.rules.empty())
+      throw UsageError(model + " is already quantized (Q/DQ): its own scales and precisions are used, so --calib, "
+                       "--int8-auto and --layer-precision do not apply");
+    m.qdq = quant::load_qdq_onnx(model, float_precision, batch, imgsz);
+    if (quant::has_qdq(m.qdq)) {
+      m.from_qdq_file = true;
+      int int8 = 0, convs = 0;
+      for (const Node& n : m.qdq.nodes)
+        if (n.op == "kestrel.Conv") {
+          ++convs;
+          int8 += n.attrs.s("kestrel_precision", "") == "int8";
+        }
+      std::printf("quantized model %s: %d of %d convs int8 (its own Q/DQ scales)\n", model.c_str(), int8, convs);
+      return m;
+    }
+  }
+  if (a.calib.empty() && a.cache.empty())
+    throw UsageError("INT8 needs calibration images (--calib DIR, with --calib-cache FILE to calibrate once), an existing "
+                     "--calib-cache or a Q/DQ model (kestrel quantize MODEL --calib DIR -o MODEL.qdq.onnx)");
+  if (a.calib.empty() && a.int8_auto) throw UsageError("--int8-auto measures on calibration images: pass --calib DIR");
+  quant::CalibOptions co;
+  co.images = a.calib;
+  co.max_images = a.calib_images;
+  co.images_explicit = a.calib_images_set;
+  co.algo = quant::parse_calib_algo(a.algo);
+  co.percentile = a.percentile;
+  co.cache_path = a.cache;
+  co.progress = a.progress;
+  co.model_id = model_id(model, batch);
+  quant::QuantOptions qo;
+  if (!a.rules.empty()) qo.rules = quant::parse_layer_rules(a.rules);
+  qo.default_policy = !a.no_default_policy;
+  qo.float_precision = float_precision;
+
+  // The plain graph is what gets exported; the fused one is what engines run, so what calibration and
+  // the precision decisions see.
+  quant::ModelForms forms = quant::plain_and_fused(load_graph(model, batch, imgsz));
+  m.plain = std::move(forms.plain);
+  const Graph& fused = forms.fused;
+  // A rule that matches nothing is a typo: say so before a minute of calibration, not after.
+  for (const quant::LayerRule& r : qo.rules) {
+    bool any = false;
+    for (const Node& n : fused.nodes) any = any || fnmatch(r.pattern.c_str(), n.name.c_str(), 0) == 0;
+    if (!any)
+      throw UsageError("--layer-precision pattern '" + r.pattern + "' matches no layer (layer names look like '" +
+                       (fused.nodes.empty() ? std::string() : fused.nodes.front().name) + "')");
+  }
+  m.calibration = quant::calibrate(fused, co);
+  const quant::Calibration& cal = m.calibration;
+  if (cal.from_cache)
+    std::printf("calibration: %zu scales from %s\n", cal.scales.size(), a.cache.c_str());
+  else
+    std::printf("calibration: %zu tensors on %zu images (%s) in %.1f s%s%s\n", cal.scales.size(), cal.images.size(),
+                cal.key.algorithm.c_str(), cal.seconds, a.cache.empty() ? "" : ", cache written to ", a.cache.c_str());
+  qo.activation_scales = cal.scales;
+  if (a.int8_auto) {
+    qo.automatic.enabled = true;
+    qo.automatic.target = a.auto_target;
+    qo.automatic.progress = a.progress;
+    const auto images = cal.images.empty() ? quant::calibration_images(co) : cal.images;
+    qo.automatic.inputs = quant::load_inputs(fused, spread(images, static_cast<size_t>(a.auto_images)));
+  }
+  m.qdq = fused;
+  m.report = quant::quantize_graph(m.qdq, qo);
+  std::printf("%s", m.report.summary().c_str());
+  std::fflush(stdout);
+  return m;
+}
+
+}  // namespace kestrel::cli
