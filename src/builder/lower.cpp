@@ -16,6 +16,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "backend/cuda/int8_kernels.h"
 #include "builder/build_plan.h"
 
 namespace kestrel::bld {
@@ -356,7 +357,8 @@ class Lowering {
     const Shape& ws = wq.constant->shape();
     const bool stem = !xv.is_constant() && xv.dtype == DType::F32 && xv.shape.size() == 4 && xv.shape[1] < 8 &&
                       p_.tensors[cur_.at(xv.name)].dtype == DType::F32 && n.attrs.i("group", 1) == 1 &&
-                      (K == 16 || K == 32 || K == 64) && ws[1] * ws[2] * ws[3] <= 64 &&
+                      (K == 16 || K == 32 || K == 64) && ws[1] * ws[2] * ws[3] <= cuda::kStemInt8MaxTaps &&
+                      ws[1] * ws[2] * ws[3] * K * 4 <= cuda::kStemInt8MaxWeightBytes &&
                       !(n.inputs.size() > 3 && !n.inputs[3].empty());
     if (stem) {
       l.op = "kestrel.ConvInt8Stem";

@@ -215,8 +215,12 @@ void launch_conv_direct(const ConvParams& p, const TX* x, const TW* w, const flo
   KLAUNCH("conv_direct");
 }
 
+// The weights of every tap live in shared memory: YOLOv8 / YOLO11's 3x3x3 stem (27 taps) and YOLOv5's
+// 6x6x3 (108 taps) both fit easily.
 bool conv_stem_supports(const ConvParams& p) {
-  return p.group == 1 && (p.K == 16 || p.K == 32 || p.K == 64) && p.ys[1] == 1 && p.KH * p.KW * p.C <= 64;
+  const int taps = p.KH * p.KW * p.C;
+  return p.group == 1 && (p.K == 16 || p.K == 32 || p.K == 64) && p.ys[1] == 1 && taps <= 1024 &&
+         taps * p.K * static_cast<int>(sizeof(float)) <= 48 * 1024;
 }
 
 template <typename TY>

@@ -104,7 +104,8 @@ class ConvInt8Layer : public Layer {
                 (!has_res_ || s.in[4]->channels_last_ld(&ldr));
     if (stem_)
       KESTREL_CHECK(conv_stem_int8_supports(p_) && y.channels_last_ld(&ldy) && ldy % 16 == 0, where(),
-                    "the INT8 stem needs K of 16, 32 or 64, at most 64 taps and a channels-last output");
+                    "the INT8 stem needs K of 16, 32 or 64, at most ", kStemInt8MaxTaps,
+                    " taps and a channels-last output");
   }
 
   ~ConvInt8Layer() override {

@@ -3,7 +3,7 @@
 // conversion nor a quantize pass over the largest tensor precedes it. A handful of input channels
 // (3) leaves the tensor cores nothing to do: like the FP16 stem (conv_direct.cu), two adjacent output
 // pixels per thread with all K outputs in registers and the weights in shared memory, here as the int8
-// codes held in float. Products of codes (|q_x q_w| <= 128 * 127) summed over at most 64 taps stay
+// codes held in float. Products of codes (|q_x q_w| <= 128 * 127) summed over at most 1024 taps stay
 // below 2^24, so the float accumulation is the exact int32 sum the contract asks for.
 #include "backend/cuda/check.h"
 #include "backend/cuda/device_common.cuh"
@@ -103,12 +103,15 @@ void launch_k(const ConvParams& p, unsigned blocks, size_t smem, const float* x,
 }  // namespace
 
 bool conv_stem_int8_supports(const ConvParams& p) {
-  return p.group == 1 && (p.K == 16 || p.K == 32 || p.K == 64) && p.KH * p.KW * p.C <= 64;
+  const int taps = p.KH * p.KW * p.C;
+  return p.group == 1 && (p.K == 16 || p.K == 32 || p.K == 64) && taps <= kStemInt8MaxTaps &&
+         taps * p.K * 4 <= kStemInt8MaxWeightBytes;
 }
 
 void launch_conv_stem_int8(const ConvParams& p, const float* x, float x_scale, const int8_t* w, const Int8Epilogue& e,
                            void* y, cudaStream_t stream) {
-  KESTREL_CHECK(conv_stem_int8_supports(p), "INT8 stem: needs group 1, K of 16, 32 or 64 and at most 64 taps");
+  KESTREL_CHECK(conv_stem_int8_supports(p), "INT8 stem: needs group 1, K of 16, 32 or 64 and at most ",
+                kStemInt8MaxTaps, " taps (", kStemInt8MaxWeightBytes, " bytes of weights)");
   KESTREL_CHECK(!e.r, "INT8 stem: no residual");
   const long long pairs = (long long)p.N * p.OH * ((p.OW + 1) / 2);
   if (!pairs) return;

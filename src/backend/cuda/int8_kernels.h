@@ -52,8 +52,11 @@ void launch_conv_igemm_int8(const std::string& tactic, const ConvParams& p, cons
                             const Int8Epilogue& e, void* y, void* ws, int* counters, cudaStream_t stream);
 
 // The first convolution (conv_stem_int8.cu): float32 x in any layout quantized as it is read
-// (x_scale), weights OHWI int8, all K outputs of a pixel per thread; K of 16, 32 or 64, at most 64
-// taps, no residual; y channels-last with 16-byte aligned pixels (fp16, or int8 with e.out_scale).
+// (x_scale), weights OHWI int8, all K outputs of a pixel per thread; K of 16, 32 or 64, at most
+// kStemInt8MaxTaps taps (exact float sums) and 48 KB of weights in shared memory, no residual; y
+// channels-last with 16-byte aligned pixels (fp16, or int8 with e.out_scale).
+constexpr int kStemInt8MaxTaps = 1024;
+constexpr int kStemInt8MaxWeightBytes = 48 * 1024;
 bool conv_stem_int8_supports(const ConvParams& p);
 void launch_conv_stem_int8(const ConvParams& p, const float* x, float x_scale, const int8_t* w, const Int8Epilogue& e,
                            void* y, cudaStream_t stream);
