@@ -5,23 +5,8 @@
 # Every log goes to $OUT/logs.tgz; STAGES selects (default: compare bench anchors).
 set -u
 cd "$(dirname "$0")/../.."
-OUT=${OUT:-/tmp/out}
-L=/tmp/klogs
 STAGES=${STAGES:-compare bench anchors}
-mkdir -p "$OUT" "$L"
-pack() { tar czf "$OUT/logs.tgz" -C "$L" . 2>/dev/null; }
-has() { [[ " $STAGES " == *" $1 "* ]]; }
-t0=$(date +%s)
-elapsed() { echo $(( $(date +%s) - t0 )); }
-python3 - <<'PY'
-import lzma, os, pathlib
-for p in pathlib.Path('.carry').rglob('*.xz'):
-    out = p.with_suffix('')
-    out.write_bytes(lzma.decompress(p.read_bytes()))
-    if 'bin' in p.parts: os.chmod(out, 0o755)
-    p.unlink()
-PY
-source .carry/env.sh
+source bench/device/common.sh
 export KESTREL_TIMING_CACHE=/tmp/kestrel.cache
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
 D=$KESTREL_SHARED/data

@@ -8,24 +8,10 @@
 # Every log goes to $OUT/logs.tgz; STAGES selects (default: all).
 set -u
 cd "$(dirname "$0")/../.."
-OUT=${OUT:-/tmp/out}
-L=/tmp/klogs
 Q=/tmp/qdq
 STAGES=${STAGES:-tests val bench compare}
-mkdir -p "$OUT" "$L" "$Q"
-pack() { tar czf "$OUT/logs.tgz" -C "$L" . 2>/dev/null; }
-has() { [[ " $STAGES " == *" $1 "* ]]; }
-t0=$(date +%s)
-elapsed() { echo $(( $(date +%s) - t0 )); }
-python3 - <<'PY'
-import lzma, os, pathlib
-for p in pathlib.Path('.carry').rglob('*.xz'):
-    out = p.with_suffix('')
-    out.write_bytes(lzma.decompress(p.read_bytes()))
-    if 'bin' in p.parts: os.chmod(out, 0o755)
-    p.unlink()
-PY
-source .carry/env.sh
+source bench/device/common.sh
+mkdir -p "$Q"
 export KESTREL_TIMING_CACHE=/tmp/kestrel.cache
 export KESTREL_DATA=$KESTREL_SHARED/data
 D=$KESTREL_DATA

@@ -9,7 +9,8 @@ set -euo pipefail
 top=$(git rev-parse --show-toplevel)
 cd "$top"
 b=${1:-build-cuda}
-with=(--with data/coco-val --with data/golden/000000000139.input.bin --with data/golden/000000037777.input.bin)
+with=(--with data/coco-val --with data/golden/000000000139.input.bin --with data/golden/000000037777.input.bin
+      --with data/golden/yolov8n.000000000139.output.bin --with data/golden/yolov8n.000000037777.output.bin)
 for f in $(ls ../shared/data/coco128/images | sort | head -8); do with+=(--with data/coco128/images/$f); done
 for m in yolov8n yolov5n yolo11n; do with+=(--with data/models/$m.onnx); done
 ../shared/tools/device-bundle "${with[@]}" "$b/bin/kestrel" "$b/bin/test_cuda"

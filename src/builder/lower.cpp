@@ -6,10 +6,13 @@
 // tensors are FP16 (the trunk, where the bytes are); row-major ones stay FP32 (the heads, where
 // box coordinates up to 640 px and softmax sums want the bits). Kernels accumulate in FP32.
 // INT8 engines lower a Q/DQ graph (quant::quantize_graph or a Q/DQ ONNX): every kestrel.Conv whose input
-// comes through DequantizeLinear becomes kestrel.ConvInt8 reading an int8 channels-last tensor that a
-// kestrel.QuantizeInt8 layer makes (one per value and scale; requantize.cpp later folds it into the
-// producing INT8 conv where it can), with its int8 OHWI weights and the per-channel s_x * s_w; the
-// Q/DQ nodes themselves are not layers. All other layers run as in an FP16 engine.
+// comes through DequantizeLinear becomes kestrel.ConvInt8 with its int8 OHWI weights and the
+// per-channel s_x * s_w, reading its input as int8 codes: a 1x1 conv reads the fp16 activation and
+// quantizes it as it loads it (attr x_scale: each value is loaded once), a larger window reads an int8
+// tensor a kestrel.QuantizeInt8 layer makes (one per value and scale: quantizing each value once beats
+// quantizing it once per tap, measured on an H200). requantize.cpp then lets an INT8 conv write the codes
+// itself where nothing else reads its output. The Q/DQ nodes are not layers; all other layers run as in
+// an FP16 engine.
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -43,34 +46,33 @@ bool follows_layout(const std::string& op) {
   return ops.count(op) != 0;
 }
 
-// OIHW float -> OHWI in the engine's precision (what the conv kernels and cuDNN's NHWC filters read).
-HostTensor conv_weight_ohwi(const HostTensor& w_in, DType dt) {
-  const HostTensor w = w_in.dtype() == DType::F32 ? w_in : w_in.cast(DType::F32);
+// OIHW -> OHWI, any element type (the layout the conv kernels and cuDNN's NHWC filters read).
+HostTensor oihw_to_ohwi(const HostTensor& w) {
   KESTREL_CHECK(w.rank() == 4, "only 2-D convolution weights are supported on the GPU, got ", shape_str(w.shape()));
   const int64_t O = w.dim(0), I = w.dim(1), KH = w.dim(2), KW = w.dim(3);
-  HostTensor r(DType::F32, {O, KH, KW, I});
-  const float* s = w.data<float>();
-  float* d = r.data<float>();
+  const size_t es = dtype_size(w.dtype());
+  HostTensor r(w.dtype(), {O, KH, KW, I});
+  const auto* s = static_cast<const uint8_t*>(w.raw());
+  auto* d = static_cast<uint8_t*>(r.raw());
   for (int64_t o = 0; o < O; ++o)
     for (int64_t i = 0; i < I; ++i)
       for (int64_t y = 0; y < KH; ++y)
-        for (int64_t x = 0; x < KW; ++x) d[((o * KH + y) * KW + x) * I + i] = s[((o * I + i) * KH + y) * KW + x];
+        for (int64_t x = 0; x < KW; ++x)
+          std::memcpy(d + static_cast<size_t>(((o * KH + y) * KW + x) * I + i) * es,
+                      s + static_cast<size_t>(((o * I + i) * KH + y) * KW + x) * es, es);
+  return r;
+}
+
+// Float weights in the engine's precision.
+HostTensor conv_weight_ohwi(const HostTensor& w, DType dt) {
+  const HostTensor r = oihw_to_ohwi(w.dtype() == DType::F32 ? w : w.cast(DType::F32));
   return dt == DType::F32 ? r : r.cast(dt);
 }
 
-// OIHW int8 -> OHWI int8 (the INT8 kernels' weight layout).
+// int8 codes as they are (the INT8 kernels' weights).
 HostTensor int8_weight_ohwi(const HostTensor& w) {
-  KESTREL_CHECK(w.rank() == 4 && w.dtype() == DType::I8, "internal: int8 conv weights must be 4-D int8, got ",
-                dtype_name(w.dtype()), " ", shape_str(w.shape()));
-  const int64_t O = w.dim(0), I = w.dim(1), KH = w.dim(2), KW = w.dim(3);
-  HostTensor r(DType::I8, {O, KH, KW, I});
-  const int8_t* s = w.data<int8_t>();
-  int8_t* d = r.data<int8_t>();
-  for (int64_t o = 0; o < O; ++o)
-    for (int64_t i = 0; i < I; ++i)
-      for (int64_t y = 0; y < KH; ++y)
-        for (int64_t x = 0; x < KW; ++x) d[((o * KH + y) * KW + x) * I + i] = s[((o * I + i) * KH + y) * KW + x];
-  return r;
+  KESTREL_CHECK(w.dtype() == DType::I8, "internal: int8 conv weights must be int8, got ", dtype_name(w.dtype()));
+  return oihw_to_ohwi(w);
 }
 
 bool is_qdq(const std::string& op) { return op == "QuantizeLinear" || op == "DequantizeLinear"; }
@@ -365,6 +367,10 @@ class Lowering {
       l.attrs.set("x_scale", s_x);
       l.fused.push_back("QuantizeLinear");
       l.in.push_back(input_for(xv.name, cuda::Access::Any));
+    } else if (ws[2] == 1 && ws[3] == 1 && p_.tensors[cur_.at(xv.name)].dtype == DType::F16) {
+      l.attrs.set("x_scale", s_x);
+      l.fused.push_back("QuantizeLinear");
+      l.in.push_back(input_for(xv.name, cuda::Access::ChannelsLast));
     } else {
       l.in.push_back(quantized(xq.inputs.at(0), s_x));
     }

@@ -1,12 +1,17 @@
-// Requantize folding: an INT8 conv whose fp16 output is read only by one kestrel.QuantizeInt8 writes
-// the int8 codes itself (attr out_scale), so INT8 tensors flow between INT8 layers without an fp16
-// round trip. Exact: the conv's epilogue rounds to fp16 first and quantizes that value, which is what
-// the separate quantize layer computed from the stored fp16 tensor (quant.h's contract).
+// Requantize folding: an INT8 conv whose fp16 output is read by one INT8 conv only -- through a
+// kestrel.QuantizeInt8 layer, or by a conv quantizing its input itself (x_scale) -- writes the int8
+// codes itself (attr out_scale), so INT8 tensors flow between INT8 layers without an fp16 round trip.
+// Exact: the conv's epilogue rounds to fp16 first and quantizes that value, which is what the reader
+// computed from the stored fp16 tensor (quant.h's contract).
 #include <map>
 
 #include "builder/build_plan.h"
 
 namespace kestrel::bld {
+
+namespace {
+bool is_int8_conv(const BLayer& l) { return l.op == "kestrel.ConvInt8" || l.op == "kestrel.ConvInt8Stem"; }
+}  // namespace
 
 int fold_requantize(BuildPlan& p) {
   std::map<int, int> readers, producer;
@@ -18,20 +23,39 @@ int fold_requantize(BuildPlan& p) {
     for (int t : l.out)
       if (t >= 0) producer[t] = static_cast<int>(i);
   }
-  int folded = 0;
-  for (BLayer& q : p.layers) {
-    if (q.removed || q.op != "kestrel.QuantizeInt8") continue;
-    const int t = q.in.at(0);
+  // The INT8 conv writing `t` when t is an fp16 channels-last arena tensor only one layer reads.
+  auto sole_int8_producer = [&](int t) -> BLayer* {
     auto pr = producer.find(t);
-    if (pr == producer.end() || readers[t] != 1) continue;
+    if (pr == producer.end() || readers[t] != 1) return nullptr;
     BLayer& conv = p.layers[pr->second];
     const BTensor& fp = p.tensors[t];
-    if ((conv.op != "kestrel.ConvInt8" && conv.op != "kestrel.ConvInt8Stem") || fp.storage != rt::Storage::Arena || fp.is_view() || !fp.channels_last) continue;
-    conv.attrs.set("out_scale", q.attrs.f("scale"));
-    conv.out[0] = q.out.at(0);
-    conv.fused.push_back("QuantizeLinear");
-    q.removed = true;
-    ++folded;
+    if (!is_int8_conv(conv) || conv.attrs.has("out_scale") || fp.storage != rt::Storage::Arena || fp.is_view() ||
+        !fp.channels_last || fp.dtype != DType::F16)
+      return nullptr;
+    return &conv;
+  };
+  int folded = 0;
+  for (BLayer& q : p.layers) {
+    if (q.removed) continue;
+    const int t = q.in.empty() ? -1 : q.in[0];
+    if (q.op == "kestrel.QuantizeInt8") {
+      BLayer* conv = sole_int8_producer(t);
+      if (!conv) continue;
+      conv->attrs.set("out_scale", q.attrs.f("scale"));
+      conv->out[0] = q.out.at(0);
+      conv->fused.push_back("QuantizeLinear");
+      q.removed = true;
+      ++folded;
+    } else if (q.op == "kestrel.ConvInt8" && q.attrs.has("x_scale")) {
+      BLayer* conv = sole_int8_producer(t);
+      if (!conv) continue;
+      conv->attrs.set("out_scale", q.attrs.f("x_scale"));
+      conv->fused.push_back("QuantizeLinear");
+      q.attrs.erase("x_scale");
+      p.tensors[t].dtype = DType::I8;
+      p.tensors[t].name += "#int8";
+      ++folded;
+    }
   }
   return folded;
 }

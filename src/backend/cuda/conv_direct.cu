@@ -4,6 +4,7 @@
 #include "backend/cuda/check.h"
 #include "backend/cuda/conv_kernels.h"
 #include "backend/cuda/device_common.cuh"
+#include "backend/cuda/stem_common.cuh"
 
 namespace kestrel::cuda {
 
@@ -51,19 +52,12 @@ __global__ void conv_direct_kernel(const __grid_constant__ ConvParams p, const T
   y[n * p.ys[0] + k * p.ys[1] + oy * p.ys[2] + ox * p.ys[3]] = from_f<TY>(v);
 }
 
-// Two horizontally adjacent output pixels per thread, all K outputs of each in registers; the weights,
-// transposed to [tap][k], in shared memory and read as float4 (every thread reads the same words:
-// broadcast), each weight used for both pixels. Output channel stride 1, 16-byte stores.
+// The first convolution (stem_common.cuh): float32 input as it is, output channel stride 1, 16-byte stores.
 template <typename TY, int K>
 __global__ void conv_stem_kernel(const __grid_constant__ ConvParams p, const float* __restrict__ x, const float* __restrict__ w,
                                  const float* __restrict__ bias, TY* __restrict__ y) {
   extern __shared__ float4 sw4[];
-  float* sw = reinterpret_cast<float*>(sw4);
-  const int taps = p.KH * p.KW * p.C;
-  for (int i = threadIdx.x; i < taps * K; i += blockDim.x) {
-    const int k = i / taps, tap = i % taps;
-    sw[tap * K + k] = w[i];  // OHWI: w[k][tap]
-  }
+  stem_load_weights(p, w, K, reinterpret_cast<float*>(sw4));
   __syncthreads();
   const int owp = (p.OW + 1) / 2;  // pixel pairs per row
   const long long pair = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -75,32 +69,7 @@ __global__ void conv_stem_kernel(const __grid_constant__ ConvParams p, const flo
   float acc0[K], acc1[K];
 #pragma unroll
   for (int k = 0; k < K; ++k) acc0[k] = acc1[k] = bias ? bias[k] : 0.f;
-  for (int ky = 0; ky < p.KH; ++ky) {
-    const int iy = oy * p.sh - p.ph + ky * p.dh;
-    if (iy < 0 || iy >= p.H) continue;
-    for (int kx = 0; kx < p.KW; ++kx) {
-      const int ix0 = ox0 * p.sw - p.pw + kx * p.dw, ix1 = ix0 + p.sw;
-      const bool in0 = ix0 >= 0 && ix0 < p.W, in1 = two && ix1 >= 0 && ix1 < p.W;
-      const float* xr = x + n * p.xs[0] + iy * p.xs[2];
-      const float4* wt = sw4 + ((ky * p.KW + kx) * p.C) * (K / 4);
-      for (int c = 0; c < p.C; ++c) {
-        const float v0 = in0 ? __ldg(xr + c * p.xs[1] + ix0 * p.xs[3]) : 0.f;
-        const float v1 = in1 ? __ldg(xr + c * p.xs[1] + ix1 * p.xs[3]) : 0.f;
-#pragma unroll
-        for (int k4 = 0; k4 < K / 4; ++k4) {
-          const float4 wv = wt[c * (K / 4) + k4];
-          acc0[4 * k4] += v0 * wv.x;
-          acc0[4 * k4 + 1] += v0 * wv.y;
-          acc0[4 * k4 + 2] += v0 * wv.z;
-          acc0[4 * k4 + 3] += v0 * wv.w;
-          acc1[4 * k4] += v1 * wv.x;
-          acc1[4 * k4 + 1] += v1 * wv.y;
-          acc1[4 * k4 + 2] += v1 * wv.z;
-          acc1[4 * k4 + 3] += v1 * wv.w;
-        }
-      }
-    }
-  }
+  stem_accumulate<K>(p, x, sw4, n, oy, ox0, two, [](float v) { return v; }, acc0, acc1);
 #pragma unroll
   for (int q = 0; q < 2; ++q) {
     if (q == 1 && !two) break;

@@ -3,12 +3,14 @@
 //   direct                 the reference kernel (any group, channel count and strides); the builder
 //                          validates the others against it
 //   igemm8_BMxBN[_skS]     the tensor-core implicit GEMM (group 1, C % 16 == 0, channels-last input
-//                          with a pixel stride of 16), split-K variants for layers with few tiles
+//                          with 16-byte pixel strides), split-K variants for layers with few tiles
 //   stem8                  kestrel.ConvInt8Stem only: X is the float32 image (any layout) and the
 //                          kernel quantizes it with the attribute x_scale as it reads it
-// Inputs: X (int8, channels-last), W (int8 OHWI [K][KH][KW][C/group]), Scale (float32 [K], s_x * s_w
-// rounded to float), B (float32 [K] or absent), R (fp16 channels-last or absent). Output Y fp16 or
-// int8 (attr out_scale), channels-last, possibly a channel slice of a wider (concat) buffer.
+// Inputs: X (int8, channels-last; or fp16 with the attribute x_scale, quantized by the kernel as it
+// reads it, so an activation that fp16 layers also read needs no QuantizeInt8 pass of its own),
+// W (int8 OHWI [K][KH][KW][C/group]), Scale (float32 [K], s_x * s_w rounded to float), B (float32 [K]
+// or absent), R (fp16 channels-last or absent). Output Y fp16 or int8 (attr out_scale), channels-last,
+// possibly a channel slice of a wider (concat) buffer.
 #include <cmath>
 
 #include "backend/cuda/check.h"
@@ -43,8 +45,15 @@ class ConvInt8Layer : public Layer {
       x_scale_ = s.attrs.f("x_scale", 0.f);
       KESTREL_CHECK(std::isfinite(x_scale_) && x_scale_ > 0.f, where(), "x_scale must be positive, got ", x_scale_);
       tactic_ = "stem8";
+    } else if (x.dtype == DType::F16) {
+      KESTREL_CHECK(s.attrs.has("x_scale"), where(), "a float16 input X needs the attribute x_scale");
+      x_scale_ = s.attrs.f("x_scale");
+      KESTREL_CHECK(std::isfinite(x_scale_) && x_scale_ > 0.f, where(), "x_scale must be positive, got ", x_scale_);
+      x_half_ = true;
     } else {
-      KESTREL_CHECK(x.dtype == DType::I8, where(), "input X must be int8, got ", dtype_name(x.dtype));
+      KESTREL_CHECK(x.dtype == DType::I8, where(), "input X must be int8 (or float16 with x_scale), got ",
+                    dtype_name(x.dtype));
+      KESTREL_CHECK(!s.attrs.has("x_scale"), where(), "x_scale applies to a float16 input only, X is int8");
     }
     KESTREL_CHECK(w.dtype == DType::I8 && w.rank() == 4, where(), "weights must be 4-D int8 (OHWI), got ",
                   dtype_name(w.dtype), " ", shape_str(w.shape));
@@ -98,7 +107,8 @@ class ConvInt8Layer : public Layer {
     p_.act = activation_code(s.attrs.s("activation", "none"));
     p_.alpha = s.attrs.f("alpha", p_.act == kActHardSigmoid ? 0.2f : 0.01f);  // ONNX defaults, as the CPU
     p_.beta = s.attrs.f("beta", 0.5f);
-    // The tensor-core kernel reads x in 16-channel chunks and writes channels-last rows.
+    // The tensor-core kernel reads x in 16-byte chunks (16 int8 or 8 fp16 channels) and writes
+    // channels-last rows.
     int64_t ldx = 0, ldy = 0, ldr = 0;
     igemm_ok_ = !stem_ && x.channels_last_ld(&ldx) && y.channels_last_ld(&ldy) &&
                 (!has_res_ || s.in[4]->channels_last_ld(&ldr));
@@ -116,7 +126,7 @@ class ConvInt8Layer : public Layer {
     if (stem_) return {"stem8"};
     std::vector<std::string> t = {"direct"};
     if (igemm_ok_)
-      for (const std::string& c : igemm_int8_tactics(p_)) t.push_back(c);
+      for (const std::string& c : igemm_int8_tactics(p_, x_half_)) t.push_back(c);
     return t;
   }
 
@@ -128,9 +138,9 @@ class ConvInt8Layer : public Layer {
       return;
     }
     if (t.rfind("igemm8_", 0) == 0) {
-      KESTREL_CHECK(igemm_ok_ && !igemm_int8_tactics(p_).empty(), "tactic ", t, " does not apply to ", spec_.op, " node '",
-                    spec_.name, "'");
-      prepare_igemm_int8(t);
+      KESTREL_CHECK(igemm_ok_ && !igemm_int8_tactics(p_, x_half_).empty(), "tactic ", t, " does not apply to ",
+                    spec_.op, " node '", spec_.name, "'");
+      prepare_igemm_int8(t, x_half_);
       scratch_ = align_up(igemm_int8_scratch_bytes(t, p_), 256);
       const int64_t nc = igemm_int8_counters(t, p_);
       if (nc > n_counters_) {
@@ -162,6 +172,14 @@ class ConvInt8Layer : public Layer {
       launch_conv_stem_int8(p_, static_cast<const float*>(io.in[0]), x_scale_, w, e, io.out[0], stream);
       return;
     }
+    if (x_half_) {
+      const auto* xh = static_cast<const __half*>(io.in[0]);
+      if (tactic_ == "direct")
+        launch_conv_int8_direct(p_, xh, x_scale_, w, e, io.out[0], stream);
+      else
+        launch_conv_igemm_int8(tactic_, p_, xh, x_scale_, w, e, io.out[0], io.scratch, counters_, stream);
+      return;
+    }
     const auto* x = static_cast<const int8_t*>(io.in[0]);
     if (tactic_ == "direct")
       launch_conv_int8_direct(p_, x, w, e, io.out[0], stream);
@@ -172,8 +190,9 @@ class ConvInt8Layer : public Layer {
  private:
   ConvParams p_;
   float out_scale_ = 0.f;  // > 0: int8 output
-  float x_scale_ = 0.f;    // the stem's input scale
+  float x_scale_ = 0.f;    // the stem's input scale, or the fp16 X's
   bool stem_ = false;
+  bool x_half_ = false;    // X is fp16, quantized with x_scale_ by the kernel
   bool has_bias_ = false, has_res_ = false, igemm_ok_ = false;
   int* counters_ = nullptr;
   int64_t n_counters_ = 0;

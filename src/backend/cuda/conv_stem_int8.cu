@@ -1,13 +1,13 @@
 // The network's first convolution in INT8 (kestrel.ConvInt8Stem): reads the float32 image in its own
 // layout and quantizes each value as it loads it (q = int8_code(x, s_x)), so neither a layout
 // conversion nor a quantize pass over the largest tensor precedes it. A handful of input channels
-// (3) leaves the tensor cores nothing to do: like the FP16 stem (conv_direct.cu), two adjacent output
-// pixels per thread with all K outputs in registers and the weights in shared memory, here as the int8
-// codes held in float. Products of codes (|q_x q_w| <= 128 * 127) summed over at most 1024 taps stay
+// (3) leaves the tensor cores nothing to do: the FP16 stem's body (stem_common.cuh) with the weights as
+// the int8 codes held in float. Products of codes (|q_x q_w| <= 128 * 127) summed over at most 1024 taps stay
 // below 2^24, so the float accumulation is the exact int32 sum the contract asks for.
 #include "backend/cuda/check.h"
 #include "backend/cuda/device_common.cuh"
 #include "backend/cuda/int8_kernels.h"
+#include "backend/cuda/stem_common.cuh"
 
 namespace kestrel::cuda {
 
@@ -18,12 +18,7 @@ __global__ void stem_int8_kernel(const __grid_constant__ ConvParams p, const flo
                                  const int8_t* __restrict__ w, const float* __restrict__ scale,
                                  const float* __restrict__ bias, void* __restrict__ y, float so, float rso) {
   extern __shared__ float4 sw4[];
-  float* sw = reinterpret_cast<float*>(sw4);
-  const int taps = p.KH * p.KW * p.C;
-  for (int i = threadIdx.x; i < taps * K; i += blockDim.x) {
-    const int k = i / taps, tap = i % taps;
-    sw[tap * K + k] = static_cast<float>(w[i]);  // OHWI: w[k][tap]
-  }
+  stem_load_weights(p, w, K, reinterpret_cast<float*>(sw4));
   __syncthreads();
   const int owp = (p.OW + 1) / 2;
   const long long pair = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -35,33 +30,9 @@ __global__ void stem_int8_kernel(const __grid_constant__ ConvParams p, const flo
   float acc0[K], acc1[K];
 #pragma unroll
   for (int k = 0; k < K; ++k) acc0[k] = acc1[k] = 0.f;
-  for (int ky = 0; ky < p.KH; ++ky) {
-    const int iy = oy * p.sh - p.ph + ky * p.dh;
-    if (iy < 0 || iy >= p.H) continue;
-    for (int kx = 0; kx < p.KW; ++kx) {
-      const int ix0 = ox0 * p.sw - p.pw + kx * p.dw, ix1 = ix0 + p.sw;
-      const bool in0 = ix0 >= 0 && ix0 < p.W, in1 = two && ix1 >= 0 && ix1 < p.W;
-      const float* xr = x + n * p.xs[0] + iy * p.xs[2];
-      const float4* wt = sw4 + ((ky * p.KW + kx) * p.C) * (K / 4);
-      for (int c = 0; c < p.C; ++c) {
-        // Zero padding quantizes to code 0.
-        const float v0 = in0 ? static_cast<float>(int8_code(__ldg(xr + c * p.xs[1] + ix0 * p.xs[3]), sx, rsx)) : 0.f;
-        const float v1 = in1 ? static_cast<float>(int8_code(__ldg(xr + c * p.xs[1] + ix1 * p.xs[3]), sx, rsx)) : 0.f;
-#pragma unroll
-        for (int k4 = 0; k4 < K / 4; ++k4) {
-          const float4 wv = wt[c * (K / 4) + k4];
-          acc0[4 * k4] += v0 * wv.x;
-          acc0[4 * k4 + 1] += v0 * wv.y;
-          acc0[4 * k4 + 2] += v0 * wv.z;
-          acc0[4 * k4 + 3] += v0 * wv.w;
-          acc1[4 * k4] += v1 * wv.x;
-          acc1[4 * k4 + 1] += v1 * wv.y;
-          acc1[4 * k4 + 2] += v1 * wv.z;
-          acc1[4 * k4 + 3] += v1 * wv.w;
-        }
-      }
-    }
-  }
+  // Zero padding is code 0 too.
+  stem_accumulate<K>(p, x, sw4, n, oy, ox0, two, [sx, rsx](float v) { return static_cast<float>(int8_code(v, sx, rsx)); },
+                     acc0, acc1);
 #pragma unroll
   for (int q = 0; q < 2; ++q) {
     if (q == 1 && !two) break;

@@ -39,17 +39,26 @@ void launch_quantize_int8(const void* x, bool x_half, const long long (&xs)[4], 
 // Reference: one thread per output element, any group, any channel count.
 void launch_conv_int8_direct(const ConvParams& p, const int8_t* x, const int8_t* w, const Int8Epilogue& e, void* y,
                              cudaStream_t stream);
+// The same on an fp16 x (same strides), each value quantized as it is read: int8_code(x, x_scale), the
+// codes a QuantizeInt8 in front of it would have written (zero padding is code 0).
+void launch_conv_int8_direct(const ConvParams& p, const __half* x, float x_scale, const int8_t* w,
+                             const Int8Epilogue& e, void* y, cudaStream_t stream);
 
 // Tensor cores (mma.sync m16n8k32 s8.s8.s32): group 1, C % 16 == 0, x channels-last with pixel stride
 // % 16 == 0, x and w 16-byte aligned; y and r channels-last with any pixel stride (16-byte stores when
 // K, the strides and the pointers allow, element stores otherwise). igemm_int8_tactics returns none for
 // a problem the kernel cannot run.
-std::vector<std::string> igemm_int8_tactics(const ConvParams& p);
+// x_half: x is fp16 channels-last (pixel stride % 8 == 0, 16-byte aligned), quantized with x_scale as
+// each tile is loaded; the same tactic names, each a kernel of its own (prepare_igemm_int8 per kind).
+std::vector<std::string> igemm_int8_tactics(const ConvParams& p, bool x_half = false);
 int64_t igemm_int8_scratch_bytes(const std::string& tactic, const ConvParams& p);  // split-K partials
 int64_t igemm_int8_counters(const std::string& tactic, const ConvParams& p);       // ints, zeroed once
-void prepare_igemm_int8(const std::string& tactic);
+void prepare_igemm_int8(const std::string& tactic, bool x_half = false);
 void launch_conv_igemm_int8(const std::string& tactic, const ConvParams& p, const int8_t* x, const int8_t* w,
                             const Int8Epilogue& e, void* y, void* ws, int* counters, cudaStream_t stream);
+void launch_conv_igemm_int8(const std::string& tactic, const ConvParams& p, const __half* x, float x_scale,
+                            const int8_t* w, const Int8Epilogue& e, void* y, void* ws, int* counters,
+                            cudaStream_t stream);
 
 // The first convolution (conv_stem_int8.cu): float32 x in any layout quantized as it is read
 // (x_scale), weights OHWI int8, all K outputs of a pixel per thread; K of 16, 32 or 64, at most

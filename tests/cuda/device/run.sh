@@ -10,24 +10,8 @@
 #   anchors  the PyTorch anchors (shared/bench/anchors.py via anchors_compile.py), $ANCHOR_BATCHES
 set -u
 cd "$(dirname "$0")/../../.."
-# At most 8 files come back from $OUT: every log goes to $L, packed into $OUT/logs.tgz after each stage.
-OUT=${OUT:-/tmp/out}
-L=/tmp/klogs
 STAGES=${STAGES:-cli tests b32 bench}
-mkdir -p "$OUT" "$L"
-pack() { tar czf "$OUT/logs.tgz" -C "$L" . 2>/dev/null; }
-t0=$(date +%s)
-elapsed() { echo $(( $(date +%s) - t0 )); }
-has() { [[ " $STAGES " == *" $1 "* ]]; }
-python3 - <<'PY'
-import lzma, os, pathlib
-for p in pathlib.Path('.carry').rglob('*.xz'):
-    out = p.with_suffix('')
-    out.write_bytes(lzma.decompress(p.read_bytes()))
-    if 'bin' in p.parts: os.chmod(out, 0o755)
-    p.unlink()
-PY
-source .carry/env.sh
+source bench/device/common.sh
 for lib in libcudnn.so.9 libcublasLt.so.13; do
   if ! ldconfig -p | grep -q "$lib" && [ ! -e "/usr/local/cuda/lib64/$lib" ]; then
     f=$(find /usr /opt -name "$lib" 2>/dev/null | head -1)
