@@ -22,6 +22,7 @@
 
 #include "backend/cuda/layer.h"
 #include "gpu_test_util.h"
+#include "layer_meta.h"
 #include "quant/int8_conv.h"
 
 namespace {
@@ -29,23 +30,8 @@ namespace {
 using namespace kestrel;
 using cuda::TensorMeta;
 
-TensorMeta channels_last_meta(DType dt, const Shape& s, int64_t ld) {
-  TensorMeta m;
-  m.dtype = dt;
-  m.shape = s;
-  m.strides = {s[2] * s[3] * ld, 1, s[3] * ld, ld};
-  m.channels_last = true;
-  return m;
-}
-
-TensorMeta dense_meta(DType dt, const Shape& s) {
-  TensorMeta m;
-  m.dtype = dt;
-  m.shape = s;
-  m.strides.assign(s.size(), 1);
-  for (int64_t d = static_cast<int64_t>(s.size()) - 2; d >= 0; --d) m.strides[d] = m.strides[d + 1] * s[d + 1];
-  return m;
-}
+using test::channels_last_meta;
+using test::dense_meta;
 
 // Device memory for one test, freed at scope exit.
 struct DevBuf {

@@ -13,26 +13,13 @@
 
 #include "backend/cuda/layer.h"
 #include "gpu_test_util.h"
+#include "layer_meta.h"
 #include "quant/int8_conv.h"
 
 namespace {
 
 using namespace kestrel;
 using cuda::TensorMeta;
-
-TensorMeta meta(DType dt, const Shape& s, bool channels_last) {
-  TensorMeta m;
-  m.dtype = dt;
-  m.shape = s;
-  m.channels_last = channels_last;
-  if (channels_last) {
-    m.strides = {s[1] * s[2] * s[3], 1, s[3] * s[1], s[1]};
-  } else {
-    m.strides.assign(s.size(), 1);
-    for (int64_t d = static_cast<int64_t>(s.size()) - 2; d >= 0; --d) m.strides[d] = m.strides[d + 1] * s[d + 1];
-  }
-  return m;
-}
 
 int8_t code(float v, float s) { return static_cast<int8_t>(std::clamp(std::nearbyint(v / s), -128.f, 127.f)); }
 
@@ -48,8 +35,9 @@ TEST_P(Int8Stem, MatchesContract) {
   const auto [K, out_int8, R, S, P] = GetParam();
   const int64_t N = 2, C = 3, H = 37, W = 38;
   const int64_t OH = (H + 2 * P - R) / S + 1, OW = (W + 2 * P - R) / S + 1;
-  const TensorMeta xm = meta(DType::F32, {N, C, H, W}, false), wm = meta(DType::I8, {K, R, R, C}, false),
-                   sm = meta(DType::F32, {K}, false), bm = sm, ym = meta(out_int8 ? DType::I8 : DType::F16, {N, K, OH, OW}, true);
+  const TensorMeta xm = test::dense_meta(DType::F32, {N, C, H, W}), wm = test::dense_meta(DType::I8, {K, R, R, C}),
+                   sm = test::dense_meta(DType::F32, {K}), bm = sm,
+                   ym = test::channels_last_meta(out_int8 ? DType::I8 : DType::F16, {N, K, OH, OW}, K);
   const float s_x = 1.f / 127.f, out_scale = 3.f / 127.f;
   cuda::LayerSpec spec;
   spec.name = "stem";

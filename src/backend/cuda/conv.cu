@@ -33,6 +33,48 @@ int activation_code(const std::string& act) {
   fail("unknown fused activation '", act, "'");
 }
 
+ConvParams conv_params(const LayerSpec& s, const TensorMeta& x, const TensorMeta& w, const TensorMeta& y,
+                       const TensorMeta* r, bool* symmetric_pads) {
+  KESTREL_CHECK(x.rank() == 4 && y.rank() == 4, s.op, " node '", s.name, "': only 2-D convolutions run on the GPU");
+  KESTREL_CHECK(w.rank() == 4, "internal: ", s.op, " node '", s.name, "': weights must be OHWI");
+  Node n{s.name, s.op, {}, {}, s.attrs};
+  const std::vector<int64_t> kernel = {w.shape[1], w.shape[2]};
+  const PoolGeometry g = window_geometry(n, {x.shape[2], x.shape[3]}, kernel, false);
+  ConvParams p{};
+  p.N = static_cast<int>(x.shape[0]);
+  p.C = static_cast<int>(x.shape[1]);
+  p.H = static_cast<int>(x.shape[2]);
+  p.W = static_cast<int>(x.shape[3]);
+  p.K = static_cast<int>(y.shape[1]);
+  p.OH = static_cast<int>(y.shape[2]);
+  p.OW = static_cast<int>(y.shape[3]);
+  p.KH = static_cast<int>(kernel[0]);
+  p.KW = static_cast<int>(kernel[1]);
+  p.sh = static_cast<int>(g.strides[0]);
+  p.sw = static_cast<int>(g.strides[1]);
+  p.ph = static_cast<int>(g.pads[0]);
+  p.pw = static_cast<int>(g.pads[1]);
+  p.dh = static_cast<int>(g.dilations[0]);
+  p.dw = static_cast<int>(g.dilations[1]);
+  p.group = static_cast<int>(s.attrs.i("group", 1));
+  if (symmetric_pads) *symmetric_pads = g.pads[0] == g.pads[2] && g.pads[1] == g.pads[3];
+  KESTREL_CHECK(p.group > 0 && p.C % p.group == 0 && p.K % p.group == 0 && w.shape[0] == p.K &&
+                    w.shape[3] * p.group == p.C,
+                s.op, " node '", s.name, "': weights ", shape_str(w.shape), " (OHWI) do not match input ",
+                shape_str(x.shape), ", output ", shape_str(y.shape), " and group ", p.group);
+  KESTREL_CHECK(y.shape[0] == p.N && g.out_spatial.size() == 2 && g.out_spatial[0] == p.OH && g.out_spatial[1] == p.OW,
+                s.op, " node '", s.name, "': output shape ", shape_str(y.shape), " does not match the window geometry");
+  for (int d = 0; d < 4; ++d) {
+    p.xs[d] = x.strides[d];
+    p.ys[d] = y.strides[d];
+    p.rs[d] = r ? r->strides[d] : 0;
+  }
+  p.act = activation_code(s.attrs.s("activation", "none"));
+  p.alpha = s.attrs.f("alpha", p.act == kActHardSigmoid ? 0.2f : 0.01f);  // ONNX defaults, as the CPU
+  p.beta = s.attrs.f("beta", 0.5f);
+  return p;
+}
+
 namespace {
 
 int64_t align_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
@@ -55,37 +97,7 @@ class ConvLayer : public Layer {
                   "internal: ", s.op, " node '", s.name, "' dtypes ", dtype_name(x.dtype), "/", dtype_name(w.dtype), "/",
                   dtype_name(y.dtype));
     KESTREL_CHECK(!has_bias_ || s.in[2]->dtype == DType::F32, "internal: conv bias must be float32");
-    Node n{s.name, s.op, {}, {}, s.attrs};
-    const std::vector<int64_t> kernel = {w.shape[1], w.shape[2]};
-    PoolGeometry g = window_geometry(n, {x.shape[2], x.shape[3]}, kernel, false);
-    p_ = {};
-    p_.N = static_cast<int>(x.shape[0]);
-    p_.C = static_cast<int>(x.shape[1]);
-    p_.H = static_cast<int>(x.shape[2]);
-    p_.W = static_cast<int>(x.shape[3]);
-    p_.K = static_cast<int>(y.shape[1]);
-    p_.OH = static_cast<int>(y.shape[2]);
-    p_.OW = static_cast<int>(y.shape[3]);
-    p_.KH = static_cast<int>(kernel[0]);
-    p_.KW = static_cast<int>(kernel[1]);
-    p_.sh = static_cast<int>(g.strides[0]);
-    p_.sw = static_cast<int>(g.strides[1]);
-    p_.ph = static_cast<int>(g.pads[0]);
-    p_.pw = static_cast<int>(g.pads[1]);
-    p_.dh = static_cast<int>(g.dilations[0]);
-    p_.dw = static_cast<int>(g.dilations[1]);
-    p_.group = static_cast<int>(s.attrs.i("group", 1));
-    symmetric_pads_ = g.pads[0] == g.pads[2] && g.pads[1] == g.pads[3];
-    KESTREL_CHECK(w.shape[0] == p_.K && w.shape[3] * p_.group == p_.C, "internal: ", s.op, " node '", s.name,
-                  "' weight shape ", shape_str(w.shape), " does not match");
-    for (int d = 0; d < 4; ++d) {
-      p_.xs[d] = x.strides[d];
-      p_.ys[d] = y.strides[d];
-      p_.rs[d] = has_res_ ? s.in[3]->strides[d] : 0;
-    }
-    p_.act = activation_code(s.attrs.s("activation", "none"));
-    p_.alpha = s.attrs.f("alpha", p_.act == kActHardSigmoid ? 0.2f : 0.01f);  // ONNX defaults, as the CPU
-    p_.beta = s.attrs.f("beta", 0.5f);
+    p_ = conv_params(s, x, w, y, has_res_ ? s.in[3] : nullptr, &symmetric_pads_);
     y_dense_nhwc_ = y.channels_last && y.strides == channels_last_strides(y.shape);
     k_fastest_ = y.strides[1] == 1;
     // The 16-byte epilogue after cuDNN: FP16, channels-last output (and residual), strides of 8.

@@ -71,42 +71,9 @@ class ConvInt8Layer : public Layer {
       KESTREL_CHECK(std::isfinite(out_scale_) && out_scale_ > 0.f, where(), "out_scale must be positive, got ", out_scale_);
     }
 
-    Node n{s.name, s.op, {}, {}, s.attrs};
-    const std::vector<int64_t> kernel = {w.shape[1], w.shape[2]};
-    const PoolGeometry g = window_geometry(n, {x.shape[2], x.shape[3]}, kernel, false);
-    p_ = {};
-    p_.N = static_cast<int>(x.shape[0]);
-    p_.C = static_cast<int>(x.shape[1]);
-    p_.H = static_cast<int>(x.shape[2]);
-    p_.W = static_cast<int>(x.shape[3]);
-    p_.K = static_cast<int>(y.shape[1]);
-    p_.OH = static_cast<int>(y.shape[2]);
-    p_.OW = static_cast<int>(y.shape[3]);
-    p_.KH = static_cast<int>(kernel[0]);
-    p_.KW = static_cast<int>(kernel[1]);
-    p_.sh = static_cast<int>(g.strides[0]);
-    p_.sw = static_cast<int>(g.strides[1]);
-    p_.ph = static_cast<int>(g.pads[0]);
-    p_.pw = static_cast<int>(g.pads[1]);
-    p_.dh = static_cast<int>(g.dilations[0]);
-    p_.dw = static_cast<int>(g.dilations[1]);
-    p_.group = static_cast<int>(s.attrs.i("group", 1));
-    KESTREL_CHECK(p_.group > 0 && p_.C % p_.group == 0 && p_.K % p_.group == 0 && w.shape[0] == p_.K &&
-                      w.shape[3] * p_.group == p_.C,
-                  where(), "weights ", shape_str(w.shape), " (OHWI) do not match input ", shape_str(x.shape), ", output ",
-                  shape_str(y.shape), " and group ", p_.group);
-    KESTREL_CHECK(y.shape[0] == p_.N && g.out_spatial.size() == 2 && g.out_spatial[0] == p_.OH && g.out_spatial[1] == p_.OW,
-                  where(), "output shape ", shape_str(y.shape), " does not match the window geometry");
+    p_ = conv_params(s, x, w, y, has_res_ ? s.in[4] : nullptr);
     KESTREL_CHECK(static_cast<int64_t>(p_.KH) * p_.KW * (p_.C / p_.group) < (int64_t{1} << 17), where(),
                   "reduction too long for int32 accumulation");
-    for (int d = 0; d < 4; ++d) {
-      p_.xs[d] = x.strides[d];
-      p_.ys[d] = y.strides[d];
-      p_.rs[d] = has_res_ ? s.in[4]->strides[d] : 0;
-    }
-    p_.act = activation_code(s.attrs.s("activation", "none"));
-    p_.alpha = s.attrs.f("alpha", p_.act == kActHardSigmoid ? 0.2f : 0.01f);  // ONNX defaults, as the CPU
-    p_.beta = s.attrs.f("beta", 0.5f);
     // The tensor-core kernel reads x in 16-byte chunks (16 int8 or 8 fp16 channels) and writes
     // channels-last rows.
     int64_t ldx = 0, ldy = 0, ldr = 0;

@@ -20,13 +20,10 @@ __global__ void stem_int8_kernel(const __grid_constant__ ConvParams p, const flo
   extern __shared__ float4 sw4[];
   stem_load_weights(p, w, K, reinterpret_cast<float*>(sw4));
   __syncthreads();
-  const int owp = (p.OW + 1) / 2;
-  const long long pair = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-  if (pair >= (long long)p.N * p.OH * owp) return;
-  const int ox0 = static_cast<int>(pair % owp) * 2;
-  const long long t = pair / owp;
-  const int oy = static_cast<int>(t % p.OH), n = static_cast<int>(t / p.OH);
-  const bool two = ox0 + 1 < p.OW;
+  StemPixels px;
+  if (!stem_pixels(p, px)) return;
+  const int n = px.n, oy = px.oy, ox0 = px.ox0;
+  const bool two = px.two;
   float acc0[K], acc1[K];
 #pragma unroll
   for (int k = 0; k < K; ++k) acc0[k] = acc1[k] = 0.f;

@@ -3,6 +3,7 @@
 // them.
 #include <memory>
 
+#include "backend/cuda/conv_kernels.h"
 #include "backend/cuda/layer.h"
 
 namespace kestrel::cuda {
@@ -24,4 +25,9 @@ std::unique_ptr<Layer> make_matmul(const LayerSpec&);   // matmul.cu
 std::unique_ptr<Layer> make_reduce(const LayerSpec&);   // reduce.cu
 std::unique_ptr<Layer> make_detect(const LayerSpec&);   // detect.cu
 int activation_code(const std::string& act);            // conv.cu
+// A convolution layer's ConvParams (conv.cu): window geometry from the attributes (as the CPU computes
+// it), shapes, element strides of x, y and the residual r (may be null), the fused activation and its
+// parameters. w is OHWI. Checks that the weights and the output fit the input and the group.
+ConvParams conv_params(const LayerSpec& s, const TensorMeta& x, const TensorMeta& w, const TensorMeta& y,
+                       const TensorMeta* r, bool* symmetric_pads = nullptr);
 }  // namespace kestrel::cuda

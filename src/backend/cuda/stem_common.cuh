@@ -18,6 +18,23 @@ __device__ __forceinline__ void stem_load_weights(const ConvParams& p, const TW*
   }
 }
 
+// This thread's output pixel pair: (n, oy, ox0) and, when `two`, (n, oy, ox0 + 1); false past the end.
+struct StemPixels {
+  int n, oy, ox0;
+  bool two;
+};
+__device__ __forceinline__ bool stem_pixels(const ConvParams& p, StemPixels& px) {
+  const int owp = (p.OW + 1) / 2;  // pixel pairs per row
+  const long long pair = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (pair >= (long long)p.N * p.OH * owp) return false;
+  px.ox0 = static_cast<int>(pair % owp) * 2;
+  const long long t = pair / owp;
+  px.oy = static_cast<int>(t % p.OH);
+  px.n = static_cast<int>(t / p.OH);
+  px.two = px.ox0 + 1 < p.OW;
+  return true;
+}
+
 // acc0 / acc1 (+)= the window sums of output pixels (n, oy, ox0) and (n, oy, ox0 + 1); `load(value)`
 // maps an input value to what is multiplied (zero padding is 0 either way).
 template <int K, typename Load>
