@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <set>
 
 namespace kestrel {
@@ -150,13 +151,19 @@ int64_t Graph::parameter_count() const {
   // Constants such as anchor grids, strides or shape tensors are buffers, not parameters.
   static const std::set<std::string> weighted = {"Conv", "ConvTranspose", "Gemm", "MatMul",
                                                  "BatchNormalization", "kestrel.Conv"};
+  // Quantized weights (INT8 Q/DQ models) arrive through a DequantizeLinear of an int8 constant.
+  std::map<std::string, const Node*> dequantized;
+  for (auto& node : nodes)
+    if (node.op == "DequantizeLinear" && !node.inputs.empty() && !node.outputs.empty())
+      if (const Value* q = find(node.inputs[0]); q && q->is_constant()) dequantized[node.outputs[0]] = &node;
   std::set<std::string> seen;
   int64_t n = 0;
   for (auto& node : nodes) {
     if (!weighted.count(node.op)) continue;
     const size_t max_inputs = node.op == "BatchNormalization" ? 3 : node.inputs.size();  // not mean/var
     for (size_t i = 0; i < node.inputs.size() && i < max_inputs; ++i) {
-      const std::string& in = node.inputs[i];
+      std::string in = node.inputs[i];
+      if (auto dq = dequantized.find(in); dq != dequantized.end()) in = dq->second->inputs[0];
       const Value* v = in.empty() ? nullptr : find(in);
       if (v && v->is_constant() && seen.insert(in).second) n += v->constant->numel();
     }

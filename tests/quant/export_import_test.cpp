@@ -113,6 +113,9 @@ TEST(QdqExport, ReimportKeepsScalesPrecisionsAndOutputs) {
   const auto before = conv_quant(q.fused), after = conv_quant(back);
   EXPECT_EQ(before.size(), 2u);
   EXPECT_EQ(after, before);  // bit-identical scales and codes
+  // Quantized weights still count as the model's parameters (through their DequantizeLinear).
+  EXPECT_EQ(back.parameter_count(), q.fused.parameter_count());
+  EXPECT_GT(back.parameter_count(), 0);
   for (auto& n : q.fused.nodes) {
     if (n.op != "kestrel.Conv") continue;
     const Node* m = test::node_named(back, n.name);
