@@ -75,6 +75,20 @@ ConvParams conv_params(const LayerSpec& s, const TensorMeta& x, const TensorMeta
   return p;
 }
 
+SplitKCounters::~SplitKCounters() {
+  if (p_) cudaFree(p_);
+}
+
+void SplitKCounters::reserve(int64_t n) {
+  if (n <= n_) return;
+  if (p_) KCUDA(cudaFree(p_));
+  p_ = nullptr;
+  n_ = 0;
+  KCUDA(cudaMalloc(&p_, static_cast<size_t>(n) * sizeof(int)));
+  KCUDA(cudaMemset(p_, 0, static_cast<size_t>(n) * sizeof(int)));
+  n_ = n;
+}
+
 namespace {
 
 int64_t align_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
@@ -105,10 +119,7 @@ class ConvLayer : public Layer {
                (!has_res_ || (s.in[3]->channels_last_ld(&ldr_) && ldr_ % 8 == 0));
   }
 
-  ~ConvLayer() override {
-    destroy_cudnn();
-    if (counters_) cudaFree(counters_);
-  }
+  ~ConvLayer() override { destroy_cudnn(); }
 
   std::vector<std::string> tactics(Handles& h) const override {
     std::vector<std::string> t = {"direct"};
@@ -171,16 +182,7 @@ class ConvLayer : public Layer {
       KESTREL_CHECK(half_ && !mixed_ && p_.group == 1 && p_.C % 8 == 0, "tactic ", t, " does not apply");
       prepare_igemm(t);
       scratch_ = align_up(igemm_scratch_bytes(t, p_), 256);
-      const int64_t nc = igemm_counters(t, p_);
-      if (nc > n_counters_) {
-        // Split-K arrival counters: owned by the layer (one per context), zero at rest because the
-        // last CTA of each tile resets its counter.
-        if (counters_) KCUDA(cudaFree(counters_));
-        counters_ = nullptr;
-        KCUDA(cudaMalloc(&counters_, static_cast<size_t>(nc) * sizeof(int)));
-        KCUDA(cudaMemset(counters_, 0, static_cast<size_t>(nc) * sizeof(int)));
-        n_counters_ = nc;
-      }
+      counters_.reserve(igemm_counters(t, p_));
       tactic_ = t;
       return;
     }
@@ -247,7 +249,7 @@ class ConvLayer : public Layer {
       KESTREL_CHECK(reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(y) % 4 == 0 &&
                         reinterpret_cast<uintptr_t>(r) % 4 == 0,
                     "convolution buffers are not aligned for the tensor-core kernel");
-      launch_conv_igemm(tactic_, p_, x, w, b, r, y, io.scratch, counters_, stream);
+      launch_conv_igemm(tactic_, p_, x, w, b, r, y, io.scratch, counters_.get(), stream);
     } else {
       KCUDNN(cudnnSetStream(h.cudnn, stream));
       const float one = 1.f, zero = 0.f;
@@ -314,8 +316,7 @@ class ConvLayer : public Layer {
   int be_plan_ = 0;
   bool vec_epi_ = false;
   int64_t ldy_ = 0, ldr_ = 0;
-  int* counters_ = nullptr;
-  int64_t n_counters_ = 0;
+  SplitKCounters counters_;
   bool mixed_ = false;
   bool has_bias_ = false, has_res_ = false, half_ = false, symmetric_pads_ = true, y_dense_nhwc_ = false, k_fastest_ = true;
   int64_t scratch_ = 0, ws_bytes_ = 0, tmp_bytes_ = 0;

@@ -16,6 +16,7 @@
 #include "backend/cuda/check.h"
 #include "backend/cuda/conv_kernels.h"
 #include "backend/cuda/device_common.cuh"
+#include "backend/cuda/mma_common.cuh"
 
 namespace kestrel::cuda {
 
@@ -41,22 +42,6 @@ struct IgemmArgs {
   float* ws;      // split-K partial tiles [tiles][splits][BM][BN]
   int* counters;  // split-K arrival counters, one per tile (zero between launches)
 };
-
-// .ca (through L1): the 3x3 windows of neighbouring output pixels overlap, so most A chunks are L1 hits.
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
-
-__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void* smem) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s));
-}
 
 __device__ __forceinline__ void mma16816(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
   asm volatile(

@@ -85,10 +85,6 @@ class ConvInt8Layer : public Layer {
                     " taps and a channels-last output");
   }
 
-  ~ConvInt8Layer() override {
-    if (counters_) cudaFree(counters_);
-  }
-
   std::vector<std::string> tactics(Handles&) const override {
     if (stem_) return {"stem8"};
     std::vector<std::string> t = {"direct"};
@@ -109,16 +105,7 @@ class ConvInt8Layer : public Layer {
                     spec_.op, " node '", spec_.name, "'");
       prepare_igemm_int8(t, x_half_);
       scratch_ = align_up(igemm_int8_scratch_bytes(t, p_), 256);
-      const int64_t nc = igemm_int8_counters(t, p_);
-      if (nc > n_counters_) {
-        // Split-K arrival counters: owned by the layer (one per context), zero at rest because the
-        // last CTA of each tile resets its counter.
-        if (counters_) KCUDA(cudaFree(counters_));
-        counters_ = nullptr;
-        KCUDA(cudaMalloc(&counters_, static_cast<size_t>(nc) * sizeof(int)));
-        KCUDA(cudaMemset(counters_, 0, static_cast<size_t>(nc) * sizeof(int)));
-        n_counters_ = nc;
-      }
+      counters_.reserve(igemm_int8_counters(t, p_));
       tactic_ = t;
       return;
     }
@@ -144,14 +131,14 @@ class ConvInt8Layer : public Layer {
       if (tactic_ == "direct")
         launch_conv_int8_direct(p_, xh, x_scale_, w, e, io.out[0], stream);
       else
-        launch_conv_igemm_int8(tactic_, p_, xh, x_scale_, w, e, io.out[0], io.scratch, counters_, stream);
+        launch_conv_igemm_int8(tactic_, p_, xh, x_scale_, w, e, io.out[0], io.scratch, counters_.get(), stream);
       return;
     }
     const auto* x = static_cast<const int8_t*>(io.in[0]);
     if (tactic_ == "direct")
       launch_conv_int8_direct(p_, x, w, e, io.out[0], stream);
     else
-      launch_conv_igemm_int8(tactic_, p_, x, w, e, io.out[0], io.scratch, counters_, stream);
+      launch_conv_igemm_int8(tactic_, p_, x, w, e, io.out[0], io.scratch, counters_.get(), stream);
   }
 
  private:
@@ -161,8 +148,7 @@ class ConvInt8Layer : public Layer {
   bool stem_ = false;
   bool x_half_ = false;    // X is fp16, quantized with x_scale_ by the kernel
   bool has_bias_ = false, has_res_ = false, igemm_ok_ = false;
-  int* counters_ = nullptr;
-  int64_t n_counters_ = 0;
+  SplitKCounters counters_;
   int64_t scratch_ = 0;
 };
 

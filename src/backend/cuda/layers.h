@@ -25,6 +25,21 @@ std::unique_ptr<Layer> make_matmul(const LayerSpec&);   // matmul.cu
 std::unique_ptr<Layer> make_reduce(const LayerSpec&);   // reduce.cu
 std::unique_ptr<Layer> make_detect(const LayerSpec&);   // detect.cu
 int activation_code(const std::string& act);            // conv.cu
+// Split-K arrival counters a convolution layer owns (one set per context, conv.cu): zero at rest,
+// because the last CTA of each tile resets its counter, so they are cleared once, when allocated.
+class SplitKCounters {
+ public:
+  SplitKCounters() = default;
+  SplitKCounters(const SplitKCounters&) = delete;
+  SplitKCounters& operator=(const SplitKCounters&) = delete;
+  ~SplitKCounters();
+  void reserve(int64_t n);  // at least n counters
+  int* get() const { return p_; }
+
+ private:
+  int* p_ = nullptr;
+  int64_t n_ = 0;
+};
 // A convolution layer's ConvParams (conv.cu): window geometry from the attributes (as the CPU computes
 // it), shapes, element strides of x, y and the residual r (may be null), the fused activation and its
 // parameters. w is OHWI. Checks that the weights and the output fit the input and the group.
