@@ -81,5 +81,10 @@ rt::Plan emit(const BuildPlan& p, rt::EngineHeader header);
 
 // The metadata the CUDA layers see for a build tensor (after resolve_layout).
 cuda::TensorMeta meta_of(const BTensor& t);
+// meta_of every tensor of the plan, by tensor id.
+std::vector<cuda::TensorMeta> metas_of(const BuildPlan& p);
+// What a CUDA layer is made from: the plan layer with its tensors' metadata (`metas`, from metas_of,
+// must outlive the spec).
+cuda::LayerSpec layer_spec(const BuildPlan& p, const BLayer& l, const std::vector<cuda::TensorMeta>& metas);
 
 }  // namespace kestrel::bld

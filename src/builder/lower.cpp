@@ -358,10 +358,9 @@ class Lowering {
     const Value& xv = g_.value(xq.inputs.at(0));
     const Shape& ws = wq.constant->shape();
     const bool stem = !xv.is_constant() && xv.dtype == DType::F32 && xv.shape.size() == 4 && xv.shape[1] < 8 &&
-                      p_.tensors[cur_.at(xv.name)].dtype == DType::F32 && n.attrs.i("group", 1) == 1 &&
-                      (K == 16 || K == 32 || K == 64) && ws[1] * ws[2] * ws[3] <= cuda::kStemInt8MaxTaps &&
-                      ws[1] * ws[2] * ws[3] * K * 4 <= cuda::kStemInt8MaxWeightBytes &&
-                      !(n.inputs.size() > 3 && !n.inputs[3].empty());
+                      p_.tensors[cur_.at(xv.name)].dtype == DType::F32 && !(n.inputs.size() > 3 && !n.inputs[3].empty()) &&
+                      cuda::conv_stem_int8_supports(static_cast<int>(ws[1]), static_cast<int>(K), static_cast<int>(ws[2]),
+                                                    static_cast<int>(ws[3]), static_cast<int>(n.attrs.i("group", 1)));
     if (stem) {
       l.op = "kestrel.ConvInt8Stem";
       l.attrs.set("x_scale", s_x);

@@ -130,7 +130,7 @@ class Tuner {
       KCUDA(cudaMalloc(&weights_, p_.weights.size()));
       KCUDA(cudaMemcpy(weights_, p_.weights.data(), p_.weights.size(), cudaMemcpyHostToDevice));
     }
-    for (const BTensor& t : p_.tensors) metas_.push_back(meta_of(t));
+    metas_ = metas_of(p_);
   }
   ~Tuner() {
     if (weights_) cudaFree(weights_);
@@ -154,17 +154,7 @@ class Tuner {
   }
 
  private:
-  cuda::LayerSpec spec(const BLayer& l) const {
-    cuda::LayerSpec s;
-    s.name = l.name;
-    s.op = l.op;
-    s.attrs = l.attrs;
-    for (int t : l.in) s.in.push_back(t < 0 ? nullptr : &metas_[t]);
-    for (int t : l.out) s.out.push_back(&metas_[t]);
-    s.precision = p_.precision;
-    s.tf32 = p_.tf32;
-    return s;
-  }
+  cuda::LayerSpec spec(const BLayer& l) const { return layer_spec(p_, l, metas_); }
 
   void tune_layer(BLayer& l, TimingCache& cache) {
     std::unique_ptr<cuda::Layer> layer = cuda::create_layer(spec(l));

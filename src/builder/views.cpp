@@ -273,4 +273,23 @@ cuda::TensorMeta meta_of(const BTensor& t) {
   return m;
 }
 
+std::vector<cuda::TensorMeta> metas_of(const BuildPlan& p) {
+  std::vector<cuda::TensorMeta> m;
+  m.reserve(p.tensors.size());
+  for (const BTensor& t : p.tensors) m.push_back(meta_of(t));
+  return m;
+}
+
+cuda::LayerSpec layer_spec(const BuildPlan& p, const BLayer& l, const std::vector<cuda::TensorMeta>& metas) {
+  cuda::LayerSpec s;
+  s.name = l.name;
+  s.op = l.op;
+  s.attrs = l.attrs;
+  for (int t : l.in) s.in.push_back(t < 0 ? nullptr : &metas[t]);
+  for (int t : l.out) s.out.push_back(&metas[t]);
+  s.precision = p.precision;
+  s.tf32 = p.tf32;
+  return s;
+}
+
 }  // namespace kestrel::bld

@@ -21,10 +21,7 @@ constexpr int64_t kExactSlice = 1024;  // 1024 * 128 * 128 = 2^24
 ConvGeometry conv_geometry(const Node& node, const Shape& x, const Shape& w, const Shape& y) {
   KESTREL_CHECK(x.size() == 4 && w.size() == 4 && y.size() == 4, node.op, " node '", node.name,
                 "': INT8 convolutions are 2-D");
-  const auto kernel = node.attrs.ints("kernel_shape", Shape(w.begin() + 2, w.end()));
-  const PoolGeometry g = window_geometry(node, {x[2], x[3]}, kernel, false);
-  const ConvGeometry p{x[0], x[1], x[2], x[3], w[0], y[2], y[3], kernel[0], kernel[1], g.strides[0], g.strides[1],
-                       g.dilations[0], g.dilations[1], g.pads[0], g.pads[1], node.attrs.i("group", 1)};
+  const ConvGeometry p = cpu::conv2d_geometry(node, x, w, y);
   KESTREL_CHECK(p.group > 0 && p.c % p.group == 0 && p.m % p.group == 0 && w[1] == p.c / p.group, node.op, " node '",
                 node.name, "': weights ", shape_str(w), " do not match the input ", shape_str(x));
   KESTREL_CHECK(p.k() < (int64_t{1} << 17), node.op, " node '", node.name, "': reduction too long for int32");
@@ -61,28 +58,6 @@ void depthwise(const int8_t* x, const float* w, const ConvGeometry& p, int32_t* 
   }
 }
 
-// Rows (c, ki, kj), columns output pixels; out-of-image taps are the quantized zero, 0.
-void im2col(const int8_t* x, const ConvGeometry& p, float* col) {
-  const int64_t rows = p.k();
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t c = r / (p.kh * p.kw), ki = (r / p.kw) % p.kh, kj = r % p.kw;
-    float* dst = col + r * p.hw();
-    const int8_t* src = x + c * p.h * p.w;
-    for (int64_t oy = 0; oy < p.oh; ++oy) {
-      const int64_t iy = oy * p.sh - p.ph + ki * p.dh;
-      float* d = dst + oy * p.ow;
-      if (iy < 0 || iy >= p.h) {
-        std::memset(d, 0, sizeof(float) * p.ow);
-        continue;
-      }
-      for (int64_t ox = 0; ox < p.ow; ++ox) {
-        const int64_t ix = ox * p.sw - p.pw + kj * p.dw;
-        d[ox] = (ix >= 0 && ix < p.w) ? static_cast<float>(src[iy * p.w + ix]) : 0.f;
-      }
-    }
-  }
-}
 }  // namespace
 
 void int8_conv_accumulate(const int8_t* x_q, const float* w, const ConvGeometry& p, int32_t* acc) {
@@ -95,10 +70,7 @@ void int8_conv_accumulate(const int8_t* x_q, const float* w, const ConvGeometry&
   std::vector<float> part(static_cast<size_t>(mg * HW));
   for (int64_t img = 0; img < p.n; ++img)
     for (int64_t g = 0; g < p.group; ++g) {
-      ConvGeometry pg = p;
-      pg.c = cg;  // im2col of this group's channels only
-      pg.group = 1;
-      im2col(x_q + (img * p.c + g * cg) * p.h * p.w, pg, col.data());
+      cpu::im2col(x_q + (img * p.c + g * cg) * p.h * p.w, p, cg, col.data());  // this group's channels
       int32_t* a = acc + (img * p.m + g * mg) * HW;
       std::memset(a, 0, sizeof(int32_t) * static_cast<size_t>(mg * HW));
       const float* wg = w + g * mg * K;

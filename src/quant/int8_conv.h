@@ -5,17 +5,13 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/conv2d.h"
 #include "kestrel/graph.h"
 
 namespace kestrel::quant::detail {
 
-struct ConvGeometry {
-  int64_t n, c, h, w, m, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw, group;
-  int64_t cg() const { return c / group; }
-  int64_t mg() const { return m / group; }
-  int64_t k() const { return cg() * kh * kw; }
-  int64_t hw() const { return oh * ow; }
-};
+// The CPU convolution's geometry; conv_geometry also checks what INT8 needs (int32 cannot overflow).
+using ConvGeometry = cpu::Conv2d;
 ConvGeometry conv_geometry(const Node& conv, const Shape& x, const Shape& w, const Shape& y);
 
 // acc[N, M, OH, OW] = sum over the window of x_q * w_q, exactly. `w` holds the int8 weight codes as

@@ -365,19 +365,10 @@ void host_checks(const Graph& g, Precision prec) {
   bld::resolve_layout(p);
   bld::assemble_weights(p);
   bld::pack_arena(p);
+  const std::vector<cuda::TensorMeta> metas = bld::metas_of(p);
   for (const bld::BLayer& l : p.layers) {
     if (l.removed) continue;
-    std::vector<cuda::TensorMeta> metas;
-    metas.reserve(l.in.size() + l.out.size());
-    cuda::LayerSpec s;
-    s.name = l.name;
-    s.op = l.op;
-    s.attrs = l.attrs;
-    s.precision = p.precision;
-    for (int t : l.in) metas.push_back(t < 0 ? cuda::TensorMeta{} : bld::meta_of(p.tensors[t]));
-    for (int t : l.out) metas.push_back(bld::meta_of(p.tensors[t]));
-    for (size_t i = 0; i < l.in.size(); ++i) s.in.push_back(l.in[i] < 0 ? nullptr : &metas[i]);
-    for (size_t i = 0; i < l.out.size(); ++i) s.out.push_back(&metas[l.in.size() + i]);
+    const cuda::LayerSpec s = bld::layer_spec(p, l, metas);
     EXPECT_NO_THROW(cuda::create_layer(s)) << l.name;
   }
 }

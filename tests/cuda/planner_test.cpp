@@ -64,26 +64,17 @@ TEST_P(Planner, ConsistentPlan) {
   bld::BuildPlan p = plan_model(c.model, c.prec, c.optimize);
   int live = 0;
   std::vector<std::pair<int64_t, int64_t>> life(p.tensors.size(), {-1, -1});  // per root
+  const std::vector<cuda::TensorMeta> metas = bld::metas_of(p);
   for (const bld::BLayer& l : p.layers) {
     if (l.removed) continue;
     // Every live layer can be set up from its tensors' metadata (host-side checks of the kernels).
-    std::vector<cuda::TensorMeta> metas;
-    metas.reserve(l.in.size() + l.out.size());
-    cuda::LayerSpec s;
-    s.name = l.name;
-    s.op = l.op;
-    s.attrs = l.attrs;
-    s.precision = p.precision;
-    for (int t : l.in) metas.push_back(t < 0 ? cuda::TensorMeta{} : bld::meta_of(p.tensors[t]));
-    for (int t : l.out) metas.push_back(bld::meta_of(p.tensors[t]));
-    for (size_t i = 0; i < l.in.size(); ++i) s.in.push_back(l.in[i] < 0 ? nullptr : &metas[i]);
-    for (size_t i = 0; i < l.out.size(); ++i) s.out.push_back(&metas[l.in.size() + i]);
+    const cuda::LayerSpec s = bld::layer_spec(p, l, metas);
     EXPECT_NO_THROW(cuda::create_layer(s)) << l.name;
     // Access requirements hold on the final strides.
     const cuda::OpTraits tr = cuda::op_traits(l.op);
     auto check = [&](int t, cuda::Access a, const char* what) {
       if (t < 0) return;
-      const cuda::TensorMeta m = bld::meta_of(p.tensors[t]);
+      const cuda::TensorMeta& m = metas[t];
       if (a == cuda::Access::ChannelsLast) {
         EXPECT_TRUE(m.channels_last_ld()) << l.name << " " << what << " " << p.tensors[t].name;
       }

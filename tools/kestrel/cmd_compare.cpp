@@ -12,10 +12,10 @@
 
 #include "bench_runner.h"
 #include "command.h"
+#include "dataset_arg.h"
 #include "compare_chart.h"
 #include "engine_arg.h"
 #include "int8_args.h"
-#include "kestrel/image.h"
 #include "kestrel/pipeline.h"
 #include "model_arg.h"
 #ifdef KESTREL_HAS_CUDA
@@ -98,7 +98,8 @@ int run_compare(CompareArgs a) {
     if (p != "fp32" && p != "fp16" && p != "int8") throw UsageError("unknown precision '" + p + "' (fp32, fp16, int8)");
     int8 = int8 || p == "int8";
   }
-  if (int8 && a.int8.calib.empty() && a.int8.cache.empty() && !is_qdq_model(a.model))
+  const bool qdq_model = int8 && is_qdq_model(a.model);
+  if (int8 && a.int8.calib.empty() && a.int8.cache.empty() && !qdq_model)
     throw UsageError("--precisions int8 needs calibration: --calib DIR, an existing --calib-cache, or a Q/DQ model");
   if (!a.json.empty() && !std::ofstream(a.json, std::ios::app)) fail("cannot write ", a.json);
   std::string backend = a.backend;
@@ -117,7 +118,7 @@ int run_compare(CompareArgs a) {
   }
   QdqFile qdq;
   std::string int8_model_path = a.model;
-  if (int8 && !is_qdq_model(a.model)) {
+  if (int8 && !qdq_model) {
     std::printf("== int8 quantization ==\n");
     const Int8Model m = int8_model(a.model, 0, a.imgsz, a.int8);
     qdq.path = (std::filesystem::temp_directory_path() / ("kestrel-compare-" + std::to_string(getpid()) + ".qdq.onnx")).string();
@@ -132,12 +133,7 @@ int run_compare(CompareArgs a) {
   }
   std::optional<eval::Dataset> ds;
   if (!a.data.empty()) {
-    eval::LoadOptions lo;
-    lo.size_probe = [](const std::string& p) {
-      const image::ImageSize s = image::probe_size(p);
-      return std::pair<int, int>{s.width, s.height};
-    };
-    ds = eval::load_dataset(a.data, lo);
+    ds = load_val_dataset(a.data);
   }
   std::vector<Row> rows;
   std::string device = "CPU";

@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "dataset_arg.h"
 #include "int8_args.h"
-#include "kestrel/image.h"
 #include "kestrel/pipeline.h"
 #include "kestrel/quant.h"
 #include "model_arg.h"
@@ -56,13 +56,7 @@ int run_quantize(const QuantizeArgs& a) {
   }
 
   if (!a.val.empty()) {
-    eval::LoadOptions lo;
-    lo.size_probe = [](const std::string& p) {
-      const image::ImageSize s = image::probe_size(p);
-      return std::pair<int, int>{s.width, s.height};
-    };
-    eval::Dataset ds = eval::load_dataset(a.val, lo);
-    for (auto& w : ds.warnings) std::fprintf(stderr, "kestrel: warning: %s\n", w.c_str());
+    const eval::Dataset ds = load_val_dataset(a.val);
     auto engine = quant::make_simulated_engine(q);
     std::printf("val %s on %s (%zu images), %s\n", a.model.c_str(), a.val.c_str(), ds.images.size(),
                 engine->description().c_str());

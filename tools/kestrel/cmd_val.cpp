@@ -4,9 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "dataset_arg.h"
 #include "engine_arg.h"
 #include "int8_args.h"
-#include "kestrel/image.h"
 #include "kestrel/pipeline.h"
 
 namespace kestrel::cli {
@@ -24,13 +24,7 @@ struct ValArgs {
 };
 
 int run_val(const ValArgs& a) {
-  eval::LoadOptions lo;
-  lo.size_probe = [](const std::string& p) {
-    const image::ImageSize s = image::probe_size(p);
-    return std::pair<int, int>{s.width, s.height};
-  };
-  eval::Dataset ds = eval::load_dataset(a.data, lo);
-  for (auto& w : ds.warnings) std::fprintf(stderr, "kestrel: warning: %s\n", w.c_str());
+  const eval::Dataset ds = load_val_dataset(a.data);
   EngineSpec spec = a.engine;
   spec.int8 = &a.int8;
   auto engine = open_engine(spec);

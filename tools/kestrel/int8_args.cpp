@@ -4,11 +4,13 @@
 
 #include <cstdio>
 #include <fstream>
+#include <optional>
 
 #include "command.h"
 #include "kestrel/onnx.h"
 #include "model_arg.h"
 #include "onnx/exporter.h"
+#include "quant/hash.h"
 
 namespace kestrel::cli {
 
@@ -20,23 +22,23 @@ std::vector<std::string> spread(const std::vector<std::string>& images, size_t c
   for (size_t i = 0; i < count; ++i) out.push_back(images[i * images.size() / count]);
   return out;
 }
+// The model file's bytes; nothing for a zoo name (or a missing file: the loader says so).
+std::optional<std::string> model_bytes(const std::string& model) {
+  std::ifstream f(model, std::ios::binary);
+  if (!f) return std::nullopt;
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+// The op type strings are stored verbatim in the protobuf; a match is confirmed by the import.
+bool has_qdq_ops(const std::string& onnx_bytes) { return onnx_bytes.find("QuantizeLinear") != std::string::npos; }
+
 // The model's identity for calibration caches: its file's bytes (or zoo name) and the batch it is bound
 // to (the last calibration batch is padded, so batch sizes see slightly different statistics).
-std::string model_id(const std::string& model, int64_t batch) {
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&h](const void* p, size_t n) {
-    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const unsigned char*>(p)[i]) * 1099511628211ull;
-  };
-  std::ifstream f(model, std::ios::binary);
-  if (f) {
-    const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    mix(bytes.data(), bytes.size());
-  } else {
-    mix(model.data(), model.size());  // a zoo name
-  }
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%016llx-b%lld", static_cast<unsigned long long>(h), static_cast<long long>(batch));
-  return buf;
+std::string model_id(const std::optional<std::string>& bytes, const std::string& model, int64_t batch) {
+  quant::detail::Fnv1a h;
+  h.str(bytes ? *bytes : model);
+  h.u64(static_cast<uint64_t>(batch));
+  return h.hex();
 }
 }  // namespace
 
@@ -82,21 +84,19 @@ void write_qdq_onnx(const Int8Model& m, const std::string& path) {
 }
 
 bool is_qdq_model(const std::string& model) {
-  std::ifstream f(model, std::ios::binary);
-  if (!f) return false;  // a zoo name (or missing: the loader says so)
-  const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  // The op type strings are stored verbatim in the protobuf; a match is confirmed by the import.
-  return bytes.find("QuantizeLinear") != std::string::npos;
+  const auto bytes = model_bytes(model);
+  return bytes && has_qdq_ops(*bytes);
 }
 
 Int8Model int8_model(const std::string& model, int64_t batch, int64_t imgsz, const Int8Args& a,
                      quant::LayerPrecision float_precision) {
   Int8Model m;
-  if (is_qdq_model(model)) {
+  const std::optional<std::string> bytes = model_bytes(model);  // read once: Q/DQ check, load, cache id
+  if (bytes && has_qdq_ops(*bytes)) {
     if (!a.calib.empty() || a.int8_auto || !a.rules.empty())
       throw UsageError(model + " is already quantized (Q/DQ): its own scales and precisions are used, so --calib, "
                        "--int8-auto and --layer-precision do not apply");
-    m.qdq = quant::load_qdq_onnx(model, float_precision, batch, imgsz);
+    m.qdq = quant::load_qdq_onnx_bytes(*bytes, float_precision, model, batch, imgsz);
     if (quant::has_qdq(m.qdq)) {
       m.from_qdq_file = true;
       int int8 = 0, convs = 0;
@@ -121,7 +121,7 @@ Int8Model int8_model(const std::string& model, int64_t batch, int64_t imgsz, con
   co.percentile = a.percentile;
   co.cache_path = a.cache;
   co.progress = a.progress;
-  co.model_id = model_id(model, batch);
+  co.model_id = model_id(bytes, model, batch);
   quant::QuantOptions qo;
   if (!a.rules.empty()) qo.rules = quant::parse_layer_rules(a.rules);
   qo.default_policy = !a.no_default_policy;

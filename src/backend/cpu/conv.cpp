@@ -5,18 +5,14 @@
 #include <cmath>
 #include <cstring>
 
+#include "backend/cpu/conv2d.h"
 #include "backend/cpu/kernel.h"
 #include "backend/cpu/kernels.h"
 #include "ir/op_registry.h"
 
 namespace kestrel::cpu {
 
-namespace {
-struct Conv2d {
-  int64_t n, c, h, w, m, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw, group;
-};
-
-Conv2d conv_params(const Node& node, const Shape& x, const Shape& wshape, const Shape& y) {
+Conv2d conv2d_geometry(const Node& node, const Shape& x, const Shape& wshape, const Shape& y) {
   KESTREL_CHECK(x.size() == 4, node.op, " node '", node.name, "': the CPU backend supports 2-D convolutions only");
   const auto kernel = node.attrs.ints("kernel_shape", Shape(wshape.begin() + 2, wshape.end()));
   PoolGeometry g = window_geometry(node, {x[2], x[3]}, kernel, false);
@@ -24,13 +20,14 @@ Conv2d conv_params(const Node& node, const Shape& x, const Shape& wshape, const 
           g.dilations[0], g.dilations[1], g.pads[0], g.pads[1], node.attrs.i("group", 1)};
 }
 
-void im2col(const float* x, const Conv2d& p, int64_t cg, float* col) {
+template <typename T>
+void im2col(const T* x, const Conv2d& p, int64_t cg, float* col) {
   const int64_t rows = cg * p.kh * p.kw;
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t c = r / (p.kh * p.kw), ki = (r / p.kw) % p.kh, kj = r % p.kw;
     float* dst = col + r * p.oh * p.ow;
-    const float* src = x + c * p.h * p.w;
+    const T* src = x + c * p.h * p.w;
     for (int64_t oy = 0; oy < p.oh; ++oy) {
       const int64_t iy = oy * p.sh - p.ph + ki * p.dh;
       float* d = dst + oy * p.ow;
@@ -40,12 +37,15 @@ void im2col(const float* x, const Conv2d& p, int64_t cg, float* col) {
       }
       for (int64_t ox = 0; ox < p.ow; ++ox) {
         const int64_t ix = ox * p.sw - p.pw + kj * p.dw;
-        d[ox] = (ix >= 0 && ix < p.w) ? src[iy * p.w + ix] : 0.f;
+        d[ox] = (ix >= 0 && ix < p.w) ? static_cast<float>(src[iy * p.w + ix]) : 0.f;
       }
     }
   }
 }
+template void im2col<float>(const float*, const Conv2d&, int64_t, float*);
+template void im2col<int8_t>(const int8_t*, const Conv2d&, int64_t, float*);
 
+namespace {
 void depthwise(const float* x, const float* w, const float* b, float* y, const Conv2d& p) {
 #pragma omp parallel for schedule(static)
   for (int64_t nc = 0; nc < p.n * p.c; ++nc) {
@@ -76,7 +76,7 @@ void k_conv(const Node& n, Inputs in, Outputs out) {
   const HostTensor* b = in.size() > 2 ? in[2] : nullptr;
   KESTREL_CHECK(x.dtype() == DType::F32 && w.dtype() == DType::F32, "Conv node '", n.name, "': float32 only");
   HostTensor& y = out[0];
-  const Conv2d p = conv_params(n, x.shape(), w.shape(), y.shape());
+  const Conv2d p = conv2d_geometry(n, x.shape(), w.shape(), y.shape());
   const float* bias = b ? b->data<float>() : nullptr;
   if (p.group == p.c && p.m == p.c) {
     depthwise(x.data<float>(), w.data<float>(), bias, y.data<float>(), p);

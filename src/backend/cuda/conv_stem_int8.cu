@@ -70,11 +70,13 @@ void launch_k(const ConvParams& p, unsigned blocks, size_t smem, const float* x,
 
 }  // namespace
 
-bool conv_stem_int8_supports(const ConvParams& p) {
-  const int taps = p.KH * p.KW * p.C;
-  return p.group == 1 && (p.K == 16 || p.K == 32 || p.K == 64) && taps <= kStemInt8MaxTaps &&
-         taps * p.K * 4 <= kStemInt8MaxWeightBytes;
+bool conv_stem_int8_supports(int C, int K, int KH, int KW, int group) {
+  const int taps = KH * KW * C;
+  return group == 1 && (K == 16 || K == 32 || K == 64) && taps <= kStemInt8MaxTaps &&
+         taps * K * static_cast<int>(sizeof(float)) <= kStemInt8MaxWeightBytes;
 }
+
+bool conv_stem_int8_supports(const ConvParams& p) { return conv_stem_int8_supports(p.C, p.K, p.KH, p.KW, p.group); }
 
 void launch_conv_stem_int8(const ConvParams& p, const float* x, float x_scale, const int8_t* w, const Int8Epilogue& e,
                            void* y, cudaStream_t stream) {

@@ -66,6 +66,7 @@ void launch_conv_igemm_int8(const std::string& tactic, const ConvParams& p, cons
 // channels-last with 16-byte aligned pixels (fp16, or int8 with e.out_scale).
 constexpr int kStemInt8MaxTaps = 1024;
 constexpr int kStemInt8MaxWeightBytes = 48 * 1024;
+bool conv_stem_int8_supports(int C, int K, int KH, int KW, int group);  // the builder asks before lowering
 bool conv_stem_int8_supports(const ConvParams& p);
 void launch_conv_stem_int8(const ConvParams& p, const float* x, float x_scale, const int8_t* w, const Int8Epilogue& e,
                            void* y, cudaStream_t stream);
