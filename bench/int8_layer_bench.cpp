@@ -1,18 +1,25 @@
-// One INT8 convolution three ways, best tactic each (CUDA events, 20 runs after 3 warm-up runs):
-//   fp16 X       kestrel.ConvInt8 reading the fp16 activation and quantizing it as it loads it
-//   int8 X       the same conv on int8 codes
-//   quantize +   a kestrel.QuantizeInt8 pass, then the int8-X conv (what the builder does otherwise)
-// The builder reads fp16 X for 1x1 convs and quantizes first for larger windows (src/builder/lower.cpp);
-// this measures that choice. Usage: int8_layer_bench  (YOLOv8n-like layers at batch 32)
+// One INT8 convolution on int8 X, each tactic family at its best (CUDA events, 20 runs after 3 warm-up
+// runs per tactic):
+//   igemm8     the fastest igemm8_* tactic (the tensor-core implicit GEMM)
+//   cudnn8     the fastest cudnn8_* tactic (cuDNN's graph API; "-" where cuDNN offers none)
+//   quantize   the kestrel.QuantizeInt8 pass that turns the fp16 activation into the conv's int8 X
+// Every kestrel.ConvInt8 reads int8 codes: from a QuantizeInt8 layer (src/builder/lower.cpp) unless its
+// producer is an INT8 conv writing them itself (src/builder/requantize.cpp); with one, quantize + the
+// faster conv is what the layer costs.
+// Usage: int8_layer_bench  (YOLOv8n-like layers at batch 32)
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <cudnn.h>
 
 #include <cstdio>
+#include <map>
 #include <random>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "backend/cuda/layer.h"
+#include "kestrel/error.h"
 
 namespace {
 
@@ -47,17 +54,26 @@ void* upload(const void* host, size_t bytes) {
   return p;
 }
 
-// The mean time of the layer's fastest tactic, in ms, and that tactic.
-std::pair<double, std::string> best_time(cuda::Layer& layer, const std::vector<const void*>& in, void* out) {
-  cuda::Handles handles;
+using Best = std::pair<double, std::string>;  // mean ms, tactic
+
+// The fastest tactic of each family (the tactic name up to its '_'; "default" for a layer without
+// tactics of its own). A tactic that cannot be prepared here (a cuDNN plan failing to compile) is left out.
+std::map<std::string, Best> best_times(cuda::Layer& layer, cuda::Handles& handles, const std::vector<const void*>& in,
+                                       void* out) {
   cudaStream_t stream = nullptr;
   check(cudaStreamCreate(&stream), "cudaStreamCreate");
   cudaEvent_t t0, t1;
   check(cudaEventCreate(&t0), "cudaEventCreate");
   check(cudaEventCreate(&t1), "cudaEventCreate");
-  std::pair<double, std::string> best{1e30, ""};
+  std::map<std::string, Best> best;
   for (const std::string& t : layer.tactics(handles)) {
-    layer.set_tactic(t, handles);
+    if (t == "direct") continue;  // the reference kernel, not a contender
+    try {
+      layer.set_tactic(t, handles);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "int8_layer_bench: %s: %s\n", t.c_str(), e.what());
+      continue;
+    }
     void* scratch = layer.scratch_bytes() ? upload(nullptr, static_cast<size_t>(layer.scratch_bytes())) : nullptr;
     cuda::LayerIO io;
     io.in = in;
@@ -71,7 +87,9 @@ std::pair<double, std::string> best_time(cuda::Layer& layer, const std::vector<c
     check(cudaEventSynchronize(t1), "run");
     float ms = 0;
     check(cudaEventElapsedTime(&ms, t0, t1), "cudaEventElapsedTime");
-    if (ms / kIters < best.first) best = {ms / kIters, t};
+    const std::string family = t.substr(0, t.find('_'));
+    auto it = best.find(family);
+    if (it == best.end() || ms / kIters < it->second.first) best[family] = {ms / kIters, t};
     if (scratch) cudaFree(scratch);
   }
   cudaEventDestroy(t0);
@@ -80,9 +98,23 @@ std::pair<double, std::string> best_time(cuda::Layer& layer, const std::vector<c
   return best;
 }
 
+// "0.1234 ms (igemm8_128x64)", or "-" where the family offered nothing.
+std::string show(const std::map<std::string, Best>& best, const std::string& family) {
+  auto it = best.find(family);
+  if (it == best.end()) return "-";
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "%.4f ms (%s)", it->second.first, it->second.second.c_str());
+  return buf;
+}
+
 }  // namespace
 
 int main() try {
+  cuda::Handles handles;
+  if (cudnnCreate(&handles.cudnn) != CUDNN_STATUS_SUCCESS) {
+    std::fprintf(stderr, "int8_layer_bench: cudnnCreate failed\n");
+    return 1;
+  }
   struct Layer {
     const char* name;
     int64_t n, c, h, w, k, ksize;
@@ -95,20 +127,15 @@ int main() try {
     TensorMeta ym = meta(DType::F16, {N, K, H, W}, true);
     const float s_x = 0.02f;
     using I = std::vector<int64_t>;
-    auto conv_spec = [&](TensorMeta* x, float x_scale) {
-      cuda::LayerSpec spec;
-      spec.name = l.name;
-      spec.op = "kestrel.ConvInt8";
-      spec.attrs.set("kernel_shape", I{R, R});
-      spec.attrs.set("pads", I{R / 2, R / 2, R / 2, R / 2});
-      spec.attrs.set("activation", std::string("silu"));
-      if (x_scale > 0.f) spec.attrs.set("x_scale", x_scale);
-      spec.in = {x, &wm, &sm, &sm, nullptr};
-      spec.out = {&ym};
-      return spec;
-    };
-    auto conv_half = cuda::create_layer(conv_spec(&xh, s_x));
-    auto conv_i8 = cuda::create_layer(conv_spec(&xq, 0.f));
+    cuda::LayerSpec cspec;
+    cspec.name = l.name;
+    cspec.op = "kestrel.ConvInt8";
+    cspec.attrs.set("kernel_shape", I{R, R});
+    cspec.attrs.set("pads", I{R / 2, R / 2, R / 2, R / 2});
+    cspec.attrs.set("activation", std::string("silu"));
+    cspec.in = {&xq, &wm, &sm, &sm, nullptr};
+    cspec.out = {&ym};
+    auto conv = cuda::create_layer(cspec);
     cuda::LayerSpec qspec;
     qspec.name = l.name;
     qspec.op = "kestrel.QuantizeInt8";
@@ -129,13 +156,13 @@ int main() try {
     void* w = upload(wv.data(), wv.size());
     void* s = upload(sc.data(), sc.size() * 4);
     void* y = upload(nullptr, static_cast<size_t>(N * H * W * K) * 2);
-    const auto half = best_time(*conv_half, {x, w, s, s, nullptr}, y);
-    const auto i8 = best_time(*conv_i8, {x8, w, s, s, nullptr}, y);
-    const auto q = best_time(*quant, {x}, x8);
-    std::printf("%-26s fp16 X %.4f ms (%s) | int8 X %.4f ms (%s) | quantize %.4f ms + int8 X = %.4f ms\n", l.name,
-                half.first, half.second.c_str(), i8.first, i8.second.c_str(), q.first, q.first + i8.first);
+    const auto q = best_times(*quant, handles, {x}, x8);  // also leaves the int8 X the conv reads
+    const auto c = best_times(*conv, handles, {x8, w, s, s, nullptr}, y);
+    std::printf("%-26s igemm8 %s | cudnn8 %s | quantize %s\n", l.name, show(c, "igemm8").c_str(),
+                show(c, "cudnn8").c_str(), show(q, "default").c_str());
     for (void* p : {x, x8, w, s, y}) cudaFree(p);
   }
+  cudnnDestroy(handles.cudnn);
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "int8_layer_bench: %s\n", e.what());

@@ -24,6 +24,10 @@ struct BuilderConfig {
   // Every layer runs its reference kernel (the one the others are validated against), untimed: for
   // checking accuracy questions, never for speed.
   bool reference_tactics = false;
+  // INT8 layers run exactly as quantized (TensorRT's obey precision constraints). Off: the tuner may
+  // run an INT8 layer one step above INT8 where that is faster (a quantization left out, e.g. the
+  // first convolution on the float image), never below.
+  bool obey_precision_constraints = false;
 };
 
 // What the last build did (times in seconds).

@@ -90,6 +90,7 @@ std::unique_ptr<Engine> Builder::build(const Graph& graph, const BuilderConfig& 
   to.device_key = rt::device_key(dev);
   to.verbose = config.verbose;
   to.reference_only = config.reference_tactics;
+  to.obey_precision = config.obey_precision_constraints;
   const bld::TuneStats ts = bld::tune(p, to);
   report_.tune_s = since(t_tune);
   report_.layers_tuned = ts.tuned;

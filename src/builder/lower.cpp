@@ -7,12 +7,12 @@
 // box coordinates up to 640 px and softmax sums want the bits). Kernels accumulate in FP32.
 // INT8 engines lower a Q/DQ graph (quant::quantize_graph or a Q/DQ ONNX): every kestrel.Conv whose input
 // comes through DequantizeLinear becomes kestrel.ConvInt8 with its int8 OHWI weights and the
-// per-channel s_x * s_w, reading its input as int8 codes: a 1x1 conv reads the fp16 activation and
-// quantizes it as it loads it (attr x_scale: each value is loaded once), a larger window reads an int8
-// tensor a kestrel.QuantizeInt8 layer makes (one per value and scale: quantizing each value once beats
-// quantizing it once per tap, measured on an H200). requantize.cpp then lets an INT8 conv write the codes
-// itself where nothing else reads its output. The Q/DQ nodes are not layers; all other layers run as in
-// an FP16 engine.
+// per-channel s_x * s_w, reading its input as int8 codes a kestrel.QuantizeInt8 layer makes (one per
+// value and scale). Every INT8 conv reads int8, 1x1 ones too: with cuDNN's fused INT8 plans a
+// quantize pass plus the int8 conv beat a conv quantizing its fp16 input as it loads it (yolov8n batch
+// 32 on an H200: 2.31 vs 2.53 ms, bench/RESULTS.md). requantize.cpp then lets an INT8 conv write the
+// codes itself where nothing else reads its output. The Q/DQ nodes are not layers; all other layers run
+// as in an FP16 engine.
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -27,6 +27,7 @@ namespace kestrel::bld {
 namespace {
 
 bool is_conv(const std::string& op) { return op == "Conv" || op == "kestrel.Conv"; }
+
 
 // A convolution with fewer than 8 input channels and no residual (the network's first) runs as
 // kestrel.ConvStem: its kernel reads the float32 input in the model's own layout, so no conversion
@@ -366,10 +367,6 @@ class Lowering {
       l.attrs.set("x_scale", s_x);
       l.fused.push_back("QuantizeLinear");
       l.in.push_back(input_for(xv.name, cuda::Access::Any));
-    } else if (ws[2] == 1 && ws[3] == 1 && p_.tensors[cur_.at(xv.name)].dtype == DType::F16) {
-      l.attrs.set("x_scale", s_x);
-      l.fused.push_back("QuantizeLinear");
-      l.in.push_back(input_for(xv.name, cuda::Access::ChannelsLast));
     } else {
       l.in.push_back(quantized(xq.inputs.at(0), s_x));
     }

@@ -1,8 +1,7 @@
-// Requantize folding: an INT8 conv whose fp16 output is read by one INT8 conv only -- through a
-// kestrel.QuantizeInt8 layer, or by a conv quantizing its input itself (x_scale) -- writes the int8
-// codes itself (attr out_scale), so INT8 tensors flow between INT8 layers without an fp16 round trip.
-// Exact: the conv's epilogue rounds to fp16 first and quantizes that value, which is what the reader
-// computed from the stored fp16 tensor (quant.h's contract).
+// Requantize folding: an INT8 conv whose fp16 output is read only by one kestrel.QuantizeInt8 writes
+// the int8 codes itself (attr out_scale), so INT8 tensors flow between INT8 layers without an fp16
+// round trip. Exact: the conv's epilogue rounds to fp16 first and quantizes that value, which is what
+// the separate quantize layer computed from the stored fp16 tensor (quant.h's contract).
 #include <map>
 
 #include "builder/build_plan.h"
@@ -36,26 +35,14 @@ int fold_requantize(BuildPlan& p) {
   };
   int folded = 0;
   for (BLayer& q : p.layers) {
-    if (q.removed) continue;
-    const int t = q.in.empty() ? -1 : q.in[0];
-    if (q.op == "kestrel.QuantizeInt8") {
-      BLayer* conv = sole_int8_producer(t);
-      if (!conv) continue;
-      conv->attrs.set("out_scale", q.attrs.f("scale"));
-      conv->out[0] = q.out.at(0);
-      conv->fused.push_back("QuantizeLinear");
-      q.removed = true;
-      ++folded;
-    } else if (q.op == "kestrel.ConvInt8" && q.attrs.has("x_scale")) {
-      BLayer* conv = sole_int8_producer(t);
-      if (!conv) continue;
-      conv->attrs.set("out_scale", q.attrs.f("x_scale"));
-      conv->fused.push_back("QuantizeLinear");
-      q.attrs.erase("x_scale");
-      p.tensors[t].dtype = DType::I8;
-      p.tensors[t].name += "#int8";
-      ++folded;
-    }
+    if (q.removed || q.op != "kestrel.QuantizeInt8") continue;
+    BLayer* conv = sole_int8_producer(q.in.at(0));
+    if (!conv) continue;
+    conv->attrs.set("out_scale", q.attrs.f("scale"));
+    conv->out[0] = q.out.at(0);
+    conv->fused.push_back("QuantizeLinear");
+    q.removed = true;
+    ++folded;
   }
   return folded;
 }

@@ -12,6 +12,7 @@ struct TuneOptions {
   std::string device_key;
   bool verbose = false;
   bool reference_only = false;  // every layer's reference tactic, not timed against others, not cached
+  bool obey_precision = false;  // no tactic that leaves out a quantization (Layer::skips_quantization)
 };
 
 struct TuneStats {

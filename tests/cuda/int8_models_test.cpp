@@ -58,7 +58,11 @@ TEST_P(Int8Model, MatchesSimulation) {
   KESTREL_REQUIRE_DATA("golden/000000000139.input.bin");
   const Quantized q = quantize(model);
   Builder builder;
-  auto engine = builder.build(q.qdq, test::config(Precision::INT8), "", model);
+  // Every layer as quantized (the default build may leave out a quantization where that is faster:
+  // checked further down against FP32 and this engine).
+  BuilderConfig strict = test::config(Precision::INT8);
+  strict.obey_precision_constraints = true;
+  auto engine = builder.build(q.qdq, strict, "", model);
   EXPECT_EQ(engine->info().precision, Precision::INT8);
   int int8_layers = 0;
   for (const auto& l : engine->info().layers) int8_layers += l.op == "kestrel.ConvInt8";
@@ -90,8 +94,9 @@ TEST_P(Int8Model, MatchesSimulation) {
     // perturbation d of a value flips its code with probability ~d/step, an error of one step, so the
     // L2 error grows towards sqrt(d * step) layer by layer. Seeds: the tensor-core epilogue's
     // tanh.approx SiLU, CUDA's expf vs glibc's, and (YOLO11's attention) row-major tensors the GPU keeps
-    // in FP32 where the simulation rounds them to fp16. Measured on an H200: GPU vs simulation
-    // 0.028-0.043 (reference kernels 2e-4-0.042) where the quantization error itself is 0.076-0.194,
+    // in FP32 where the simulation rounds them to fp16, cuDNN's epilogue rounding where the builder
+    // picks its INT8 plans. Measured on an H200: GPU vs simulation 0.029-0.058 (reference kernels
+    // 0.022-0.043) where the quantization error itself is 0.076-0.194,
     // and the GPU as far from FP32 as the simulation (0.95-1.06x). The mAP of both is in
     // bench/RESULTS.md.
     EXPECT_LT(vs_sim, 0.5 * sim_vs_fp32) << image;
@@ -115,7 +120,15 @@ TEST_P(Int8Model, MatchesSimulation) {
   const HostTensor a = test::run_poisoned(*ctx, {x})[0], b = test::run_poisoned(*ctx2, {x})[0];
   const double d = quant::output_error(b, a);
   std::printf("[int8] %s from Q/DQ ONNX vs from graph: %.3g\n", model.c_str(), d);
-  EXPECT_LT(d, 1e-2);
+  // Both engines quantize with the same scales, but this one (default precision constraints) may run a
+  // layer above INT8 (the stem on the float image) and each build times its own tactics (cuDNN's
+  // epilogue rounding or ours): int8 codes flip as above, as far apart as the GPU and the simulation
+  // (0.03-0.06 on an H200). Scales not honoured would differ by the quantization error itself; a layer
+  // above INT8 must not take the result further from FP32.
+  const HostTensor f = cpu->infer(x);
+  const double sim_vs_fp32 = quant::output_error(sim.run({x})[0], f);
+  EXPECT_LT(d, 0.75 * sim_vs_fp32);
+  EXPECT_LT(quant::output_error(b, f), 1.25 * sim_vs_fp32);
 
   // Serialization keeps the precision and the result.
   const std::vector<uint8_t> blob = engine->serialize();

@@ -2,7 +2,9 @@
 // it, against the contract computed on the CPU (quantize, exact int32 sum, FP32 epilogue, fp16 or int8
 // output). SiLU runs on tanh.approx in the kernel, as in the tensor-core convolutions
 // (int8_ops_test.cpp): fp16 outputs all within 2 ulp plus that approximation's error and >= 99.9%
-// within one ulp (about 1% move by one); int8 codes within one, < 0.5% differ.
+// within one ulp (about 1% move by one); int8 codes within one, < 0.5% differ. Tactic stem8_fx (the
+// image not quantized: int8 weights on float input) is held to the same bounds against that
+// computation (FP32 sums of x * q_w, times s_w).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -53,7 +55,9 @@ TEST_P(Int8Stem, MatchesContract) {
   spec.out = {&ym};
   auto layer = cuda::create_layer(spec);
   cuda::Handles handles;
-  ASSERT_EQ(layer->tactics(handles), std::vector<std::string>{"stem8"});
+  ASSERT_EQ(layer->tactics(handles), (std::vector<std::string>{"stem8", "stem8_fx"}));
+  EXPECT_FALSE(layer->skips_quantization("stem8"));
+  EXPECT_TRUE(layer->skips_quantization("stem8_fx"));
   KESTREL_REQUIRE_GPU();
 
   std::mt19937 rng(7);
@@ -86,6 +90,25 @@ TEST_P(Int8Stem, MatchesContract) {
   std::vector<float> y_ref(acc.size()), y_pre(acc.size());
   quant::detail::int8_conv_epilogue(acc.data(), s_x, s_w.data(), bias.data(), epi, nullptr, g, y_ref.data());
   quant::detail::int8_conv_epilogue(acc.data(), s_x, s_w.data(), bias.data(), {}, nullptr, g, y_pre.data());
+  // stem8_fx: the float image times the weight codes, then s_w (no activation quantization).
+  std::vector<float> fx_ref(acc.size()), fx_pre(acc.size());
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t oy = 0; oy < OH; ++oy)
+        for (int64_t ox = 0; ox < OW; ++ox) {
+          double sum = 0;
+          for (int64_t c = 0; c < C; ++c)
+            for (int64_t ky = 0; ky < R; ++ky)
+              for (int64_t kx = 0; kx < R; ++kx) {
+                const int64_t iy = oy * S - P + ky, ix = ox * S - P + kx;
+                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                sum += static_cast<double>(x[((n * C + c) * H + iy) * W + ix]) * w_ref[(k * C + c) * R * R + ky * R + kx];
+              }
+          const size_t ri = static_cast<size_t>(((n * K + k) * OH + oy) * OW + ox);
+          const float v = static_cast<float>(sum) * s_w[k] + bias[k];
+          fx_pre[ri] = v;
+          fx_ref[ri] = v / (1.f + std::exp(-v));
+        }
 
   void *dx, *dw, *ds, *db, *dy;
   const size_t esize = out_int8 ? 1 : 2, ybytes = acc.size() * esize;
@@ -98,48 +121,52 @@ TEST_P(Int8Stem, MatchesContract) {
   cudaMemcpy(dw, w_ohwi.data(), w_ohwi.size(), cudaMemcpyHostToDevice);
   cudaMemcpy(ds, scale.data(), scale.size() * 4, cudaMemcpyHostToDevice);
   cudaMemcpy(db, bias.data(), bias.size() * 4, cudaMemcpyHostToDevice);
-  ASSERT_EQ(cudaMemset(dy, 0xFF, ybytes), cudaSuccess);  // fp16 NaN / int8 -1
-  layer->set_tactic("stem8", handles);
-  cuda::LayerIO io;
-  io.in = {dx, dw, ds, db, nullptr};
-  io.out = {dy};
-  layer->enqueue(io, nullptr, handles);
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  std::vector<uint8_t> got(ybytes);
-  cudaMemcpy(got.data(), dy, ybytes, cudaMemcpyDeviceToHost);
-  for (void* p : {dx, dw, ds, db, dy}) cudaFree(p);
+  for (const std::string tactic : {"stem8", "stem8_fx"}) {
+    const std::vector<float>& ref = tactic == "stem8" ? y_ref : fx_ref;
+    const std::vector<float>& pre = tactic == "stem8" ? y_pre : fx_pre;
+    ASSERT_EQ(cudaMemset(dy, 0xFF, ybytes), cudaSuccess);  // fp16 NaN / int8 -1
+    layer->set_tactic(tactic, handles);
+    cuda::LayerIO io;
+    io.in = {dx, dw, ds, db, nullptr};
+    io.out = {dy};
+    layer->enqueue(io, nullptr, handles);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    std::vector<uint8_t> got(ybytes);
+    cudaMemcpy(got.data(), dy, ybytes, cudaMemcpyDeviceToHost);
 
-  int64_t inexact = 0, beyond_1ulp = 0, bad = 0;
-  const int64_t total = static_cast<int64_t>(acc.size());
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t p = 0; p < OH * OW; ++p) {
-        const size_t ri = static_cast<size_t>((n * K + k) * OH * OW + p);
-        const size_t yi = static_cast<size_t>((n * OH * OW + p) * K + k);  // NHWC
-        const uint16_t want_h = f32_to_f16(y_ref[ri]);
-        if (out_int8) {
-          const int d = std::abs(int(static_cast<int8_t>(got[yi])) - int(code(f16_to_f32(want_h), out_scale)));
-          inexact += d != 0;
-          bad += d > 1;
-        } else {
-          uint16_t have_h;
-          std::memcpy(&have_h, &got[yi * 2], 2);
-          const float have = f16_to_f32(have_h), want = f16_to_f32(want_h);
-          const float ulp = std::fabs(f16_to_f32(static_cast<uint16_t>(want_h + 1)) - want);
-          const float act_tol = 3e-4f * std::fabs(y_pre[ri]);  // tanh.approx SiLU
-          const float err = std::fabs(have - want);
-          inexact += have_h != want_h;
-          beyond_1ulp += err > ulp && err > act_tol;
-          bad += !(err <= 2 * ulp + act_tol);
+    int64_t inexact = 0, beyond_1ulp = 0, bad = 0;
+    const int64_t total = static_cast<int64_t>(acc.size());
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t p = 0; p < OH * OW; ++p) {
+          const size_t ri = static_cast<size_t>((n * K + k) * OH * OW + p);
+          const size_t yi = static_cast<size_t>((n * OH * OW + p) * K + k);  // NHWC
+          const uint16_t want_h = f32_to_f16(ref[ri]);
+          if (out_int8) {
+            const int d = std::abs(int(static_cast<int8_t>(got[yi])) - int(code(f16_to_f32(want_h), out_scale)));
+            inexact += d != 0;
+            bad += d > 1;
+          } else {
+            uint16_t have_h;
+            std::memcpy(&have_h, &got[yi * 2], 2);
+            const float have = f16_to_f32(have_h), want = f16_to_f32(want_h);
+            const float ulp = std::fabs(f16_to_f32(static_cast<uint16_t>(want_h + 1)) - want);
+            const float act_tol = 3e-4f * std::fabs(pre[ri]);  // tanh.approx SiLU
+            const float err = std::fabs(have - want);
+            inexact += have_h != want_h;
+            beyond_1ulp += err > ulp && err > act_tol;
+            bad += !(err <= 2 * ulp + act_tol);
+          }
         }
-      }
-  std::printf("[int8] stem K=%lld %s: %.3f%% inexact\n", static_cast<long long>(K), out_int8 ? "int8" : "fp16",
-              100.0 * inexact / total);
-  EXPECT_EQ(bad, 0);
-  if (out_int8)
-    EXPECT_LT(inexact, 0.005 * total);
-  else
-    EXPECT_LE(beyond_1ulp, total / 1000);
+    std::printf("[int8] stem K=%lld %s %s: %.3f%% inexact\n", static_cast<long long>(K), tactic.c_str(),
+                out_int8 ? "int8" : "fp16", 100.0 * inexact / total);
+    EXPECT_EQ(bad, 0) << tactic;
+    if (out_int8)
+      EXPECT_LT(inexact, 0.005 * total) << tactic;
+    else
+      EXPECT_LE(beyond_1ulp, total / 1000) << tactic;
+  }
+  for (void* p : {dx, dw, ds, db, dy}) cudaFree(p);
 }
 
 INSTANTIATE_TEST_SUITE_P(Int8, Int8Stem,

@@ -159,13 +159,8 @@ TEST(Planner, Int8ConvsReadInt8) {
     EXPECT_NE(l.op, "DequantizeLinear");
     if (l.op == "kestrel.ConvInt8") {
       ++int8_convs;
-      // int8 codes, or (1x1 convs) the fp16 activation quantized on load
-      EXPECT_EQ(p.tensors[l.in[0]].dtype == DType::F16, l.attrs.has("x_scale")) << l.name;
-      if (l.attrs.has("x_scale")) {
-        EXPECT_EQ(l.attrs.ints("kernel_shape"), (std::vector<int64_t>{1, 1})) << l.name;
-      } else {
-        EXPECT_EQ(p.tensors[l.in[0]].dtype, DType::I8) << l.name;
-      }
+      EXPECT_EQ(p.tensors[l.in[0]].dtype, DType::I8) << l.name;  // int8 codes, 1x1 convs too
+      EXPECT_FALSE(l.attrs.has("x_scale")) << l.name;
       EXPECT_EQ(p.tensors[l.in[1]].dtype, DType::I8) << l.name;
       EXPECT_EQ(p.tensors[l.in[2]].dtype, DType::F32) << l.name;
       const DType out = p.tensors[l.out[0]].dtype;

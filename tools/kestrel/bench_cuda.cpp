@@ -24,6 +24,10 @@ void check(cudaError_t e, const char* what) {
 // Dense per-SM, per-clock FLOPs of the units the engine's precision runs on.
 double flops_per_sm_clock(int major, int minor, const std::string& precision, bool tf32, std::string* unit) {
   const bool hopper = major == 9, a100 = major == 8 && minor == 0, ampere_like = major == 8 && minor != 0;
+  if (precision == "int8") {  // INT8 engines: INT8 tensor-core operations (their FP16 layers count as INT8 ops)
+    *unit = "INT8 tensor cores, dense";
+    return hopper ? 8192 : a100 ? 4096 : ampere_like ? 2048 : 0;
+  }
   if (precision == "fp16") {
     *unit = "FP16 tensor cores, dense";
     return hopper ? 4096 : a100 ? 2048 : ampere_like ? 1024 : 0;
@@ -106,7 +110,7 @@ BenchResult bench_cuda(const Engine& engine, const BenchOptions& o) {
   if (per_clock > 0 && clock_khz > 0) {
     r.peak_tflops = per_clock * sms * clock_khz * 1e3 / 1e12;
     r.peak_basis = std::to_string(sms) + " SMs x " + std::to_string(clock_khz / 1000) + " MHz x " +
-                   std::to_string(static_cast<int>(per_clock)) + " FLOP/clock/SM, " + unit;
+                   std::to_string(static_cast<int>(per_clock)) + (r.precision == "int8" ? " ops" : " FLOP") + "/clock/SM, " + unit;
   }
 
   std::vector<StreamState> states(static_cast<size_t>(o.streams));

@@ -78,11 +78,12 @@ void print_report(const BenchResult& r) {
   const Summary compute = field(r, &Iteration::compute);
   if (r.flops_per_inference > 0 && compute.median > 0) {
     const double tflops = r.flops_per_inference / (compute.median * 1e-3) / 1e12;
+    const char* unit = r.precision == "int8" ? "TOPS" : "TFLOP/s";  // INT8 peaks are quoted in operations
     if (r.peak_tflops > 0)
-      std::printf("%-16s %.2f TFLOP/s achieved = %.1f%% of %.0f TFLOP/s peak (%s)\n", "Compute rate", tflops,
-                  100 * tflops / r.peak_tflops, r.peak_tflops, r.peak_basis.c_str());
+      std::printf("%-16s %.2f %s achieved = %.1f%% of %.0f %s peak (%s)\n", "Compute rate", tflops, unit,
+                  100 * tflops / r.peak_tflops, r.peak_tflops, unit, r.peak_basis.c_str());
     else
-      std::printf("%-16s %.3f TFLOP/s achieved (%.2f GFLOPs per inference)\n", "Compute rate", tflops,
+      std::printf("%-16s %.3f %s achieved (%.2f GFLOPs per inference)\n", "Compute rate", tflops, unit,
                   r.flops_per_inference / 1e9);
   }
   if (r.power_w_mean >= 0)

@@ -13,7 +13,7 @@ namespace kestrel::cli {
 
 namespace {
 struct BuildArgs {
-  std::string model, output, timing_cache;
+  std::string model, output, timing_cache, precision_constraints = "prefer";
   bool fp16 = false, int8 = false, tf32 = false, no_optimize = false, verbose = false;
   Int8Args calib;
   int64_t batch = 0, imgsz = 0, workspace_mib = 1024;
@@ -30,6 +30,7 @@ int run_build(const BuildArgs& a) {
   cfg.timing_cache_path = a.timing_cache;
   cfg.optimize = !a.no_optimize;
   cfg.verbose = a.verbose;
+  cfg.obey_precision_constraints = a.precision_constraints == "obey";
   Graph g = a.int8 ? int8_model(a.model, a.batch, a.imgsz, a.calib).qdq : load_graph(a.model, a.batch, a.imgsz);
   std::string hash;
   try {
@@ -70,6 +71,10 @@ Command add_build(CLI::App& root) {
   app->add_option("--batch", args->batch, "Batch size to bind")->check(CLI::Range(1, 4096));
   app->add_option("--imgsz", args->imgsz, "Input size for models with dynamic spatial dims")->check(CLI::Range(32, 8192));
   app->add_option("--timing-cache", args->timing_cache, "Timing cache file (read, then updated)");
+  app->add_option("--precision-constraints", args->precision_constraints,
+                  "INT8: obey = every INT8 layer exactly as quantized; prefer (default) = the tuner may run a layer "
+                  "above INT8 where that is faster (as trtexec's --precisionConstraints)")
+      ->check(CLI::IsMember({"prefer", "obey"}));
   app->add_option("--workspace", args->workspace_mib, "Scratch limit per layer, MiB (default 1024)")->check(CLI::Range(0, 1 << 20));
   app->add_flag("--no-optimize", args->no_optimize, "Skip the fusion passes (run the graph op by op)");
   app->add_flag("--verbose,-v", args->verbose, "Print every tactic's time per layer");

@@ -15,24 +15,9 @@
 //   exactly, without a division per element). 16-byte rows out when the channel count, the
 //   pixel strides and the pointers allow (fp16: 8 channels; int8: 16), one element per thread
 //   otherwise (still coalesced along the channels).
-//   fp16 X (kHalfX): the activation an fp16 producer wrote, quantized here instead of by a separate
-//   QuantizeInt8 pass. The pipeline carries fp16 A tiles (BM x 64 halves, 16-byte chunks of 8 channels,
-//   rows padded to 144 bytes); once a stage has landed, every thread turns its own chunks into int8
-//   codes (int8_code, the contract's rounding) in one int8 A tile of the usual 80-byte rows, and the
-//   ldmatrix/mma loop reads that tile unchanged. Zero-filled chunks (padding, k past the end) give
-//   code 0, as quantizing a zero-padded input does. A 3x3 layer quantizes each input value 9 times,
-//   so the rounding is kept cheap: an fp16 x has only 65536 possible values, and for most scales
-//   rint(clamp(x) * (1/s)) (x clamped in fp16 to the codes' range, one fused multiply-add) is the IEEE
-//   quotient's code for every one of them (checked once per scale on the host, product_rounding);
-//   then a code costs half a clamp instruction, a conversion to float and an FMA with a magic number
-//   (no float-to-int conversion, which runs at a quarter of the rate). Other scales take int8_code.
-#include <algorithm>
-#include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <map>
 #include <mutex>
-#include <type_traits>
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/device_common.cuh"
@@ -47,12 +32,11 @@ constexpr int kThreads = 128;
 constexpr int kBK = 64;        // int8 per k tile
 constexpr int kLds = kBK + 16;  // shared row stride in bytes (80, as the FP16 kernel's 40 halves)
 constexpr int kStages = 3;
-constexpr int kLdh = 2 * kBK + 16;  // fp16 staging row stride in bytes (144: 16-byte chunks, rows on distinct banks)
 // sm_90's opt-in shared memory per block; a config needing more is not offered.
 constexpr size_t kMaxSmem = 227 * 1024;
 
 struct Igemm8Args {
-  const void* x;  // int8 codes, or fp16 (kHalfX) quantized with x_scale as it is loaded
+  const int8_t* x;
   const int8_t* w;
   const float* scale;
   const float* bias;
@@ -64,9 +48,6 @@ struct Igemm8Args {
   int act;
   float alpha, beta;
   float out_scale, out_rcp;  // out_scale > 0: int8 output; out_rcp = int8_reciprocal(out_scale)
-  float x_scale, x_rcp;      // fp16 X: its scale and int8_reciprocal(x_scale)
-  int x_by_product;          // fp16 X: product_rounding(x_scale) holds; then the clamp bounds:
-  __half2 x_lo, x_hi;        // fp16 X clamped to [x_lo, x_hi] before the product (both lanes alike)
   int splits, vec_epi;
   int* ws;        // split-K partial tiles [tiles][splits][BM][BN]
   int* counters;  // split-K arrival counters, one per tile (zero between launches)
@@ -84,89 +65,48 @@ __device__ __forceinline__ float epilogue_value(const Igemm8Args& a, int acc, fl
   return apply_act_fast(a.act, fmaf(__int2float_rn(acc), scale, bias), a.alpha, a.beta);
 }
 
-// Eight fp16 values -> eight int8 codes, two little-endian words.
-__device__ __forceinline__ uint2 quantize8(const uint4& raw, const Igemm8Args& a) {
-  const __half2* hv = reinterpret_cast<const __half2*>(&raw);
-  unsigned word[2] = {0u, 0u};
-  if (a.x_by_product) {
-    // fma(x, 1/s, 1.5 * 2^23) rounds x/s (the exact product) to an integer, half to even, into the low
-    // mantissa bits: for a clamped x its low byte is the two's-complement code.
-    unsigned b[8];
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const float2 f = __half22float2(__hmin2(__hmax2(hv[e], a.x_lo), a.x_hi));
-      b[2 * e] = __float_as_uint(__fmaf_rn(f.x, a.x_rcp, 12582912.f));
-      b[2 * e + 1] = __float_as_uint(__fmaf_rn(f.y, a.x_rcp, 12582912.f));
-    }
-#pragma unroll
-    for (int j = 0; j < 2; ++j)
-      word[j] = __byte_perm(__byte_perm(b[4 * j], b[4 * j + 1], 0x0040),
-                            __byte_perm(b[4 * j + 2], b[4 * j + 3], 0x0040), 0x5410);
-    return make_uint2(word[0], word[1]);
-  }
-#pragma unroll
-  for (int e = 0; e < 4; ++e) {
-    const float2 f = __half22float2(hv[e]);
-    const unsigned lo = static_cast<uint8_t>(int8_code(f.x, a.x_scale, a.x_rcp));
-    const unsigned hi = static_cast<uint8_t>(int8_code(f.y, a.x_scale, a.x_rcp));
-    word[e >> 1] |= (lo | (hi << 8)) << (16 * (e & 1));
-  }
-  return make_uint2(word[0], word[1]);
-}
-
-// Shared memory of a config: the pipeline's stages (A as loaded, B), then for fp16 X the int8 A tile.
-constexpr size_t smem_of(int bm, int bn, bool half_x) {
-  return static_cast<size_t>(kStages) * (bm * (half_x ? kLdh : kLds) + bn * kLds) + (half_x ? bm * kLds : 0);
-}
-
-template <int BM, int BN, int WM, int WN, bool kHalfX>
+template <int BM, int BN, int WM, int WN>
 __global__ void __launch_bounds__(kThreads) igemm_int8_kernel(const __grid_constant__ Igemm8Args a) {
-  using XT = std::conditional_t<kHalfX, __half, int8_t>;
-  constexpr int kChunkK = 16 / sizeof(XT);       // k (channels) per 16-byte A chunk
-  constexpr int kRowChunks = kBK / kChunkK;      // A chunks per tile row: 4 (int8) or 8 (fp16)
-  constexpr int kLda = kHalfX ? kLdh : kLds;     // A stage row stride in bytes
   constexpr int kWarpsN = BN / WN;
   constexpr int MT = WM / 16, NT = WN / 8;
-  constexpr int A_CHUNKS = BM * kRowChunks / kThreads;
+  constexpr int A_CHUNKS = BM * (kBK / 16) / kThreads;
   constexpr int B_TOTAL = BN * (kBK / 16);
   constexpr int B_CHUNKS = (B_TOTAL + kThreads - 1) / kThreads;
   constexpr int kLdc = BN + 8;  // epilogue tile row stride in int32 (conflict-free 8-byte fragment stores)
   static_assert((BM / WM) * (BN / WN) == kThreads / 32, "4 warps per block");
-  static_assert(A_CHUNKS >= 1 && A_CHUNKS * kThreads == BM * kRowChunks && NT % 2 == 0, "tile shape");
+  static_assert(A_CHUNKS >= 1 && A_CHUNKS * kThreads == BM * (kBK / 16) && NT % 2 == 0, "tile shape");
   static_assert(BN % 16 == 0 && BN <= kThreads, "BN: whole 16-channel int8 rows, one scale per thread");
-  static_assert(BM * kLdc * 4 <= smem_of(BM, BN, kHalfX), "epilogue tile fits the pipeline's shared memory");
+  static_assert(BM * kLdc * 4 <= kStages * (BM + BN) * kLds, "epilogue tile fits the pipeline's shared memory");
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __shared__ int s_last;
   __shared__ float s_scale[BN], s_bias[BN];
-  unsigned char* sA = smem_raw;                           // [kStages][BM] rows of kLda bytes
-  int8_t* sB = reinterpret_cast<int8_t*>(sA + kStages * BM * kLda);
-  int8_t* sA8 = sB + kStages * BN * kLds;                 // fp16 X: the stage being computed, as codes
+  int8_t* sA = reinterpret_cast<int8_t*>(smem_raw);
+  int8_t* sB = sA + kStages * BM * kLds;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int wm = warp / kWarpsN, wn = warp % kWarpsN;
   const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
 
   // The output pixels this thread loads for A (fixed across the K loop). All of a thread's chunks sit
-  // at the same k offset (kChunkK * (tid % kRowChunks)), so one (ci, kx, ky) state, advanced without divisions from
+  // at the same k offset (16 * (tid % 4)), so one (ci, kx, ky) state, advanced without divisions from
   // tile to tile, serves them all (load_tile is called in increasing kt order). C % 16 == 0: a chunk
-  // (16 or 8 channels) never straddles two taps.
+  // never straddles two taps.
   // Per chunk: the window origin (iy0, ix0) and a pointer to it; a row past M gets an origin no tap
   // can bring inside the image, so one unsigned compare per coordinate does all the bounds checks.
   int a_row[A_CHUNKS], a_kc[A_CHUNKS], a_iy0[A_CHUNKS], a_ix0[A_CHUNKS];
-  const XT* a_ptr[A_CHUNKS];
-  const XT* const xg = static_cast<const XT*>(a.x);
+  const int8_t* a_ptr[A_CHUNKS];
 #pragma unroll
   for (int i = 0; i < A_CHUNKS; ++i) {
     const int q = tid + i * kThreads;
-    a_row[i] = q / kRowChunks;
-    a_kc[i] = q % kRowChunks;
+    a_row[i] = q >> 2;
+    a_kc[i] = q & 3;
     const int m = m0 + a_row[i];
     const int mm = m < a.M ? m : 0;
     const int ox = mm % a.OW, t = mm / a.OW, oy = t % a.OH, n = t / a.OH;
     a_iy0[i] = m < a.M ? oy * a.sh - a.ph : (1 << 29);
     a_ix0[i] = ox * a.sw - a.pw;
-    a_ptr[i] = xg + (long long)n * a.H * a.W * a.ldx + ((long long)a_iy0[i] * a.W + a_ix0[i]) * a.ldx;
+    a_ptr[i] = a.x + (long long)n * a.H * a.W * a.ldx + ((long long)a_iy0[i] * a.W + a_ix0[i]) * a.ldx;
   }
   // B rows (output channels) are fixed per thread too.
   const int8_t* b_ptr[B_CHUNKS];
@@ -190,8 +130,8 @@ __global__ void __launch_bounds__(kThreads) igemm_int8_kernel(const __grid_const
     for (int i = 0; i < A_CHUNKS; ++i) {
       const bool ok = k_ok && static_cast<unsigned>(a_iy0[i] + dy) < static_cast<unsigned>(a.H) &&
                       static_cast<unsigned>(a_ix0[i] + dx) < static_cast<unsigned>(a.W);
-      const XT* src = ok ? a_ptr[i] + tap : xg;
-      cp_async16(sA + (stage * BM + a_row[i]) * kLda + a_kc[i] * 16, src, ok ? 16 : 0);
+      const int8_t* src = ok ? a_ptr[i] + tap : a.x;
+      cp_async16(sA + (stage * BM + a_row[i]) * kLds + a_kc[i] * 16, src, ok ? 16 : 0);
     }
     a_ci += kBK;
     while (a_ci >= a.C) {
@@ -226,7 +166,7 @@ __global__ void __launch_bounds__(kThreads) igemm_int8_kernel(const __grid_const
   const int kt0 = static_cast<int>((static_cast<long long>(KT_all) * z) / a.splits);
   const int KT = static_cast<int>((static_cast<long long>(KT_all) * (z + 1)) / a.splits) - kt0;
   {
-    const int k = kt0 * kBK + (tid % kRowChunks) * kChunkK;  // this thread's first k (divisions once per CTA)
+    const int k = kt0 * kBK + (tid & 3) * 16;  // this thread's first k (divisions once per CTA)
     a_ci = k % a.C;
     const int t = k / a.C;
     a_kx = t % a.KW;
@@ -246,20 +186,7 @@ __global__ void __launch_bounds__(kThreads) igemm_int8_kernel(const __grid_const
     if (next < KT) load_tile(next % kStages, kt0 + next);
     cp_async_commit();
 
-    const int8_t* tA = reinterpret_cast<const int8_t*>(sA) + (kt % kStages) * BM * kLds;
-    if constexpr (kHalfX) {
-      // Quantize the landed fp16 stage into the int8 tile: each thread its own chunks (8 channels ->
-      // 8 codes, two 32-bit words). Every thread left the previous tile's mma loop at the barrier
-      // above, so the int8 tile is free; the barrier below publishes it.
-      const unsigned char* st = sA + (kt % kStages) * BM * kLdh;
-#pragma unroll
-      for (int i = 0; i < A_CHUNKS; ++i) {
-        const uint4 raw = *reinterpret_cast<const uint4*>(st + a_row[i] * kLdh + a_kc[i] * 16);
-        *reinterpret_cast<uint2*>(sA8 + a_row[i] * kLds + a_kc[i] * 8) = quantize8(raw, a);
-      }
-      __syncthreads();
-      tA = sA8;
-    }
+    const int8_t* tA = sA + (kt % kStages) * BM * kLds;
     const int8_t* tB = sB + (kt % kStages) * BN * kLds;
 #pragma unroll
     for (int kk = 0; kk < kBK; kk += 32) {
@@ -443,14 +370,12 @@ using KernelFn = void (*)(Igemm8Args);
 struct Entry {
   const char* name;
   int bm, bn;
-  KernelFn fn;       // int8 X
-  KernelFn fn_half;  // fp16 X
-  KernelFn kernel(bool half_x) const { return half_x ? fn_half : fn; }
+  KernelFn fn;
 };
 
 template <int BM, int BN, int WM, int WN>
 Entry entry(const char* name) {
-  return {name, BM, BN, igemm_int8_kernel<BM, BN, WM, WN, false>, igemm_int8_kernel<BM, BN, WM, WN, true>};
+  return {name, BM, BN, igemm_int8_kernel<BM, BN, WM, WN>};
 }
 
 // The FP16 kernel's offered tile shapes (the same warp tiles: 4 warps, WM x WN each).
@@ -478,28 +403,25 @@ std::pair<const Entry*, int> parse(const std::string& tactic) {
   fail("unknown INT8 implicit-GEMM tactic '", tactic, "'");
 }
 
-// The 3-stage pipeline (int8 X: (BM + BN) rows of 80 bytes per stage; fp16 X: BM rows of 144 bytes and
-// BN of 80 per stage, plus the int8 A tile); the epilogue reuses it.
-size_t smem_bytes(const Entry& c, bool half_x) { return smem_of(c.bm, c.bn, half_x); }
+// The 3-stage pipeline: (BM + BN) rows of 80 bytes per stage; the epilogue reuses it.
+size_t smem_bytes(const Entry& c) { return static_cast<size_t>(kStages) * (c.bm + c.bn) * kLds; }
 
 int64_t tiles_of(const Entry& c, const ConvParams& p) {
   const int64_t M = static_cast<int64_t>(p.N) * p.OH * p.OW;
   return ((M + c.bm - 1) / c.bm) * ((p.K + c.bn - 1) / c.bn);
 }
 
-// Channels-last x whose pixels start on 16-byte boundaries (int8: stride % 16, fp16: stride % 8).
-bool applicable(const ConvParams& p, bool half_x) {
-  return p.group == 1 && p.C % 16 == 0 && p.xs[1] == 1 && p.xs[3] % (half_x ? 8 : 16) == 0;
-}
+// Channels-last x whose pixels start on 16-byte boundaries (pixel stride % 16).
+bool applicable(const ConvParams& p) { return p.group == 1 && p.C % 16 == 0 && p.xs[1] == 1 && p.xs[3] % 16 == 0; }
 
 }  // namespace
 
-std::vector<std::string> igemm_int8_tactics(const ConvParams& p, bool x_half) {
+std::vector<std::string> igemm_int8_tactics(const ConvParams& p) {
   std::vector<std::string> t;
-  if (!applicable(p, x_half)) return t;
+  if (!applicable(p)) return t;
   const int kt = (p.KH * p.KW * p.C + kBK - 1) / kBK;
   for (const Entry& e : entries()) {
-    if (smem_bytes(e, x_half) > kMaxSmem) continue;
+    if (smem_bytes(e) > kMaxSmem) continue;
     t.push_back(e.name);
     // Split-K only where the tiles cannot fill the GPU and each split keeps a few K steps.
     if (tiles_of(e, p) < 256)
@@ -520,72 +442,26 @@ int64_t igemm_int8_counters(const std::string& tactic, const ConvParams& p) {
   return splits == 1 ? 0 : tiles_of(*e, p);
 }
 
-void prepare_igemm_int8(const std::string& tactic, bool x_half) {
+void prepare_igemm_int8(const std::string& tactic) {
   static std::mutex mu;
-  static std::map<std::pair<std::string, bool>, bool> done;
+  static std::map<std::string, bool> done;
   const auto [e, splits] = parse(tactic);
   std::lock_guard<std::mutex> lock(mu);
-  if (done[{e->name, x_half}]) return;
-  const size_t smem = smem_bytes(*e, x_half);
+  if (done[e->name]) return;
+  const size_t smem = smem_bytes(*e);
   KESTREL_CHECK(smem <= kMaxSmem, "internal: ", tactic, " needs ", smem, " bytes of shared memory");
-  KCUDA(cudaFuncSetAttribute(e->kernel(x_half), cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  done[{e->name, x_half}] = true;
+  KCUDA(cudaFuncSetAttribute(e->fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  done[e->name] = true;
 }
 
-namespace {
-
-// The product rounding of an fp16 x: the low byte of fma(min(max(x, lo), hi), rs, 1.5 * 2^23) with
-// rs = int8_reciprocal(s), lo and hi the fp16 values nearest -128 s and 127 s. `ok` where that is the
-// contract's code of every fp16 value (NaN aside: the contract leaves it open; here it gives -128).
-// Exhaustive, memoized per scale.
-struct ProductRounding {
-  bool ok = false;
-  __half lo, hi;
-};
-
-ProductRounding product_rounding(float s) {
-  static std::mutex mu;
-  static std::map<float, ProductRounding> known;
-  std::lock_guard<std::mutex> lock(mu);
-  if (auto it = known.find(s); it != known.end()) return it->second;
-  ProductRounding pr;
-  pr.lo = __float2half_rn(-128.f * s);
-  pr.hi = __float2half_rn(127.f * s);
-  const float rs = int8_reciprocal(s), lo = __half2float(pr.lo), hi = __half2float(pr.hi);
-  pr.ok = std::isfinite(rs) && std::isfinite(lo) && std::isfinite(hi);
-  for (uint32_t h = 0; pr.ok && h < 65536; ++h) {
-    __half_raw raw;
-    raw.x = static_cast<unsigned short>(h);
-    const float v = __half2float(__half(raw));
-    if (std::isnan(v)) continue;
-    const float exact = std::clamp(std::nearbyint(v / s), -128.f, 127.f);
-    const float magic = std::fma(std::min(std::max(v, lo), hi), rs, 12582912.f);
-    uint32_t bits;
-    std::memcpy(&bits, &magic, 4);
-    pr.ok = static_cast<int8_t>(bits & 0xff) == static_cast<int>(exact);
-  }
-  known[s] = pr;
-  return pr;
-}
-
-void launch_igemm(const std::string& tactic, const ConvParams& p, const void* x, bool x_half, float x_scale,
-                  const int8_t* w, const Int8Epilogue& e, void* y, void* ws, int* counters, cudaStream_t stream) {
+void launch_conv_igemm_int8(const std::string& tactic, const ConvParams& p, const int8_t* x, const int8_t* w,
+                            const Int8Epilogue& e, void* y, void* ws, int* counters, cudaStream_t stream) {
   const auto [en, splits] = parse(tactic);
   auto aligned16 = [](const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
-  KESTREL_CHECK(applicable(p, x_half), "internal: ", tactic, " cannot run this convolution");
+  KESTREL_CHECK(applicable(p), "internal: ", tactic, " cannot run this convolution");
   KESTREL_CHECK(aligned16(x) && aligned16(w), "INT8 convolution input or weights are not 16-byte aligned");
-  KESTREL_CHECK(!x_half || (std::isfinite(x_scale) && x_scale > 0.f),
-                "internal: fp16 INT8 convolution input needs a positive x_scale");
   Igemm8Args a{};
   a.x = x;
-  a.x_scale = x_half ? x_scale : 0.f;
-  a.x_rcp = x_half ? int8_reciprocal(x_scale) : 0.f;
-  if (x_half) {
-    const ProductRounding pr = product_rounding(x_scale);
-    a.x_by_product = pr.ok;
-    a.x_lo = __half2half2(pr.lo);
-    a.x_hi = __half2half2(pr.hi);
-  }
   a.w = w;
   a.scale = e.scale;
   a.bias = e.bias;
@@ -621,28 +497,15 @@ void launch_igemm(const std::string& tactic, const ConvParams& p, const void* x,
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = smem_bytes(*en, x_half);
+  cfg.dynamicSmemBytes = smem_bytes(*en);
   cfg.stream = stream;
   cudaLaunchAttribute attr{};
   attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr.val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = &attr;
   cfg.numAttrs = pdl ? 1 : 0;
-  KCUDA(cudaLaunchKernelEx(&cfg, en->kernel(x_half), a));
+  KCUDA(cudaLaunchKernelEx(&cfg, en->fn, a));
   KLAUNCH("conv_igemm_int8");
-}
-
-}  // namespace
-
-void launch_conv_igemm_int8(const std::string& tactic, const ConvParams& p, const int8_t* x, const int8_t* w,
-                            const Int8Epilogue& e, void* y, void* ws, int* counters, cudaStream_t stream) {
-  launch_igemm(tactic, p, x, false, 0.f, w, e, y, ws, counters, stream);
-}
-
-void launch_conv_igemm_int8(const std::string& tactic, const ConvParams& p, const __half* x, float x_scale,
-                            const int8_t* w, const Int8Epilogue& e, void* y, void* ws, int* counters,
-                            cudaStream_t stream) {
-  launch_igemm(tactic, p, x, true, x_scale, w, e, y, ws, counters, stream);
 }
 
 }  // namespace kestrel::cuda

@@ -1,7 +1,7 @@
 // The reference INT8 convolution: one thread per output element, any group and channel count, any
-// strides, on int8 codes or on an fp16 input quantized element by element (the IEEE division itself).
-// Exact int32 accumulation, then the contract's epilogue (include/kestrel/quant.h) with the accurate
-// activation functions, so the tensor-core tactics are validated against the contract itself.
+// strides, on int8 codes. Exact int32 accumulation, then the contract's epilogue (include/kestrel/quant.h)
+// with the accurate activation functions, so the tensor-core tactics are validated against the
+// contract itself.
 #include "backend/cuda/check.h"
 #include "backend/cuda/device_common.cuh"
 #include "backend/cuda/int8_kernels.h"
@@ -10,12 +10,7 @@ namespace kestrel::cuda {
 
 namespace {
 
-// The int8 code of an input element: int8 x is the code; fp16 x is quantized as the contract says.
-__device__ __forceinline__ int x_code(int8_t v, float) { return v; }
-__device__ __forceinline__ int x_code(__half v, float x_scale) { return int8_code_exact(__half2float(v), x_scale); }
-
-template <typename TX>
-__global__ void conv_int8_direct_kernel(const __grid_constant__ ConvParams p, const TX* __restrict__ x, float x_scale,
+__global__ void conv_int8_direct_kernel(const __grid_constant__ ConvParams p, const int8_t* __restrict__ x,
                                         const int8_t* __restrict__ w, const float* __restrict__ scale,
                                         const float* __restrict__ bias, const __half* __restrict__ r, float out_scale,
                                         void* __restrict__ y) {
@@ -38,9 +33,9 @@ __global__ void conv_int8_direct_kernel(const __grid_constant__ ConvParams p, co
     for (int kx = 0; kx < p.KW; ++kx) {
       const int ix = ox * p.sw - p.pw + kx * p.dw;
       if (ix < 0 || ix >= p.W) continue;
-      const TX* xp = x + n * p.xs[0] + iy * p.xs[2] + ix * p.xs[3] + (long long)g * cg * p.xs[1];
+      const int8_t* xp = x + n * p.xs[0] + iy * p.xs[2] + ix * p.xs[3] + (long long)g * cg * p.xs[1];
       const int8_t* wp = wk + (ky * p.KW + kx) * cg;
-      for (int c = 0; c < cg; ++c) acc += x_code(xp[c * p.xs[1]], x_scale) * static_cast<int>(wp[c]);
+      for (int c = 0; c < cg; ++c) acc += static_cast<int>(xp[c * p.xs[1]]) * static_cast<int>(wp[c]);
     }
   }
   float v = fmaf(__int2float_rn(acc), scale[k], bias ? bias[k] : 0.f);
@@ -54,27 +49,16 @@ __global__ void conv_int8_direct_kernel(const __grid_constant__ ConvParams p, co
     static_cast<__half*>(y)[yo] = h;
 }
 
-template <typename TX>
-void launch_direct(const ConvParams& p, const TX* x, float x_scale, const int8_t* w, const Int8Epilogue& e, void* y,
-                   cudaStream_t stream) {
-  const long long total = (long long)p.N * p.K * p.OH * p.OW;
-  if (total == 0) return;
-  constexpr int kThreads = 256;
-  conv_int8_direct_kernel<<<blocks_for(total, kThreads), kThreads, 0, stream>>>(p, x, x_scale, w, e.scale, e.bias, e.r,
-                                                                                e.out_scale, y);
-  KLAUNCH("conv_int8_direct");
-}
-
 }  // namespace
 
 void launch_conv_int8_direct(const ConvParams& p, const int8_t* x, const int8_t* w, const Int8Epilogue& e, void* y,
                              cudaStream_t stream) {
-  launch_direct(p, x, 0.f, w, e, y, stream);
-}
-
-void launch_conv_int8_direct(const ConvParams& p, const __half* x, float x_scale, const int8_t* w,
-                             const Int8Epilogue& e, void* y, cudaStream_t stream) {
-  launch_direct(p, x, x_scale, w, e, y, stream);
+  const long long total = (long long)p.N * p.K * p.OH * p.OW;
+  if (total == 0) return;
+  constexpr int kThreads = 256;
+  conv_int8_direct_kernel<<<blocks_for(total, kThreads), kThreads, 0, stream>>>(p, x, w, e.scale, e.bias, e.r,
+                                                                                e.out_scale, y);
+  KLAUNCH("conv_int8_direct");
 }
 
 }  // namespace kestrel::cuda

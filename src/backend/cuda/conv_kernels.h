@@ -9,6 +9,10 @@
 
 namespace kestrel::cuda {
 
+// Activations of fused layers (attr "activation", ConvParams::act); the CPU reference uses the same
+// formulas (device_common.cuh).
+enum Act : int { kActNone = 0, kActRelu, kActLeaky, kActSigmoid, kActSilu, kActHardSwish, kActHardSigmoid, kActTanh };
+
 struct ConvParams {
   int N, C, H, W, K, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, group;
   long long xs[4], ys[4], rs[4];  // element strides of x, y, residual as [n, c, h, w]

@@ -1,8 +1,10 @@
 #pragma once
-// cuDNN's graph (backend) API for one FP16 convolution: the execution plans of the engine configs its
-// heuristics rank first. The legacy cudnnConvolutionForward algorithms reach only a few of cuDNN's
-// engines; on an H200 the ones the heuristics pick (Hopper tensor-core kernels) ran YOLO's 3x3
-// convolutions 2-3x faster (torch's aten.convolution times in bench/RESULTS.md).
+// cuDNN's graph (backend) API: convolutions as operation graphs, run by the execution plans of the
+// engine configs its heuristics rank first. The legacy cudnnConvolutionForward algorithms reach only a
+// few of cuDNN's engines; on an H200 the ones the heuristics pick (Hopper tensor-core kernels) ran
+// YOLO's 3x3 convolutions 2-3x faster (torch's aten.convolution times in bench/RESULTS.md), and INT8
+// convolutions exist only here, as run-time compiled kernels with the epilogue fused
+// (bench/cudnn_int8_probe.cpp).
 #include <cudnn.h>
 
 #include <cstdint>
@@ -12,26 +14,79 @@
 
 namespace kestrel::cuda {
 
+// One operation graph and the plans of its heuristics' engine configs. Build the graph (tensors, ops),
+// then finalize(); plans are numbered in heuristic order among the configs the filter keeps.
+class CudnnGraph {
+ public:
+  using Desc = cudnnBackendDescriptor_t;
+  CudnnGraph() = default;
+  ~CudnnGraph();
+  CudnnGraph(const CudnnGraph&) = delete;
+  CudnnGraph& operator=(const CudnnGraph&) = delete;
+
+  // A rank-4 tensor [N, C, H, W] with the given element strides; 16-byte aligned data.
+  Desc tensor(int64_t uid, cudnnDataType_t dt, const int64_t (&dims)[4], const int64_t (&strides)[4],
+              bool is_virtual = false);
+  // y = conv(x, w) with p's window (symmetric padding, group 1), accumulated in `compute`.
+  void conv(const ConvParams& p, Desc x, Desc w, Desc y, cudnnDataType_t compute);
+  // y = mode(x[, b]) computed in float (b broadcasts, e.g. a per-channel [1, K, 1, 1] tensor).
+  void pointwise(cudnnPointwiseMode_t mode, Desc x, Desc b, Desc y);
+
+  // Keeps at most max_plans engine configs, skipping nondeterministic and reduced-precision engines,
+  // and run-time compiled ones unless allowed. Eager: finalizes each plan now and keeps only those
+  // that finalize with at most ws_limit bytes of workspace. Lazy: build(i) finalizes plan i on first
+  // use (run-time compiled engines compile there: 20-400 ms each). Throws kestrel::Error on failure.
+  void finalize(cudnnHandle_t h, int max_plans, int64_t ws_limit, bool runtime_compiled, bool eager);
+  int plans() const { return static_cast<int>(cfgs_.size()); }
+  // Finalizes plan i if it is not yet; throws kestrel::Error when it cannot be built or needs more
+  // than the workspace limit.
+  void build(int i, cudnnHandle_t h);
+  int64_t workspace(int i) const;
+  // Runs plan i (built) on the handle's stream; ptrs[j] is the data of tensor uids[j], all 16-byte
+  // aligned.
+  void execute(int i, cudnnHandle_t h, const int64_t* uids, void* const* ptrs, int n, void* ws) const;
+
+ private:
+  Desc make(cudnnBackendDescriptorType_t t);
+  std::vector<Desc> owned_, ops_;
+  std::vector<Desc> cfgs_, plans_;  // plans_[i] null until built
+  std::vector<int64_t> ws_;
+  int64_t ws_limit_ = 0;
+};
+
+// One FP16 convolution: x the NHWC view of p (strides p.xs), w OHWI dense, y dense NHWC
+// [N, K, OH, OW]; FP32 compute. Up to max_plans precompiled (not run-time compiled) plans, built now.
 class CudnnBeConv {
  public:
-  // x: the NHWC view of p (strides p.xs), w: OHWI dense, y: dense NHWC [N, K, OH, OW]; FP16 data,
-  // FP32 compute; symmetric padding, group 1. Keeps at most max_plans plans (heuristic order),
-  // skipping engines that compile at run time, are nondeterministic or reduce in reduced precision,
-  // or need more than ws_limit bytes of workspace. Throws kestrel::Error on a cuDNN failure.
   CudnnBeConv(const ConvParams& p, cudnnHandle_t h, int max_plans, int64_t ws_limit);
-  ~CudnnBeConv();
-  CudnnBeConv(const CudnnBeConv&) = delete;
-  CudnnBeConv& operator=(const CudnnBeConv&) = delete;
-
-  int plans() const { return static_cast<int>(plans_.size()); }
-  int64_t workspace(int i) const { return ws_.at(i); }
-  // Pointers 16-byte aligned (the tensors are declared so); enqueued on the handle's stream.
+  int plans() const { return g_.plans(); }
+  int64_t workspace(int i) const { return g_.workspace(i); }
   void execute(int i, cudnnHandle_t h, const void* x, const void* w, void* y, void* ws) const;
 
  private:
-  std::vector<cudnnBackendDescriptor_t> owned_;
-  std::vector<cudnnBackendDescriptor_t> plans_;
-  std::vector<int64_t> ws_;
+  CudnnGraph g_;
+};
+
+// One INT8 convolution with the ConvInt8 epilogue fused as pointwise nodes (run-time compiled
+// engines): y = act(conv(x, w) * scale + bias) + r, written as fp16 or as int8 codes of y / out_scale
+// (cuDNN's float -> int8 conversion rounds to nearest and saturates; the builder validates the plans
+// against the reference kernel). x int8 with strides p.xs, w int8 OHWI, scale and bias float32 [K],
+// r fp16 with strides p.rs, y with strides p.ys. act: kActNone, kActRelu or kActSilu (supports()).
+class CudnnInt8Conv {
+ public:
+  static bool supports(const ConvParams& p);
+  CudnnInt8Conv(const ConvParams& p, cudnnHandle_t h, bool has_bias, bool has_res, bool int8_out, int max_plans,
+                int64_t ws_limit);
+  int plans() const { return g_.plans(); }
+  void build(int i, cudnnHandle_t h) { g_.build(i, h); }
+  int64_t workspace(int i) const { return g_.workspace(i); }
+  // inv_out_scale: device float 1 / out_scale (int8 output only).
+  void execute(int i, cudnnHandle_t h, const void* x, const void* w, const float* scale, const float* bias,
+               const void* r, const float* inv_out_scale, void* y, void* ws) const;
+
+ private:
+  CudnnGraph g_;
+  bool has_bias_, has_res_, int8_out_;
 };
 
 }  // namespace kestrel::cuda

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "backend/cuda/conv_kernels.h"
 #include "backend/cuda/layer.h"
 #include "backend/cuda/strided.h"
 
@@ -48,8 +49,6 @@ template <typename T> __device__ __forceinline__ T from_f(float v);
 template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
 template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
 
-// Activations of fused layers (attr "activation"); the CPU reference uses the same formulas.
-enum Act : int { kActNone = 0, kActRelu, kActLeaky, kActSigmoid, kActSilu, kActHardSwish, kActHardSigmoid, kActTanh };
 
 __device__ __forceinline__ float sigmoidf_(float v) { return 1.f / (1.f + __expf(-v)); }
 // Accurate variant for FP32 engines (the CPU reference uses std::exp).

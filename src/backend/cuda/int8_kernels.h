@@ -39,37 +39,29 @@ void launch_quantize_int8(const void* x, bool x_half, const long long (&xs)[4], 
 // Reference: one thread per output element, any group, any channel count.
 void launch_conv_int8_direct(const ConvParams& p, const int8_t* x, const int8_t* w, const Int8Epilogue& e, void* y,
                              cudaStream_t stream);
-// The same on an fp16 x (same strides), each value quantized as it is read: int8_code(x, x_scale), the
-// codes a QuantizeInt8 in front of it would have written (zero padding is code 0).
-void launch_conv_int8_direct(const ConvParams& p, const __half* x, float x_scale, const int8_t* w,
-                             const Int8Epilogue& e, void* y, cudaStream_t stream);
 
 // Tensor cores (mma.sync m16n8k32 s8.s8.s32): group 1, C % 16 == 0, x channels-last with pixel stride
 // % 16 == 0, x and w 16-byte aligned; y and r channels-last with any pixel stride (16-byte stores when
 // K, the strides and the pointers allow, element stores otherwise). igemm_int8_tactics returns none for
 // a problem the kernel cannot run.
-// x_half: x is fp16 channels-last (pixel stride % 8 == 0, 16-byte aligned), quantized with x_scale as
-// each tile is loaded; the same tactic names, each a kernel of its own (prepare_igemm_int8 per kind).
-std::vector<std::string> igemm_int8_tactics(const ConvParams& p, bool x_half = false);
+std::vector<std::string> igemm_int8_tactics(const ConvParams& p);
 int64_t igemm_int8_scratch_bytes(const std::string& tactic, const ConvParams& p);  // split-K partials
 int64_t igemm_int8_counters(const std::string& tactic, const ConvParams& p);       // ints, zeroed once
-void prepare_igemm_int8(const std::string& tactic, bool x_half = false);
+void prepare_igemm_int8(const std::string& tactic);
 void launch_conv_igemm_int8(const std::string& tactic, const ConvParams& p, const int8_t* x, const int8_t* w,
                             const Int8Epilogue& e, void* y, void* ws, int* counters, cudaStream_t stream);
-void launch_conv_igemm_int8(const std::string& tactic, const ConvParams& p, const __half* x, float x_scale,
-                            const int8_t* w, const Int8Epilogue& e, void* y, void* ws, int* counters,
-                            cudaStream_t stream);
 
 // The first convolution (conv_stem_int8.cu): float32 x in any layout quantized as it is read
-// (x_scale), weights OHWI int8, all K outputs of a pixel per thread; K of 16, 32 or 64, at most
-// kStemInt8MaxTaps taps (exact float sums) and 48 KB of weights in shared memory, no residual; y
-// channels-last with 16-byte aligned pixels (fp16, or int8 with e.out_scale).
+// (x_scale; or, quantize_x false, used as it is: int8 weights on the float image), weights OHWI int8,
+// all K outputs of a pixel per thread; K of 16, 32 or 64, at most kStemInt8MaxTaps taps (exact float
+// sums) and 48 KB of weights in shared memory, no residual; y channels-last with 16-byte aligned pixels
+// (fp16, or int8 with e.out_scale).
 constexpr int kStemInt8MaxTaps = 1024;
 constexpr int kStemInt8MaxWeightBytes = 48 * 1024;
 bool conv_stem_int8_supports(int C, int K, int KH, int KW, int group);  // the builder asks before lowering
 bool conv_stem_int8_supports(const ConvParams& p);
 void launch_conv_stem_int8(const ConvParams& p, const float* x, float x_scale, const int8_t* w, const Int8Epilogue& e,
-                           void* y, cudaStream_t stream);
+                           void* y, bool quantize_x, cudaStream_t stream);
 
 // 1 / s for int8_code: rounded to float, or NaN (always the exact division) where it is not a normal
 // float and the error bound below would not hold.

@@ -64,6 +64,9 @@ class Layer {
   // Prepares a tactic (throws kestrel::Error when it cannot run this layer).
   virtual void set_tactic(const std::string& tactic, Handles&);
   virtual int64_t scratch_bytes() const { return 0; }
+  // Whether a tactic leaves out a quantization the reference applies (an INT8 layer run one step above
+  // INT8 where that is faster): the builder then validates it with the quantization error's tolerance.
+  virtual bool skips_quantization(const std::string& /*tactic*/) const { return false; }
   virtual void enqueue(const LayerIO& io, cudaStream_t stream, Handles& h) = 0;
   const LayerSpec& spec() const { return spec_; }
   const std::string& tactic() const { return tactic_; }

@@ -38,19 +38,26 @@ __global__ void quantize_kernel(const __grid_constant__ QuantGeom g, const T* __
 }
 
 // Eight channels per thread: x's channel stride 1, the other strides and C multiples of 8, x 16-byte
-// and y 8-byte aligned (checked by the launcher).
+// and y 8-byte aligned, fewer than 2^31 groups of eight (checked by the launcher). Index math in 32
+// bits, and none per pixel where x's pixels are evenly spaced (a dense tensor or a channel slice of
+// one): 64-bit divisions made this pass 3x slower than its memory traffic.
 __global__ void quantize_vec8_kernel(const __grid_constant__ QuantGeom g, const __half* __restrict__ x,
-                                     int8_t* __restrict__ y) {
-  const int c8s = g.C / 8;
-  const long long total = (long long)g.N * g.H * g.W * c8s;
-  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+                                     int8_t* __restrict__ y, bool flat) {
+  const unsigned c8s = static_cast<unsigned>(g.C) / 8;
+  const unsigned total = static_cast<unsigned>(g.N) * g.H * g.W * c8s;
+  const unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= total) return;
-  const int c = static_cast<int>(i % c8s) * 8;
-  const long long pix = i / c8s;
-  const int w = static_cast<int>(pix % g.W);
-  const long long t = pix / g.W;
-  const int h = static_cast<int>(t % g.H), n = static_cast<int>(t / g.H);
-  const uint4 raw = __ldg(reinterpret_cast<const uint4*>(x + n * g.xs[0] + c + h * g.xs[2] + w * g.xs[3]));
+  const unsigned pix = i / c8s;
+  const unsigned c = (i - pix * c8s) * 8;
+  long long xo;
+  if (flat) {
+    xo = pix * g.xs[3] + c;
+  } else {
+    const unsigned w = pix % g.W, t = pix / g.W;
+    const unsigned h = t % g.H, n = t / g.H;
+    xo = n * g.xs[0] + c + h * g.xs[2] + w * g.xs[3];
+  }
+  const uint4 raw = __ldg(reinterpret_cast<const uint4*>(x + xo));
   const __half2* hv = reinterpret_cast<const __half2*>(&raw);
   unsigned word[2] = {0u, 0u};
 #pragma unroll
@@ -77,9 +84,11 @@ void launch_quantize_int8(const void* x, bool x_half, const long long (&xs)[4], 
   g.rcp = int8_reciprocal(scale);
   constexpr int kThreads = 256;
   const bool vec = x_half && xs[1] == 1 && C % 8 == 0 && xs[0] % 8 == 0 && xs[2] % 8 == 0 && xs[3] % 8 == 0 &&
-                   reinterpret_cast<uintptr_t>(x) % 16 == 0 && ldy % 8 == 0 && reinterpret_cast<uintptr_t>(y) % 8 == 0;
+                   reinterpret_cast<uintptr_t>(x) % 16 == 0 && ldy % 8 == 0 && reinterpret_cast<uintptr_t>(y) % 8 == 0 &&
+                   total / 8 < (1ll << 31);
   if (vec) {
-    quantize_vec8_kernel<<<blocks_for(total / 8, kThreads), kThreads, 0, stream>>>(g, static_cast<const __half*>(x), y);
+    const bool flat = xs[2] == W * xs[3] && xs[0] == H * xs[2];
+    quantize_vec8_kernel<<<blocks_for(total / 8, kThreads), kThreads, 0, stream>>>(g, static_cast<const __half*>(x), y, flat);
   } else if (x_half) {
     quantize_kernel<<<blocks_for(total, kThreads), kThreads, 0, stream>>>(g, static_cast<const __half*>(x), y);
   } else {
