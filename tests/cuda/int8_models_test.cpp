@@ -95,7 +95,7 @@ TEST_P(Int8Model, MatchesSimulation) {
     // L2 error grows towards sqrt(d * step) layer by layer. Seeds: the tensor-core epilogue's
     // tanh.approx SiLU, CUDA's expf vs glibc's, and (YOLO11's attention) row-major tensors the GPU keeps
     // in FP32 where the simulation rounds them to fp16, cuDNN's epilogue rounding where the builder
-    // picks its INT8 plans. Measured on an H200: GPU vs simulation 0.029-0.058 (reference kernels
+    // picks its INT8 plans. Measured on an H200: GPU vs simulation 0.026-0.049 (reference kernels
     // 0.022-0.043) where the quantization error itself is 0.076-0.194,
     // and the GPU as far from FP32 as the simulation (0.95-1.06x). The mAP of both is in
     // bench/RESULTS.md.
@@ -123,7 +123,7 @@ TEST_P(Int8Model, MatchesSimulation) {
   // Both engines quantize with the same scales, but this one (default precision constraints) may run a
   // layer above INT8 (the stem on the float image) and each build times its own tactics (cuDNN's
   // epilogue rounding or ours): int8 codes flip as above, as far apart as the GPU and the simulation
-  // (0.03-0.06 on an H200). Scales not honoured would differ by the quantization error itself; a layer
+  // (0.041-0.046 on an H200). Scales not honoured would differ by the quantization error itself; a layer
   // above INT8 must not take the result further from FP32.
   const HostTensor f = cpu->infer(x);
   const double sim_vs_fp32 = quant::output_error(sim.run({x})[0], f);
