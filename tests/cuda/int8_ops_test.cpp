@@ -139,6 +139,7 @@ const std::vector<QuantCase>& quant_cases() {
       {"f16_every_value_vec_s0173", DType::F16, {1, 8, 64, 128}, true, 8, 8, 0.0173f, true},
       {"f16_every_value_vec_s4_127", DType::F16, {1, 8, 64, 128}, true, 8, 8, 4.f / 127.f, true},
       {"f16_every_value_vec_s05", DType::F16, {1, 8, 64, 128}, true, 8, 8, 0.5f, true},
+      {"f16_every_value_vec16_s0173", DType::F16, {1, 16, 64, 64}, true, 16, 16, 0.0173f, true},
       {"f16_every_value_nchw_s1_3", DType::F16, {1, 8, 64, 128}, false, 0, 8, 1.f / 3.f, true},
       {"f16_every_value_nchw_s1e3", DType::F16, {1, 8, 64, 128}, false, 0, 8, 1e-3f, true},
   };

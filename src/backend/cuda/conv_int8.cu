@@ -196,9 +196,12 @@ class ConvInt8Layer : public Layer {
     }();
     return !off && igemm_ok_ && symmetric_pads_ && CudnnInt8Conv::supports(p_);
   }
+  // cuDNN's first three heuristic plans are candidates: each compiles at build time (20-400 ms); six
+  // made yolov8n at batch 32 0.3% faster (bench/RESULTS.md, v8).
+  static constexpr int kCudnnPlans = 3;
   void make_cudnn(Handles& h) {
     if (!cudnn_)
-      cudnn_ = std::make_unique<CudnnInt8Conv>(p_, h.cudnn, has_bias_, has_res_, out_scale_ > 0.f, 3, int64_t{1} << 30);
+      cudnn_ = std::make_unique<CudnnInt8Conv>(p_, h.cudnn, has_bias_, has_res_, out_scale_ > 0.f, kCudnnPlans, int64_t{1} << 30);
   }
 
   ConvParams p_;

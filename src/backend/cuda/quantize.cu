@@ -3,8 +3,8 @@
 // q = clamp(rint(x / scale), -128, 127) exactly as the contract in include/kestrel/quant.h says
 // (int8_code in int8_kernels.h: the IEEE quotient's rounding without a division per element).
 //   generic   one thread per output element, channel fastest (coalesced int8 stores)
-//   vec8      fp16 channels-last source with 8-aligned channel counts and strides: 8 channels per
-//             thread, one 16-byte load and one 8-byte store (the common case inside a network)
+//   vec       fp16 channels-last source with 8-aligned channel counts and strides: 16 (or 8) channels
+//             per thread, 16-byte loads and one 16- (8-) byte store (the common case inside a network)
 #include <cmath>
 
 #include "backend/cuda/check.h"
@@ -37,18 +37,20 @@ __global__ void quantize_kernel(const __grid_constant__ QuantGeom g, const T* __
   y[pix * g.ldy + c] = int8_code(v, g.scale, g.rcp);
 }
 
-// Eight channels per thread: x's channel stride 1, the other strides and C multiples of 8, x 16-byte
-// and y 8-byte aligned, fewer than 2^31 groups of eight (checked by the launcher). Index math in 32
+// V (8 or 16) channels per thread: x's channel stride 1, the other strides multiples of 8 and C of V,
+// x 16-byte and y V-byte aligned, fewer than 2^31 groups (checked by the launcher). Index math in 32
 // bits, and none per pixel where x's pixels are evenly spaced (a dense tensor or a channel slice of
-// one): 64-bit divisions made this pass 3x slower than its memory traffic.
-__global__ void quantize_vec8_kernel(const __grid_constant__ QuantGeom g, const __half* __restrict__ x,
-                                     int8_t* __restrict__ y, bool flat) {
-  const unsigned c8s = static_cast<unsigned>(g.C) / 8;
-  const unsigned total = static_cast<unsigned>(g.N) * g.H * g.W * c8s;
+// one): 64-bit divisions made this pass 3x slower than its memory traffic. Sixteen channels per
+// thread (two 16-byte loads, one 16-byte store) keep more bytes in flight where C allows.
+template <int V>
+__global__ void quantize_vec_kernel(const __grid_constant__ QuantGeom g, const __half* __restrict__ x,
+                                    int8_t* __restrict__ y, bool flat) {
+  const unsigned cvs = static_cast<unsigned>(g.C) / V;
+  const unsigned total = static_cast<unsigned>(g.N) * g.H * g.W * cvs;
   const unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= total) return;
-  const unsigned pix = i / c8s;
-  const unsigned c = (i - pix * c8s) * 8;
+  const unsigned pix = i / cvs;
+  const unsigned c = (i - pix * cvs) * V;
   long long xo;
   if (flat) {
     xo = pix * g.xs[3] + c;
@@ -57,17 +59,23 @@ __global__ void quantize_vec8_kernel(const __grid_constant__ QuantGeom g, const 
     const unsigned h = t % g.H, n = t / g.H;
     xo = n * g.xs[0] + c + h * g.xs[2] + w * g.xs[3];
   }
-  const uint4 raw = __ldg(reinterpret_cast<const uint4*>(x + xo));
-  const __half2* hv = reinterpret_cast<const __half2*>(&raw);
-  unsigned word[2] = {0u, 0u};
+  uint4 raw[V / 8];
 #pragma unroll
-  for (int e = 0; e < 4; ++e) {
+  for (int r = 0; r < V / 8; ++r) raw[r] = __ldg(reinterpret_cast<const uint4*>(x + xo) + r);
+  const __half2* hv = reinterpret_cast<const __half2*>(raw);
+  unsigned word[V / 4] = {};
+#pragma unroll
+  for (int e = 0; e < V / 2; ++e) {
     const float2 f = __half22float2(hv[e]);
     const unsigned lo = static_cast<uint8_t>(int8_code(f.x, g.scale, g.rcp));
     const unsigned hi = static_cast<uint8_t>(int8_code(f.y, g.scale, g.rcp));
     word[e / 2] |= (lo | (hi << 8)) << ((e % 2) * 16);
   }
-  *reinterpret_cast<uint2*>(y + pix * g.ldy + c) = make_uint2(word[0], word[1]);
+  int8_t* out = y + pix * g.ldy + c;
+  if constexpr (V == 16)
+    *reinterpret_cast<uint4*>(out) = make_uint4(word[0], word[1], word[2], word[3]);
+  else
+    *reinterpret_cast<uint2*>(out) = make_uint2(word[0], word[1]);
 }
 
 }  // namespace
@@ -88,7 +96,11 @@ void launch_quantize_int8(const void* x, bool x_half, const long long (&xs)[4], 
                    total / 8 < (1ll << 31);
   if (vec) {
     const bool flat = xs[2] == W * xs[3] && xs[0] == H * xs[2];
-    quantize_vec8_kernel<<<blocks_for(total / 8, kThreads), kThreads, 0, stream>>>(g, static_cast<const __half*>(x), y, flat);
+    const auto* xh = static_cast<const __half*>(x);
+    if (C % 16 == 0 && ldy % 16 == 0 && reinterpret_cast<uintptr_t>(y) % 16 == 0)
+      quantize_vec_kernel<16><<<blocks_for(total / 16, kThreads), kThreads, 0, stream>>>(g, xh, y, flat);
+    else
+      quantize_vec_kernel<8><<<blocks_for(total / 8, kThreads), kThreads, 0, stream>>>(g, xh, y, flat);
   } else if (x_half) {
     quantize_kernel<<<blocks_for(total, kThreads), kThreads, 0, stream>>>(g, static_cast<const __half*>(x), y);
   } else {
