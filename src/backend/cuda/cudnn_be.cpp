@@ -1,8 +1,10 @@
 #include "backend/cuda/cudnn_be.h"
 
 #include <cstdint>
+#include <sstream>
 
 #include "backend/cuda/check.h"
+#include "backend/cuda/cudnn_plan_cache.h"
 
 namespace kestrel::cuda {
 
@@ -72,6 +74,11 @@ CudnnGraph::Desc CudnnGraph::tensor(int64_t uid, cudnnDataType_t dt, const int64
     KCUDNN(cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &v));
   }
   KCUDNN(cudnnBackendFinalize(t));
+  uid_[t] = uid;
+  std::ostringstream os;
+  os << "T" << uid << ":" << static_cast<int>(dt) << (is_virtual ? "v" : "") << "[" << dims[0] << "," << dims[1] << ","
+     << dims[2] << "," << dims[3] << "/" << strides[0] << "," << strides[1] << "," << strides[2] << "," << strides[3] << "] ";
+  sig_ += os.str();
   return t;
 }
 
@@ -99,6 +106,10 @@ void CudnnGraph::conv(const ConvParams& p, Desc x, Desc w, Desc y, cudnnDataType
   KCUDNN(cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, 1, &beta));
   KCUDNN(cudnnBackendFinalize(op));
   ops_.push_back(op);
+  std::ostringstream os;
+  os << "conv(" << uid_[x] << "," << uid_[w] << "->" << uid_[y] << " c" << static_cast<int>(compute) << " p" << p.ph << ","
+     << p.pw << " s" << p.sh << "," << p.sw << " d" << p.dh << "," << p.dw << ") ";
+  sig_ += os.str();
 }
 
 void CudnnGraph::pointwise(cudnnPointwiseMode_t mode, Desc x, Desc b, Desc y) {
@@ -118,10 +129,14 @@ void CudnnGraph::pointwise(cudnnPointwiseMode_t mode, Desc x, Desc b, Desc y) {
   KCUDNN(cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y));
   KCUDNN(cudnnBackendFinalize(op));
   ops_.push_back(op);
+  std::ostringstream os;
+  os << "pw" << static_cast<int>(mode) << "(" << uid_[x] << "," << (b ? uid_[b] : -1) << "->" << uid_[y] << ") ";
+  sig_ += os.str();
 }
 
 void CudnnGraph::finalize(cudnnHandle_t h, int max_plans, int64_t ws_limit, bool runtime_compiled, bool eager) {
   ws_limit_ = ws_limit;
+  cache_plans_ = runtime_compiled;
   Desc graph = make(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
   KCUDNN(cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
                                   static_cast<int64_t>(ops_.size()), ops_.data()));
@@ -164,10 +179,36 @@ void CudnnGraph::finalize(cudnnHandle_t h, int max_plans, int64_t ws_limit, bool
 void CudnnGraph::build(int i, cudnnHandle_t h) {
   KESTREL_CHECK(i >= 0 && i < plans(), "internal: cuDNN plan ", i, " of ", plans());
   if (plans_[i]) return;
-  Desc plan = make(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
-  (void)cudnnBackendSetAttribute(plan, kAttrPlanHandle, CUDNN_TYPE_HANDLE, 1, &h);
-  KCUDNN(cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfgs_[i]));
-  KCUDNN(cudnnBackendFinalize(plan));
+  const std::string key = sig_ + "| plan " + std::to_string(i);
+  Desc plan = nullptr;
+  if (cache_plans_) {
+    if (const std::optional<std::string> json = load_cudnn_plan(key)) {
+      Desc restored = make(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+      (void)cudnnBackendSetAttribute(restored, kAttrPlanHandle, CUDNN_TYPE_HANDLE, 1, &h);
+      if (cudnnBackendSetAttribute(restored, CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION, CUDNN_TYPE_CHAR,
+                                   static_cast<int64_t>(json->size()), json->data()) == CUDNN_STATUS_SUCCESS &&
+          cudnnBackendFinalize(restored) == CUDNN_STATUS_SUCCESS)
+        plan = restored;  // else a stale entry: compile below and overwrite it
+    }
+  }
+  if (!plan) {
+    plan = make(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+    (void)cudnnBackendSetAttribute(plan, kAttrPlanHandle, CUDNN_TYPE_HANDLE, 1, &h);
+    KCUDNN(cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfgs_[i]));
+    KCUDNN(cudnnBackendFinalize(plan));
+    int64_t n = 0;
+    if (cache_plans_ && cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION, CUDNN_TYPE_CHAR, 0, &n,
+                                                 nullptr) == CUDNN_STATUS_SUCCESS &&
+        n > 0) {
+      std::string json(static_cast<size_t>(n), '\0');
+      if (cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION, CUDNN_TYPE_CHAR, n, &n,
+                                   json.data()) == CUDNN_STATUS_SUCCESS) {
+        json.resize(static_cast<size_t>(n));
+        while (!json.empty() && json.back() == '\0') json.pop_back();
+        store_cudnn_plan(key, json);
+      }
+    }
+  }
   int64_t wsb = 0, nw = 0;
   KCUDNN(cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &nw, &wsb));
   KESTREL_CHECK(wsb >= 0 && wsb <= ws_limit_, "cuDNN plan ", i, " needs ", wsb, " bytes of workspace (limit ", ws_limit_, ")");

@@ -8,6 +8,8 @@
 #include <cudnn.h>
 
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "backend/cuda/conv_kernels.h"
@@ -35,7 +37,8 @@ class CudnnGraph {
   // Keeps at most max_plans engine configs, skipping nondeterministic and reduced-precision engines,
   // and run-time compiled ones unless allowed. Eager: finalizes each plan now and keeps only those
   // that finalize with at most ws_limit bytes of workspace. Lazy: build(i) finalizes plan i on first
-  // use (run-time compiled engines compile there: 20-400 ms each). Throws kestrel::Error on failure.
+  // use (run-time compiled engines compile there: 20-400 ms each, or restore the plan from
+  // cudnn_plan_cache.h's disk cache). Throws kestrel::Error on failure.
   void finalize(cudnnHandle_t h, int max_plans, int64_t ws_limit, bool runtime_compiled, bool eager);
   int plans() const { return static_cast<int>(cfgs_.size()); }
   // Finalizes plan i if it is not yet; throws kestrel::Error when it cannot be built or needs more
@@ -49,6 +52,9 @@ class CudnnGraph {
  private:
   Desc make(cudnnBackendDescriptorType_t t);
   std::vector<Desc> owned_, ops_;
+  std::map<Desc, int64_t> uid_;  // tensor descriptor -> its uid, for the signature
+  std::string sig_;               // the graph as text: the plan cache's key
+  bool cache_plans_ = false;      // run-time compiled plans go through the disk cache
   std::vector<Desc> cfgs_, plans_;  // plans_[i] null until built
   std::vector<int64_t> ws_;
   int64_t ws_limit_ = 0;

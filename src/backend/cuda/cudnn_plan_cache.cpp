@@ -1,0 +1,88 @@
+#include "backend/cuda/cudnn_plan_cache.h"
+
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+#include <unistd.h>
+
+#include "runtime/plan.h"
+
+namespace kestrel::cuda {
+
+namespace {
+
+std::filesystem::path cache_dir() {
+  if (const char* e = std::getenv("KESTREL_CUDNN_CACHE"); e && *e) {
+    if (std::string(e) == "off") return {};
+    return e;
+  }
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::filesystem::path(x) / "kestrel" / "cudnn";
+  if (const char* h = std::getenv("HOME"); h && *h) return std::filesystem::path(h) / ".cache" / "kestrel" / "cudnn";
+  return {};
+}
+
+// The key with what makes a compiled plan valid: the cuDNN release and the GPU.
+std::string full_key(const std::string& key) {
+  int dev = 0;
+  cudaDeviceProp prop{};
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&prop, dev) != cudaSuccess) return {};
+  std::ostringstream os;
+  os << "cudnn " << cudnnGetVersion() << " | " << prop.name << " sm_" << prop.major << prop.minor << " | " << key;
+  return os.str();
+}
+
+std::filesystem::path entry_path(const std::filesystem::path& dir, const std::string& k) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "%016llx.json", static_cast<unsigned long long>(rt::fnv1a64(k.data(), k.size())));
+  return dir / name;
+}
+
+}  // namespace
+
+std::optional<std::string> load_cudnn_plan(const std::string& key) {
+  const std::filesystem::path dir = cache_dir();
+  const std::string k = full_key(key);
+  if (dir.empty() || k.empty()) return std::nullopt;
+  std::ifstream in(entry_path(dir, k), std::ios::binary);
+  if (!in) return std::nullopt;
+  // First line: the full key (a hash collision or another release reads as a miss); then the JSON.
+  std::string stored_key;
+  if (!std::getline(in, stored_key) || stored_key != k) return std::nullopt;
+  std::ostringstream json;
+  json << in.rdbuf();
+  if (json.str().empty()) return std::nullopt;
+  return json.str();
+}
+
+void store_cudnn_plan(const std::string& key, const std::string& json) {
+  const std::filesystem::path dir = cache_dir();
+  const std::string k = full_key(key);
+  if (dir.empty() || k.empty() || json.empty() || k.find('\n') != std::string::npos) return;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return;
+  const std::filesystem::path path = entry_path(dir, k);
+  // Written beside, then renamed: a concurrent reader sees the old entry or the whole new one.
+  const std::filesystem::path tmp = path.string() + ".tmp" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    if (!out) return;
+    out << k << '\n' << json;
+    if (!out) {
+      out.close();
+      std::filesystem::remove(tmp, ec);
+      return;
+    }
+  }
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) std::filesystem::remove(tmp, ec);
+}
+
+}  // namespace kestrel::cuda
