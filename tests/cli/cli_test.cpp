@@ -68,6 +68,9 @@ TEST(Cli, UnknownFlagIsAUsageError) {
   r = kestrel("frobnicate");
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(lines(r.err), 1) << r.err;
+  r = kestrel("build x.onnx -o x.engine --int8 --precision-constraints maybe");  // prefer | obey
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
 }
 
 TEST(Cli, MissingFile) {
