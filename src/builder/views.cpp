@@ -281,15 +281,7 @@ std::vector<cuda::TensorMeta> metas_of(const BuildPlan& p) {
 }
 
 cuda::LayerSpec layer_spec(const BuildPlan& p, const BLayer& l, const std::vector<cuda::TensorMeta>& metas) {
-  cuda::LayerSpec s;
-  s.name = l.name;
-  s.op = l.op;
-  s.attrs = l.attrs;
-  for (int t : l.in) s.in.push_back(t < 0 ? nullptr : &metas[t]);
-  for (int t : l.out) s.out.push_back(&metas[t]);
-  s.precision = p.precision;
-  s.tf32 = p.tf32;
-  return s;
+  return cuda::make_layer_spec(l.name, l.op, l.attrs, l.in, l.out, metas, p.precision, p.tf32);
 }
 
 }  // namespace kestrel::bld

@@ -27,15 +27,7 @@ cuda::TensorMeta tensor_meta(const PlanTensor& t) {
 }
 
 cuda::LayerSpec layer_spec(const Plan& plan, const PlanLayer& l, const std::vector<cuda::TensorMeta>& metas) {
-  cuda::LayerSpec s;
-  s.name = l.name;
-  s.op = l.op;
-  s.attrs = l.attrs;
-  for (int32_t id : l.inputs) s.in.push_back(id < 0 ? nullptr : &metas[id]);
-  for (int32_t id : l.outputs) s.out.push_back(&metas[id]);
-  s.precision = plan.header.precision;
-  s.tf32 = plan.header.tf32;
-  return s;
+  return cuda::make_layer_spec(l.name, l.op, l.attrs, l.inputs, l.outputs, metas, plan.header.precision, plan.header.tf32);
 }
 
 std::shared_ptr<Engine::Impl> make_engine_impl(Plan plan, int device) {

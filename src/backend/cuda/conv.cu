@@ -155,11 +155,7 @@ class ConvLayer : public Layer {
         }
       }
       // cuDNN's graph API: its heuristics' first plans (FP16, channels-last input, group 1).
-      static const bool be_off = [] {
-        const char* e = std::getenv("KESTREL_NO_CUDNN_BE");
-        return e && e[0] == '1';
-      }();
-      if (half_ && !mixed_ && cl && p_.group == 1 && !be_off) {
+      if (half_ && !mixed_ && cl && p_.group == 1 && cudnn_graph_api_enabled()) {
         try {
           const_cast<ConvLayer*>(this)->make_be(h);
           for (int i = 0; i < be_->plans(); ++i) t.push_back("cudnnbe" + std::to_string(i));

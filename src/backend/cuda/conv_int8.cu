@@ -16,7 +16,6 @@
 // s_x * s_w rounded to float), B (float32 [K] or absent), R (fp16 channels-last or absent). Output Y
 // fp16 or int8 (attr out_scale), channels-last, possibly a channel slice of a wider (concat) buffer.
 #include <cmath>
-#include <cstdlib>
 #include <memory>
 #include <utility>
 
@@ -190,11 +189,7 @@ class ConvInt8Layer : public Layer {
   };
 
   bool cudnn_ok() const {
-    static const bool off = [] {
-      const char* e = std::getenv("KESTREL_NO_CUDNN_BE");
-      return e && e[0] == '1';
-    }();
-    return !off && igemm_ok_ && symmetric_pads_ && CudnnInt8Conv::supports(p_);
+    return cudnn_graph_api_enabled() && igemm_ok_ && symmetric_pads_ && CudnnInt8Conv::supports(p_);
   }
   // cuDNN's first three heuristic plans are candidates: each compiles at build time (20-400 ms); six
   // made yolov8n at batch 32 0.3% faster (bench/RESULTS.md, v8).

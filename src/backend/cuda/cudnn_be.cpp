@@ -1,6 +1,7 @@
 #include "backend/cuda/cudnn_be.h"
 
 #include <cstdint>
+#include <cstdlib>
 #include <sstream>
 
 #include "backend/cuda/check.h"
@@ -48,6 +49,14 @@ void dense_nhwc(const int64_t (&d)[4], int64_t (&s)[4]) {
 }
 
 }  // namespace
+
+bool cudnn_graph_api_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("KESTREL_NO_CUDNN_BE");
+    return !(e && e[0] == '1');
+  }();
+  return on;
+}
 
 CudnnGraph::~CudnnGraph() {
   for (auto it = owned_.rbegin(); it != owned_.rend(); ++it) cudnnBackendDestroyDescriptor(*it);

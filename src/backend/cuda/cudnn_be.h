@@ -16,6 +16,9 @@
 
 namespace kestrel::cuda {
 
+// False when KESTREL_NO_CUDNN_BE=1: no graph-API tactics at all (to compare against the other kernels).
+bool cudnn_graph_api_enabled();
+
 // One operation graph and the plans of its heuristics' engine configs. Build the graph (tensors, ops),
 // then finalize(); plans are numbered in heuristic order among the configs the filter keeps.
 class CudnnGraph {

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <system_error>
 
@@ -28,14 +30,28 @@ std::filesystem::path cache_dir() {
   return {};
 }
 
-// The key with what makes a compiled plan valid: the cuDNN release and the GPU.
-std::string full_key(const std::string& key) {
+// What makes a compiled plan valid on the current device: the cuDNN release and the GPU. Queried once
+// per device (cudaGetDeviceProperties is slow, and an engine load asks for ~60 plans).
+std::string device_prefix() {
+  static std::mutex mu;
+  static std::map<int, std::string> prefix;
   int dev = 0;
-  cudaDeviceProp prop{};
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&prop, dev) != cudaSuccess) return {};
-  std::ostringstream os;
-  os << "cudnn " << cudnnGetVersion() << " | " << prop.name << " sm_" << prop.major << prop.minor << " | " << key;
-  return os.str();
+  if (cudaGetDevice(&dev) != cudaSuccess) return {};
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = prefix.find(dev);
+  if (it == prefix.end()) {
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, dev) != cudaSuccess) return {};
+    std::ostringstream os;
+    os << "cudnn " << cudnnGetVersion() << " | " << prop.name << " sm_" << prop.major << prop.minor << " | ";
+    it = prefix.emplace(dev, os.str()).first;
+  }
+  return it->second;
+}
+
+std::string full_key(const std::string& key) {
+  const std::string p = device_prefix();
+  return p.empty() ? p : p + key;
 }
 
 std::filesystem::path entry_path(const std::filesystem::path& dir, const std::string& k) {

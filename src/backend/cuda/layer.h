@@ -49,6 +49,22 @@ struct LayerSpec {
   bool tf32 = false;
 };
 
+// A layer's spec from its tensor ids (-1: an omitted input) into `metas`; the builder's plan and a
+// loaded engine both describe layers this way.
+template <typename Ids>
+LayerSpec make_layer_spec(const std::string& name, const std::string& op, const Attributes& attrs, const Ids& in,
+                          const Ids& out, const std::vector<TensorMeta>& metas, Precision precision, bool tf32) {
+  LayerSpec s;
+  s.name = name;
+  s.op = op;
+  s.attrs = attrs;
+  for (auto id : in) s.in.push_back(id < 0 ? nullptr : &metas[static_cast<size_t>(id)]);
+  for (auto id : out) s.out.push_back(&metas[static_cast<size_t>(id)]);
+  s.precision = precision;
+  s.tf32 = tf32;
+  return s;
+}
+
 struct LayerIO {
   std::vector<const void*> in;
   std::vector<void*> out;
