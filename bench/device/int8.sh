@@ -3,13 +3,15 @@
 #   tests    test_cuda's INT8 tests (kernels vs the CPU reference, whole models vs the simulation)
 #   val      Q/DQ models for each calibrator from the carried caches (and the carried --int8-auto
 #            models), INT8 engines, COCO mAP on coco-val
+#   build    yolov8n INT8 engines at batch 1 and 32: build time, then load + bench in a new process
 #   bench    yolov8n FP16 vs INT8 (percentile), batch 1 and 32, CUDA graphs
+#   layers   bench/int8_layer_bench: igemm8 vs cudnn8 vs the quantize pass on two layers
 #   compare  kestrel compare yolov8n --precisions fp32,fp16,int8
 # Every log goes to $OUT/logs.tgz; STAGES selects (default: all).
 set -u
 cd "$(dirname "$0")/../.."
 Q=/tmp/qdq
-STAGES=${STAGES:-tests val bench compare}
+STAGES=${STAGES:-tests val build bench layers compare}
 source bench/device/common.sh
 mkdir -p "$Q"
 export KESTREL_TIMING_CACHE=/tmp/kestrel.cache
@@ -43,6 +45,17 @@ if has val; then
     pack
   done
 fi
+if has build; then
+  model=$(qdq_for yolov8n percentile)
+  for b in 1 32; do
+    echo "== build int8 batch $b ($(elapsed) s)"
+    /usr/bin/time -f "%e s wall" timeout 300 kestrel build $model --int8 --batch $b -o /tmp/int8_b$b.engine > $L/build_int8_b$b.log 2>&1
+    echo "exit $?"; tail -2 $L/build_int8_b$b.log
+    /usr/bin/time -f "load + bench: %e s wall" timeout 120 kestrel bench /tmp/int8_b$b.engine --duration 0.2 > $L/load_int8_b$b.log 2>&1
+    tail -1 $L/load_int8_b$b.log
+  done
+  pack
+fi
 if has bench; then
   for b in 1 32; do
     for p in fp16 int8; do
@@ -55,6 +68,9 @@ if has bench; then
   timeout 90 kestrel bench $model --int8 --batch 32 --cuda-graph --duration 1 --dump-profile > $L/profile_int8_b32.log 2>&1
   timeout 90 kestrel bench $D/models/yolov8n.onnx --fp16 --batch 32 --cuda-graph --duration 1 --dump-profile > $L/profile_fp16_b32.log 2>&1
   pack
+fi
+if has layers; then
+  timeout 120 int8_layer_bench 2>&1 | tail -4
 fi
 if has compare; then
   echo "== compare yolov8n ($(elapsed) s)"

@@ -13,7 +13,7 @@ with=(--with data/coco-val --with data/golden/000000000139.input.bin --with data
       --with data/golden/yolov8n.000000000139.output.bin --with data/golden/yolov8n.000000037777.output.bin)
 for f in $(ls ../shared/data/coco128/images | sort | head -8); do with+=(--with data/coco128/images/$f); done
 for m in yolov8n yolov5n yolo11n; do with+=(--with data/models/$m.onnx); done
-../shared/tools/device-bundle "${with[@]}" "$b/bin/kestrel" "$b/bin/test_cuda"
+../shared/tools/device-bundle "${with[@]}" "$b/bin/kestrel" "$b/bin/test_cuda" "$b/bin/int8_layer_bench"
 mkdir -p .carry/int8
 cp int8-models/*.cache .carry/int8/
 # Q/DQ models made here (every calibrator, --int8-auto) travel as they are for the models in $QDQ_MODELS

@@ -13,6 +13,6 @@ done
 with+=(--with data/golden/000000000139.input.bin --with data/golden/000000037777.input.bin --with bench)
 # The INT8 model tests calibrate on eight coco128 images.
 for f in $(ls ../shared/data/coco128/images | sort | head -8); do with+=(--with data/coco128/images/$f); done
-../shared/tools/device-bundle "${with[@]}" "$b/bin/test_cuda" "$b/bin/kestrel" "$b/bin/cuda_bench" "$b/bin/int8_layer_bench"
+../shared/tools/device-bundle "${with[@]}" "$b/bin/test_cuda" "$b/bin/kestrel" "$b/bin/cuda_bench"
 find .carry -type f -size +128k ! -name '*.py' -print0 | xargs -0 -n1 -P2 xz -6
 du -sh .carry
