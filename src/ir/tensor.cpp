@@ -3,6 +3,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <sstream>
 
 namespace kestrel {
@@ -85,6 +86,15 @@ std::vector<Out> convert_all(const HostTensor& t, F conv) {
   return out;
 }
 
+// Float -> int64 without undefined behaviour: truncates toward zero, saturates at the int64 range,
+// NaN gives 0 (a malformed model's NaN shape or index then fails the importer's checks, not the process).
+int64_t to_int64_saturating(double v) {
+  if (std::isnan(v)) return 0;
+  if (v >= 9223372036854775807.0) return std::numeric_limits<int64_t>::max();
+  if (v <= -9223372036854775808.0) return std::numeric_limits<int64_t>::min();
+  return static_cast<int64_t>(v);
+}
+
 double element_as_double(const HostTensor& t, size_t i) {
   switch (t.dtype()) {
     case DType::F32: return t.data<float>()[i];
@@ -102,7 +112,7 @@ double element_as_double(const HostTensor& t, size_t i) {
 
 std::vector<int64_t> HostTensor::to_i64() const {
   if (dtype_ == DType::I64) return {data<int64_t>(), data<int64_t>() + numel()};
-  return convert_all<int64_t>(*this, [&](size_t i) { return static_cast<int64_t>(element_as_double(*this, i)); });
+  return convert_all<int64_t>(*this, [&](size_t i) { return to_int64_saturating(element_as_double(*this, i)); });
 }
 
 std::vector<float> HostTensor::to_f32() const {
@@ -119,7 +129,7 @@ HostTensor HostTensor::cast(DType to) const {
                        dtype_ == DType::U8 || dtype_ == DType::Bool;
   for (size_t i = 0; i < n; ++i) {
     const double v = element_as_double(*this, i);
-    const int64_t iv = int_src && dtype_ == DType::I64 ? data<int64_t>()[i] : static_cast<int64_t>(v);
+    const int64_t iv = int_src && dtype_ == DType::I64 ? data<int64_t>()[i] : to_int64_saturating(v);
     switch (to) {
       case DType::F32: out.data<float>()[i] = static_cast<float>(v); break;
       case DType::F16: out.data<uint16_t>()[i] = f32_to_f16(static_cast<float>(v)); break;
