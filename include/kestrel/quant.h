@@ -17,9 +17,13 @@
 // and ONNX Runtime also read. For every kestrel.Conv decided INT8:
 //   x  --QuantizeLinear(s_x, zp int8 0)-->  x_q (int8)  --DequantizeLinear(s_x, 0)-->  conv input X
 //   W_q (int8 constant, [M, C/g, kh, kw]) --DequantizeLinear(s_w [M], zp int8 0 [M], axis 0)--> input W
-// The bias (B) and residual (R) inputs stay float. One Q/DQ pair per quantized tensor, shared by every
-// INT8 conv that reads it. Activations are per-tensor, weights per output channel; all symmetric
-// (zero point 0). Activation codes use the full int8 range [-128, 127]; weights [-127, 127].
+// The bias (B) stays float. The residual (R) goes through Q/DQ too when it has a scale (it nearly always
+// is another INT8 conv's input), so the engine can keep it as int8 codes. One Q/DQ pair per quantized
+// tensor, shared by every INT8 conv that reads it. Activations are per-tensor, weights per output
+// channel; all symmetric (zero point 0). Activation codes use the full int8 range [-128, 127]; weights
+// [-127, 127]. Tensors linked by pure data movement (Concat, Split, Slice, nearest Resize, MaxPool,
+// SPPF) share one scale, their group's largest calibrated one: quantizing then commutes with those ops,
+// and the engine moves codes through them instead of quantizing each tensor again.
 //
 // Every node except Q/DQ carries
 //   kestrel_precision         "int8" | "fp16" | "fp32"   (int8 only on kestrel.Conv)
@@ -38,7 +42,8 @@
 //                                                     first; then one fused multiply-add (one rounding);
 //                                                     no bias: + 0
 //   y       = act(y)                                  FP32, same expressions as the CPU kestrel.Conv
-//   y       = y + R                                   FP32 (residual after the activation)
+//   y       = y + R                                   FP32 (residual after the activation); a quantized
+//                                                     residual adds its codes: y = fmaf((float)q_r, s_r, y)
 //   stored  = fp16(y) or y                            per kestrel_output_precision (round to nearest even)
 // FP16 layers (convs, the detect decode, and every non-conv layer under the default float precision)
 // are simulated as FP16 storage with FP32 arithmetic: inputs, weights and bias are rounded to fp16,

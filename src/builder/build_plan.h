@@ -3,11 +3,13 @@
 // may still be removed. Stages (each in its own file):
 //   lower.cpp     graph -> BuildPlan: layouts (NHWC for the conv trunk), dtypes, layout conversions,
 //                 weights converted (OHWI, engine precision), I/O tensors
+//   int8_domain.cpp INT8: the values kept as int8 codes end to end (no quantize pass for them)
 //   requantize.cpp  INT8: quantize layers folded into the INT8 conv that feeds them
 //   views.cpp     Reshape aliases, Slice/Split views, Concat elimination; final strides and offsets
 //   tuner.cpp     tactic per layer (timing on the GPU, validated against the reference, cached)
 //   arena.cpp     lifetimes and interval packing into one arena
 //   emit.cpp      BuildPlan -> rt::Plan (the engine file's content)
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -67,6 +69,8 @@ struct BuildPlan {
   }
 };
 
+// INT8 engines: the values stored as int8 codes (int8_domain.cpp), with their scale.
+std::map<std::string, float> int8_values(const Graph& g);
 BuildPlan lower(const Graph& g, const BuilderConfig& cfg);
 // Folds a kestrel.QuantizeInt8 into the INT8 conv producing its input when nothing else reads the
 // fp16 value (requantize.cpp); returns how many.

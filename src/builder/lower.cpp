@@ -7,12 +7,14 @@
 // box coordinates up to 640 px and softmax sums want the bits). Kernels accumulate in FP32.
 // INT8 engines lower a Q/DQ graph (quant::quantize_graph or a Q/DQ ONNX): every kestrel.Conv whose input
 // comes through DequantizeLinear becomes kestrel.ConvInt8 with its int8 OHWI weights and the
-// per-channel s_x * s_w, reading its input as int8 codes a kestrel.QuantizeInt8 layer makes (one per
-// value and scale). Every INT8 conv reads int8, 1x1 ones too: with cuDNN's fused INT8 plans a
-// quantize pass plus the int8 conv beat a conv quantizing its fp16 input as it loads it (yolov8n batch
-// 32 on an H200: 2.31 vs 2.53 ms, bench/RESULTS.md). requantize.cpp then lets an INT8 conv write the
-// codes itself where nothing else reads its output. The Q/DQ nodes are not layers; all other layers run
-// as in an FP16 engine.
+// per-channel s_x * s_w, reading its input as int8 codes. Values int8_domain.cpp selects are int8
+// throughout: their producers (INT8 convs with out_scale, data movement on codes) write codes and their
+// readers read them, residuals included (attribute r_scale). Any other value an INT8 conv reads gets a
+// kestrel.QuantizeInt8 layer (one per value and scale); every INT8 conv reads int8, 1x1 ones too: with
+// cuDNN's fused INT8 plans a quantize pass plus the int8 conv beat a conv quantizing its fp16 input as
+// it loads it (yolov8n batch 32 on an H200: 2.31 vs 2.53 ms, bench/RESULTS.md). requantize.cpp then
+// lets an INT8 conv write the codes itself where nothing else reads its output. The Q/DQ nodes are not
+// layers; all other layers run as in an FP16 engine.
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -95,6 +97,7 @@ class Lowering {
     KESTREL_CHECK(!has_qdq || int8_, "the model is quantized (QuantizeLinear / DequantizeLinear nodes): build it with --int8");
     KESTREL_CHECK(!int8_ || has_qdq,
                   "an INT8 engine needs a quantized model: calibrate it (--calib DIR) or give a Q/DQ ONNX");
+    if (int8_) codes_ = int8_values(g);
   }
 
   BuildPlan run() {
@@ -184,6 +187,10 @@ class Lowering {
     t.shape = v.shape;
     t.channels_last = channels_last && v.shape.size() == 4;
     t.dtype = act_dtype(v.dtype, t.channels_last);
+    if (codes_.count(name)) {
+      KESTREL_CHECK(t.channels_last, "internal: int8 value '", name, "' is not channels-last");
+      t.dtype = DType::I8;
+    }
     const int id = p_.add_tensor(std::move(t));
     cur_[name] = id;
     return id;
@@ -298,6 +305,10 @@ class Lowering {
 
   // The int8 form of a value for a given scale, made once by a kestrel.QuantizeInt8 layer.
   int quantized(const std::string& vname, float scale) {
+    if (auto c = codes_.find(vname); c != codes_.end()) {
+      KESTREL_CHECK(c->second == scale, "internal: '", vname, "' is stored with scale ", c->second, ", read with ", scale);
+      return cur_.at(vname);
+    }
     uint32_t bits = 0;
     std::memcpy(&bits, &scale, 4);
     const std::string key = vname + "|" + std::to_string(bits);
@@ -379,9 +390,26 @@ class Lowering {
     } else {
       l.in.push_back(-1);
     }
-    l.in.push_back(n.inputs.size() > 3 && !n.inputs[3].empty() ? input_for(n.inputs[3], cuda::Access::ChannelsLast) : -1);
+    l.in.push_back(n.inputs.size() > 3 && !n.inputs[3].empty() ? residual(n.inputs[3], l) : -1);
     l.out.push_back(new_output(n.outputs.at(0), true));
+    if (auto c = codes_.find(n.outputs[0]); c != codes_.end()) {
+      l.attrs.set("out_scale", c->second);
+      l.fused.push_back("QuantizeLinear");
+    }
     add_layer(std::move(l));
+  }
+
+  // An INT8 conv's residual: fp16, or int8 codes (attribute r_scale) when it comes through Q/DQ.
+  int residual(const std::string& r, BLayer& l) {
+    auto dq = prod_.find(r);
+    if (dq == prod_.end() || g_.nodes[dq->second].op != "DequantizeLinear") return input_for(r, cuda::Access::ChannelsLast);
+    const Node& rdq = g_.nodes[dq->second];
+    auto q = prod_.find(rdq.inputs.at(0));
+    KESTREL_CHECK(q != prod_.end() && g_.nodes[q->second].op == "QuantizeLinear", "INT8 conv '", l.name,
+                  "': its residual's DequantizeLinear must read a QuantizeLinear");
+    const float s_r = scalar_of(g_.value(rdq.inputs.at(1)));
+    l.attrs.set("r_scale", s_r);
+    return quantized(g_.nodes[q->second].inputs.at(0), s_r);
   }
 
   void bind_output(const std::string& name, int32_t slot) {
@@ -419,6 +447,7 @@ class Lowering {
   bool fp16_, int8_;
   BuildPlan p_;
   std::map<std::string, int> cur_, as_cl_, as_rm_, weights_, as_int8_, as_int8_count_;
+  std::map<std::string, float> codes_;  // values stored as int8 codes, with their scale
   std::unordered_map<std::string, size_t> prod_;
 };
 

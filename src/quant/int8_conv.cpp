@@ -120,7 +120,7 @@ inline float activate(float v, float alpha, float beta) {
 
 template <Act A>
 void epilogue(const int32_t* acc, float s_x, const float* s_w, const float* bias, float alpha, float beta,
-              const float* residual, const ConvGeometry& p, float* y) {
+              const Residual& residual, const ConvGeometry& p, float* y) {
   const int64_t hw = p.hw();
 #pragma omp parallel for schedule(static)
   for (int64_t plane = 0; plane < p.n * p.m; ++plane) {
@@ -129,17 +129,18 @@ void epilogue(const int32_t* acc, float s_x, const float* s_w, const float* bias
     const float b = bias ? bias[m] : 0.f;
     const int32_t* a = acc + plane * hw;
     float* out = y + plane * hw;
-    const float* r = residual ? residual + plane * hw : nullptr;
+    const float* rf = residual.f ? residual.f + plane * hw : nullptr;
+    const int8_t* rq = residual.q ? residual.q + plane * hw : nullptr;
     for (int64_t i = 0; i < hw; ++i) {
       const float v = activate<A>(std::fma(static_cast<float>(a[i]), scale, b), alpha, beta);
-      out[i] = r ? v + r[i] : v;
+      out[i] = rq ? std::fma(static_cast<float>(rq[i]), residual.scale, v) : rf ? v + rf[i] : v;
     }
   }
 }
 }  // namespace
 
 void int8_conv_epilogue(const int32_t* acc, float s_x, const float* s_w, const float* bias, const Epilogue& e,
-                        const float* residual, const ConvGeometry& p, float* y) {
+                        const Residual& residual, const ConvGeometry& p, float* y) {
   switch (e.act) {
     case Act::None: return epilogue<Act::None>(acc, s_x, s_w, bias, e.alpha, e.beta, residual, p, y);
     case Act::Relu: return epilogue<Act::Relu>(acc, s_x, s_w, bias, e.alpha, e.beta, residual, p, y);

@@ -26,8 +26,16 @@ struct Epilogue {
 };
 Epilogue parse_epilogue(const Node& conv);
 
+// The residual added after the activation: float values, or int8 codes with their scale (added as
+// fmaf((float)q, s, y), one rounding, as the GPU's epilogue does). Neither: no residual.
+struct Residual {
+  const float* f = nullptr;
+  const int8_t* q = nullptr;
+  float scale = 0.f;
+};
+
 // y = act(fmaf((float)acc, s_x * s_w[m], bias[m])) + residual, for every output element.
 void int8_conv_epilogue(const int32_t* acc, float s_x, const float* s_w, const float* bias, const Epilogue& e,
-                        const float* residual, const ConvGeometry& p, float* y);
+                        const Residual& residual, const ConvGeometry& p, float* y);
 
 }  // namespace kestrel::quant::detail

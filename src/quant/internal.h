@@ -22,6 +22,11 @@ Decisions initial_decisions(const Graph& g, const QuantOptions& o);
 // The convs whose outputs reach a kestrel.DetectV8/V5 through data movement only (Concat, Reshape, ...).
 std::vector<std::string> head_output_convs(const Graph& g);
 
+// The activation scales with every group of tensors linked by pure data movement (Concat, Split,
+// Slice, nearest Resize, MaxPool, SPPF) given the group's largest scale: the groups the engine keeps
+// as int8 end to end. Tensors outside any group keep their scale.
+std::map<std::string, float> unify_scale_groups(const Graph& g, const std::map<std::string, float>& scales);
+
 // Inserts Q/DQ for the INT8 convs of `d` and writes the kestrel_precision* attributes.
 void rewrite_qdq(Graph& g, const Decisions& d, const std::map<std::string, float>& scales,
                  LayerPrecision float_precision);

@@ -66,15 +66,20 @@ void check_qdq_placement(const Graph& g) {
           fail(describe(n), ": weights must be quantized per output channel (axis 0) or per tensor");
       }
       if (is_output(n.outputs[0])) fail(describe(n), " is a graph output: Kestrel runs INT8 only inside convolutions");
-      const size_t slot = weight ? 1 : 0;
+      // Weights: a conv's W. Activations: a conv's X, or the residual R of a conv whose X is quantized
+      // too (the INT8 conv adds the dequantized codes in its epilogue).
+      auto int8_conv = [&](const Node& c) {
+        auto it = c.inputs.empty() ? prod.end() : prod.find(c.inputs[0]);
+        return it != prod.end() && g.nodes[it->second].op == "DequantizeLinear";
+      };
       for (size_t r : readers(n.outputs[0])) {
         const Node& c = g.nodes[r];
         bool ok = c.op == "kestrel.Conv";
         for (size_t i = 0; ok && i < c.inputs.size(); ++i)
-          if (c.inputs[i] == n.outputs[0] && i != slot) ok = false;
+          if (c.inputs[i] == n.outputs[0] && !(weight ? i == 1 : i == 0 || (i == 3 && int8_conv(c)))) ok = false;
         if (!ok)
           fail(describe(n), " feeds ", describe(c), ": Kestrel runs INT8 only in convolutions (Q/DQ may precede a Conv's ",
-               weight ? "weights" : "input", " only)");
+               weight ? "weights" : "input, or the residual of an INT8 conv", " only)");
       }
     } else if (n.op == "kestrel.Conv") {
       auto producer_op = [&](size_t i) -> std::string {

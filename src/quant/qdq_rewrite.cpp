@@ -99,8 +99,9 @@ class QdqBuilder {
 };
 }  // namespace
 
-void rewrite_qdq(Graph& g, const Decisions& d, const std::map<std::string, float>& scales,
+void rewrite_qdq(Graph& g, const Decisions& d, const std::map<std::string, float>& calibrated,
                  LayerPrecision float_precision) {
+  const std::map<std::string, float> scales = unify_scale_groups(g, calibrated);
   QdqBuilder qdq(g);
   std::vector<Node> nodes;
   nodes.reserve(g.nodes.size() * 2);
@@ -120,6 +121,10 @@ void rewrite_qdq(Graph& g, const Decisions& d, const std::map<std::string, float
                     n.name, "': INT8 needs constant float32 4-D weights");
       n.inputs[0] = qdq.activation_pair(x, s->second, nodes);
       n.inputs[1] = qdq.weight_dq(w, quantize_weights(*wv.constant), nodes);
+      // The residual too, where it has a scale (it is nearly always another INT8 conv's input): then
+      // the tensor it comes from can stay int8 in the engine, and the conv adds its dequantized codes.
+      if (n.inputs.size() > 3 && !n.inputs[3].empty())
+        if (auto r = scales.find(n.inputs[3]); r != scales.end()) n.inputs[3] = qdq.activation_pair(n.inputs[3], r->second, nodes);
       n.attrs.set(kOutputPrecisionAttr, std::string(precision_name(float_precision)));
     } else {
       n.attrs.erase(kOutputPrecisionAttr);
@@ -168,6 +173,19 @@ void apply_to_plain_graph(Graph& plain, const Graph& q) {
     plain.add_value(std::move(c));
     return name;
   };
+  // Plain value x through a Q/DQ pair with the parameters of q's QuantizeLinear `xq` (one per value).
+  auto dequantized = [&](const std::string& x, const Node& xq) {
+    if (auto it = act_dq.find(x); it != act_dq.end()) return it->second;
+    const std::string scale = copy_constant(xq.inputs.at(1)), zp = copy_constant(xq.inputs.at(2));
+    const std::string qv = detail::unique_value_name(plain, x + "_quantized");
+    plain.add_value(Value{qv, DType::I8, {}, false, std::nullopt});
+    const std::string dqv = detail::unique_value_name(plain, x + "_dequantized");
+    plain.add_value(Value{dqv, DType::F32, {}, false, std::nullopt});
+    nodes.push_back(Node{fresh_node(x + "_QuantizeLinear"), "QuantizeLinear", {x, scale, zp}, {qv}, {}});
+    nodes.push_back(Node{fresh_node(x + "_DequantizeLinear"), "DequantizeLinear", {qv, scale, zp}, {dqv}, {}});
+    act_dq[x] = dqv;
+    return dqv;
+  };
   for (Node& n : plain.nodes) {
     const Node* src = nullptr;
     if (auto it = convs.find(n.name); it != convs.end()) src = it->second;
@@ -180,6 +198,14 @@ void apply_to_plain_graph(Graph& plain, const Graph& q) {
                                               : "fused into " + src->op + " '" + src->name + "'");
     }
     const bool int8 = n.op == "Conv" && src && src->attrs.s(detail::kPrecisionAttr, "") == "int8";
+    // The residual Add an INT8 conv absorbed reads the residual through the conv's residual Q/DQ.
+    if (n.op == "Add" && src && src->name != n.name && src->inputs.size() > 3 && !src->inputs[3].empty()) {
+      const Node* rdq = producer(src->inputs[3]);
+      const Node* rq = rdq && rdq->op == "DequantizeLinear" ? producer(rdq->inputs.at(0)) : nullptr;
+      if (rq && rq->op == "QuantizeLinear")
+        for (std::string& in : n.inputs)
+          if (in == rq->inputs.at(0)) in = dequantized(in, *rq);
+    }
     if (int8) {
       const Node* xdq = producer(src->inputs.at(0));
       const Node* xq = xdq ? producer(xdq->inputs.at(0)) : nullptr;
@@ -193,16 +219,7 @@ void apply_to_plain_graph(Graph& plain, const Graph& q) {
       const HostTensor& wq = *q.value(wdq->inputs.at(0)).constant;
       KESTREL_CHECK(plain.value(n.inputs.at(1)).shape == wq.shape(), "conv '", n.name,
                     "': weights differ between the plain and the quantized graph");
-      if (!act_dq.count(x)) {
-        const std::string scale = copy_constant(xq->inputs.at(1)), zp = copy_constant(xq->inputs.at(2));
-        const std::string qv = detail::unique_value_name(plain, x + "_quantized");
-        plain.add_value(Value{qv, DType::I8, {}, false, std::nullopt});
-        const std::string dqv = detail::unique_value_name(plain, x + "_dequantized");
-        plain.add_value(Value{dqv, DType::F32, {}, false, std::nullopt});
-        nodes.push_back(Node{fresh_node(x + "_QuantizeLinear"), "QuantizeLinear", {x, scale, zp}, {qv}, {}});
-        nodes.push_back(Node{fresh_node(x + "_DequantizeLinear"), "DequantizeLinear", {qv, scale, zp}, {dqv}, {}});
-        act_dq[x] = dqv;
-      }
+      const std::string x_dq = dequantized(x, *xq);
       const std::string wname = copy_constant(wdq->inputs.at(0));
       const std::string ws = copy_constant(wdq->inputs.at(1)), wz = copy_constant(wdq->inputs.at(2));
       const std::string wdqv = detail::unique_value_name(plain, n.inputs[1] + "_dequantized");
@@ -210,7 +227,7 @@ void apply_to_plain_graph(Graph& plain, const Graph& q) {
       Attributes axis;
       axis.set("axis", int64_t{0});
       nodes.push_back(Node{fresh_node(n.inputs[1] + "_DequantizeLinear"), "DequantizeLinear", {wname, ws, wz}, {wdqv}, axis});
-      n.inputs[0] = act_dq[x];
+      n.inputs[0] = x_dq;
       n.inputs[1] = wdqv;
     }
     nodes.push_back(std::move(n));

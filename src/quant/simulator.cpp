@@ -21,8 +21,8 @@ struct Simulator::Impl {
     std::vector<std::string> reads;               // live values it reads
     std::map<size_t, HostTensor> rounded_consts;  // Float fp16: constant inputs, pre-rounded
     // Int8 convs
-    std::string x_q, residual;
-    float s_x = 0;
+    std::string x_q, residual;  // residual: a float value, or int8 codes when s_r > 0
+    float s_x = 0, s_r = 0;
     std::vector<float> w, s_w, bias;
     detail::ConvGeometry geo{};
     detail::Epilogue epi;
@@ -44,7 +44,7 @@ struct Simulator::Impl {
       if (n.op == "DequantizeLinear") {
         s.kind = Kind::Skip;
       } else if (xdq && xdq->op == "DequantizeLinear") {
-        prepare_int8(n, *xdq, *producer(n.inputs.at(1)), s);
+        prepare_int8(n, *xdq, *producer(n.inputs.at(1)), producer, s);
       } else {
         const LayerPrecision p = parse_precision(n.attrs.s(detail::kPrecisionAttr, "fp32"));
         KESTREL_CHECK(p != LayerPrecision::Int8, "node '", n.name, "' is marked int8 but has no Q/DQ input");
@@ -83,7 +83,8 @@ struct Simulator::Impl {
     return true;
   }
 
-  void prepare_int8(const Node& conv, const Node& xdq, const Node& wdq, Step& s) const {
+  template <typename Producer>
+  void prepare_int8(const Node& conv, const Node& xdq, const Node& wdq, const Producer& producer, Step& s) const {
     s.kind = Kind::Int8;
     s.x_q = xdq.inputs.at(0);
     s.s_x = g.value(xdq.inputs.at(1)).constant->to_f32().at(0);
@@ -93,7 +94,14 @@ struct Simulator::Impl {
     s.s_w = g.value(wdq.inputs.at(1)).constant->to_f32();
     if (s.s_w.size() == 1) s.s_w.assign(static_cast<size_t>(wq.dim(0)), s.s_w[0]);  // per-tensor weights
     if (conv.inputs.size() > 2 && !conv.inputs[2].empty()) s.bias = g.value(conv.inputs[2]).constant->to_f32();
-    if (conv.inputs.size() > 3 && !conv.inputs[3].empty()) s.residual = conv.inputs[3];
+    if (conv.inputs.size() > 3 && !conv.inputs[3].empty()) {
+      s.residual = conv.inputs[3];
+      const Node* rdq = producer(s.residual);
+      if (rdq && rdq->op == "DequantizeLinear") {  // a quantized residual: read its codes
+        s.residual = rdq->inputs.at(0);
+        s.s_r = g.value(rdq->inputs.at(1)).constant->to_f32().at(0);
+      }
+    }
     s.geo = detail::conv_geometry(conv, g.value(conv.inputs[0]).shape, wq.shape(), g.value(conv.outputs[0]).shape);
     s.epi = detail::parse_epilogue(conv);
     s.round_output = conv.attrs.s(detail::kOutputPrecisionAttr, "fp32") == "fp16";
@@ -140,7 +148,9 @@ struct Simulator::Impl {
         HostTensor y(DType::F32, g.value(n.outputs[0]).shape);
         std::vector<int32_t> acc(static_cast<size_t>(y.numel()));
         detail::int8_conv_accumulate(xq.data<int8_t>(), s.w.data(), s.geo, acc.data());
-        const float* r = s.residual.empty() ? nullptr : get(s.residual).data<float>();
+        detail::Residual r;
+        if (!s.residual.empty() && s.s_r > 0) r = {nullptr, get(s.residual).data<int8_t>(), s.s_r};
+        else if (!s.residual.empty()) r.f = get(s.residual).data<float>();
         detail::int8_conv_epilogue(acc.data(), s.s_x, s.s_w.data(), s.bias.empty() ? nullptr : s.bias.data(), s.epi, r,
                                    s.geo, y.data<float>());
         outs.push_back(std::move(y));

@@ -24,6 +24,34 @@ inline bool have_gpu() {
     if (!::kestrel::test::have_gpu()) GTEST_SKIP() << "no CUDA GPU"; \
   } while (0)
 
+// Device memory for one test, freed at scope exit.
+struct DevBuf {
+  void* p = nullptr;
+  size_t bytes = 0;
+  explicit DevBuf(size_t n) : bytes(n) {
+    if (n) {
+      EXPECT_EQ(cudaMalloc(&p, n), cudaSuccess);
+    }
+  }
+  template <typename T>
+  explicit DevBuf(const std::vector<T>& host) : DevBuf(host.size() * sizeof(T)) {
+    if (bytes) {
+      EXPECT_EQ(cudaMemcpy(p, host.data(), bytes, cudaMemcpyHostToDevice), cudaSuccess);
+    }
+  }
+  ~DevBuf() {
+    if (p) cudaFree(p);
+  }
+  DevBuf(const DevBuf&) = delete;
+  DevBuf& operator=(const DevBuf&) = delete;
+  template <typename T>
+  std::vector<T> download() const {
+    std::vector<T> h(bytes / sizeof(T));
+    EXPECT_EQ(cudaMemcpy(h.data(), p, bytes, cudaMemcpyDeviceToHost), cudaSuccess);
+    return h;
+  }
+};
+
 inline HostTensor random_tensor(const Shape& s, float lo, float hi, uint32_t seed) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> u(lo, hi);

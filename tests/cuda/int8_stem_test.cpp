@@ -88,8 +88,8 @@ TEST_P(Int8Stem, MatchesContract) {
   quant::detail::Epilogue epi;
   epi.act = quant::detail::Act::Silu;
   std::vector<float> y_ref(acc.size()), y_pre(acc.size());
-  quant::detail::int8_conv_epilogue(acc.data(), s_x, s_w.data(), bias.data(), epi, nullptr, g, y_ref.data());
-  quant::detail::int8_conv_epilogue(acc.data(), s_x, s_w.data(), bias.data(), {}, nullptr, g, y_pre.data());
+  quant::detail::int8_conv_epilogue(acc.data(), s_x, s_w.data(), bias.data(), epi, {}, g, y_ref.data());
+  quant::detail::int8_conv_epilogue(acc.data(), s_x, s_w.data(), bias.data(), {}, {}, g, y_pre.data());
   // stem8_fx: the float image times the weight codes, then s_w (no activation quantization).
   std::vector<float> fx_ref(acc.size()), fx_pre(acc.size());
   for (int64_t n = 0; n < N; ++n)

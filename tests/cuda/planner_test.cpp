@@ -152,7 +152,7 @@ TEST(Planner, YoloV8TrunkConcatsBecomeViews) {
 TEST(Planner, Int8ConvsReadInt8) {
   KESTREL_REQUIRE_DATA("models/yolov8n.onnx");
   bld::BuildPlan p = plan_model("yolov8n", Precision::INT8, true);
-  int int8_convs = 0, quantizers = 0, int8_out = 0, float_convs = 0, stems = 0;
+  int int8_convs = 0, quantizers = 0, int8_out = 0, float_convs = 0, stems = 0, int8_res = 0;
   for (const bld::BLayer& l : p.layers) {
     if (l.removed) continue;
     EXPECT_NE(l.op, "QuantizeLinear");
@@ -167,6 +167,11 @@ TEST(Planner, Int8ConvsReadInt8) {
       EXPECT_TRUE(out == DType::F16 || out == DType::I8) << l.name;
       EXPECT_EQ(out == DType::I8, l.attrs.has("out_scale")) << l.name;
       int8_out += out == DType::I8;
+      if (l.in.size() > 4 && l.in[4] >= 0) {  // C2f's bottleneck residuals: the codes of its input
+        EXPECT_EQ(p.tensors[l.in[4]].dtype, DType::I8) << l.name;
+        EXPECT_TRUE(l.attrs.has("r_scale")) << l.name;
+        ++int8_res;
+      }
     }
     if (l.op == "kestrel.ConvInt8Stem") {
       ++stems;  // reads the float32 image and quantizes it itself
@@ -181,8 +186,46 @@ TEST(Planner, Int8ConvsReadInt8) {
   EXPECT_EQ(int8_convs + stems, 57);  // the default policy: all but the 6 head output convs
   EXPECT_EQ(stems, 1);
   EXPECT_EQ(float_convs, 6);
-  EXPECT_GT(int8_out, 0);
-  EXPECT_LT(quantizers, int8_convs);
+  // With one scale per data-movement group (quantize_graph ties them; here all scales are equal), the
+  // whole trunk stays int8: C2f's concat written in place as codes, its halves and residuals read as
+  // codes, SPPF and the neck's upsample-concat on codes. Only the head's last INT8 convs write fp16.
+  EXPECT_EQ(quantizers, 0);
+  EXPECT_EQ(int8_out, 50);
+  EXPECT_EQ(int8_res, 6);  // the backbone's bottlenecks (n = 1, 2, 2, 1)
+  for (const bld::BLayer& l : p.layers) {
+    if (!l.removed && (l.op == "kestrel.SPPF" || l.op == "Resize")) {
+      EXPECT_EQ(p.tensors[l.out[0]].dtype, DType::I8) << l.name;
+    }
+  }
+}
+
+// Values outside one data-movement group's scale, or read by a float layer, stay fp16 and get a
+// quantize layer: here every tensor has its own scale (no unification), so the concat parts cannot be
+// written as codes of the concat's scale.
+TEST(Planner, Int8MixedScalesQuantize) {
+  KESTREL_REQUIRE_DATA("models/yolov8n.onnx");
+  ImportOptions io;
+  Graph g = import_onnx(test::data_path("models/yolov8n.onnx").string(), io);
+  passes::optimize(g);
+  quant::QuantOptions q;
+  float s = 0.01f;
+  for (const std::string& t : quant::quantizable_tensors(g)) q.activation_scales[t] = s += 0.001f;
+  quant::quantize_graph(g, q);  // unifies the groups' scales: still no quantize layer
+  BuilderConfig cfg;
+  cfg.precision = Precision::INT8;
+  bld::BuildPlan p = bld::lower(g, cfg);
+  int quantizers = 0;
+  for (const bld::BLayer& l : p.layers) quantizers += !l.removed && l.op == "kestrel.QuantizeInt8";
+  EXPECT_EQ(quantizers, 0);
+  // The same graph with one concat input's scale changed afterwards: that group falls back to fp16.
+  for (Node& n : g.nodes)
+    if (n.op == "QuantizeLinear" && n.inputs[0] == "/model.2/Concat_output_0") {
+      *g.value(n.inputs[1]).constant = HostTensor::scalar_f32(0.5f);  // shared by its DequantizeLinear
+    }
+  bld::BuildPlan p2 = bld::lower(g, cfg);
+  quantizers = 0;
+  for (const bld::BLayer& l : p2.layers) quantizers += !l.removed && l.op == "kestrel.QuantizeInt8";
+  EXPECT_GT(quantizers, 0);
 }
 
 // A float engine refuses a Q/DQ graph, and an INT8 engine a graph without Q/DQ, each with a clear message.

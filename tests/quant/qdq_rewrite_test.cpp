@@ -2,6 +2,8 @@
 // computation.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include "kestrel/cpu_backend.h"
 #include "quant_test_util.h"
 
@@ -107,6 +109,46 @@ TEST(QdqRewrite, OnePairPerQuantizedTensor) {
   EXPECT_EQ(test::count_op(g, "QuantizeLinear"), 2);
   EXPECT_EQ(test::count_op(g, "DequantizeLinear"), 2 + 3);
   EXPECT_EQ(test::node_named(g, "b")->inputs[0], test::node_named(g, "c")->inputs[0]);
+}
+
+// A C2f-like block: a = conv(x); b = a + conv(a) (residual); c = Concat(a, b); d = conv(c). The concat
+// and its inputs share one scale (their largest: 0.2), and b's conv adds a's codes (residual Q/DQ).
+TEST(QdqRewrite, DataMovementSharesScalesAndResidualsAreQuantized) {
+  test::GraphBuilder gb;
+  const auto a = gb.silu(gb.conv(gb.input("x", {1, 4, 6, 6}), 4, 4, 1, 1, 1, true, "a"));
+  const auto b = gb.node("Add", {a, gb.silu(gb.conv(a, 4, 4, 3, 1, 1, true, "m"))});
+  Attributes axis;
+  axis.set("axis", int64_t{1});
+  const auto c = gb.node("Concat", {a, b}, axis);
+  gb.output(gb.conv(c, 8, 4, 1, 1, 1, true, "d"));
+  Graph g = gb.build();
+  passes::optimize(g);
+  const Graph fp32 = g;
+  quant::QuantOptions o;
+  for (auto& t : quant::quantizable_tensors(g)) o.activation_scales[t] = 0.1f;
+  ASSERT_EQ(o.activation_scales.size(), 3u);  // x, a, c
+  o.activation_scales[c] = 0.2f;
+  quant::quantize_graph(g, o);
+  const Node& m = *test::node_named(g, "m");
+  ASSERT_EQ(m.inputs.size(), 4u) << "the residual add is fused into m";
+  const Node* rdq = producer(g, m.inputs[3]);
+  ASSERT_TRUE(rdq && rdq->op == "DequantizeLinear");
+  EXPECT_EQ(rdq->outputs[0], m.inputs[0]) << "one pair for a: m's input and its residual";
+  for (const Node& n : g.nodes)
+    if (n.op == "QuantizeLinear") {
+      const float want = n.inputs[0] == "x" ? 0.1f : 0.2f;  // a joined c's group
+      EXPECT_EQ(g.value(n.inputs[1]).constant->to_f32(), std::vector<float>{want}) << n.inputs[0];
+    }
+  EXPECT_NO_THROW(quant::check_qdq_placement(g));
+  // The simulation (int8 arithmetic, fp16 storage) agrees with the Q/DQ graph run as fake quantization
+  // in float, residual codes included, far more closely than either agrees with FP32.
+  const HostTensor x = test::random_tensor({1, 4, 6, 6}, 5, -2.f, 2.f);
+  const HostTensor y = quant::simulate(g, {x})[0];
+  const double vs_fake = test::rel_l2(y, CpuExecutor(g).run({x})[0]);
+  const double vs_fp32 = test::rel_l2(y, CpuExecutor(fp32).run({x})[0]);
+  std::printf("simulation vs fake quantization %.2e, vs fp32 %.2e\n", vs_fake, vs_fp32);
+  EXPECT_LT(vs_fake, 2e-3);
+  EXPECT_GT(vs_fp32, 10 * vs_fake);
 }
 
 TEST(QdqRewrite, AlreadyQuantizedGraphIsRefused) {

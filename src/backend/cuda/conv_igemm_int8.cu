@@ -41,6 +41,8 @@ struct Igemm8Args {
   const float* scale;
   const float* bias;
   const __half* r;
+  const int8_t* rq;  // or an int8 residual, dequantized with r_scale
+  float r_scale;
   void* y;
   int N, H, W, C, OH, OW, K, KH, KW, sh, sw, ph, pw, dh, dw;
   long long ldx, ldy, ldr;
@@ -303,6 +305,12 @@ __global__ void __launch_bounds__(kThreads) igemm_int8_kernel(const __grid_const
           v[2 * e + 1] += f.y;
         }
       }
+      if (a.rq) {
+        const uint2 rv = *reinterpret_cast<const uint2*>(a.rq + m * a.ldr + col);
+        const int8_t* rb = reinterpret_cast<const int8_t*>(&rv);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) v[e] = __fmaf_rn(static_cast<float>(rb[e]), a.r_scale, v[e]);
+      }
       uint4 out;
       __half2* oh = reinterpret_cast<__half2*>(&out);
 #pragma unroll
@@ -337,6 +345,12 @@ __global__ void __launch_bounds__(kThreads) igemm_int8_kernel(const __grid_const
           v[2] += f1.x;
           v[3] += f1.y;
         }
+        if (a.rq) {
+          const unsigned rv = *reinterpret_cast<const unsigned*>(a.rq + m * a.ldr + col + 4 * j);
+          const int8_t* rb = reinterpret_cast<const int8_t*>(&rv);
+#pragma unroll
+          for (int e = 0; e < 4; ++e) v[e] = __fmaf_rn(static_cast<float>(rb[e]), a.r_scale, v[e]);
+        }
         word[j] = 0;
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
@@ -357,6 +371,7 @@ __global__ void __launch_bounds__(kThreads) igemm_int8_kernel(const __grid_const
     if (m >= a.M || col >= a.K) continue;
     float v = epilogue_value(a, sC[rl * kLdc + cl], s_scale[cl], s_bias[cl]);
     if (a.r) v += __half2float(a.r[m * a.ldr + col]);
+    if (a.rq) v = __fmaf_rn(static_cast<float>(a.rq[m * a.ldr + col]), a.r_scale, v);
     const __half h = __float2half_rn(v);
     if (out8)
       static_cast<int8_t*>(a.y)[m * a.ldy + col] = int8_code(__half2float(h), a.out_scale, a.out_rcp);
@@ -466,6 +481,8 @@ void launch_conv_igemm_int8(const std::string& tactic, const ConvParams& p, cons
   a.scale = e.scale;
   a.bias = e.bias;
   a.r = e.r;
+  a.rq = e.rq;
+  a.r_scale = e.r_scale;
   a.y = y;
   a.N = p.N, a.H = p.H, a.W = p.W, a.C = p.C, a.OH = p.OH, a.OW = p.OW, a.K = p.K;
   a.KH = p.KH, a.KW = p.KW, a.sh = p.sh, a.sw = p.sw, a.ph = p.ph, a.pw = p.pw, a.dh = p.dh, a.dw = p.dw;
@@ -482,10 +499,12 @@ void launch_conv_igemm_int8(const std::string& tactic, const ConvParams& p, cons
   a.splits = splits;
   a.ws = static_cast<int*>(ws);
   a.counters = counters;
-  // 16-byte rows: fp16 8 channels, int8 16 channels per store; the residual is read 16 (fp16) or 8
-  // (int8 output) bytes at a time.
+  // 16-byte rows: fp16 8 channels, int8 16 channels per store; an fp16 residual is read 16 (fp16
+  // output) or 8 (int8 output) bytes at a time, an int8 one 8 or 4 bytes.
   const int v = e.out_scale > 0.f ? 16 : 8;
-  a.vec_epi = p.K % v == 0 && a.ldy % v == 0 && aligned16(y) && (!e.r || (a.ldr % 8 == 0 && aligned16(e.r)));
+  auto aligned8 = [](const void* q) { return reinterpret_cast<uintptr_t>(q) % 8 == 0; };
+  a.vec_epi = p.K % v == 0 && a.ldy % v == 0 && aligned16(y) && (!e.r || (a.ldr % 8 == 0 && aligned16(e.r))) &&
+              (!e.rq || (a.ldr % 8 == 0 && aligned8(e.rq)));
   if (a.M == 0 || a.K == 0) return;
   KESTREL_CHECK(splits == 1 || (ws && counters), "internal: split-K without workspace");
   const dim3 grid((a.M + en->bm - 1) / en->bm, (a.K + en->bn - 1) / en->bn, splits);

@@ -13,11 +13,13 @@
 //                          above INT8, validated with the quantization tolerance, chosen where faster
 // Inputs: X (int8 codes, channels-last: a kestrel.QuantizeInt8 layer's output or an INT8 layer's with
 // out_scale; the stem's is the float32 image), W (int8 OHWI [K][KH][KW][C/group]), Scale (float32 [K],
-// s_x * s_w rounded to float), B (float32 [K] or absent), R (fp16 channels-last or absent). Output Y
-// fp16 or int8 (attr out_scale), channels-last, possibly a channel slice of a wider (concat) buffer.
+// s_x * s_w rounded to float), B (float32 [K] or absent), R (fp16 channels-last, or int8 codes with the
+// attribute r_scale, or absent). Output Y fp16 or int8 (attr out_scale), channels-last, possibly a
+// channel slice of a wider (concat) buffer.
 #include <cmath>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/cudnn_be.h"
@@ -65,8 +67,15 @@ class ConvInt8Layer : public Layer {
                   "], got ", dtype_name(sc.dtype), " ", shape_str(sc.shape));
     KESTREL_CHECK(!has_bias_ || (s.in[3]->dtype == DType::F32 && s.in[3]->numel() == y.shape[1]), where(),
                   "bias must be float32 [", y.shape[1], "]");
-    KESTREL_CHECK(!has_res_ || (s.in[4]->dtype == DType::F16 && s.in[4]->shape == y.shape), where(),
-                  "residual must be float16 of the output's shape ", shape_str(y.shape));
+    KESTREL_CHECK(!has_res_ || ((s.in[4]->dtype == DType::F16 || s.in[4]->dtype == DType::I8) && s.in[4]->shape == y.shape),
+                  where(), "residual must be float16 or int8 of the output's shape ", shape_str(y.shape));
+    res_int8_ = has_res_ && s.in[4]->dtype == DType::I8;
+    if (res_int8_) {
+      r_scale_ = s.attrs.f("r_scale", 0.f);
+      KESTREL_CHECK(std::isfinite(r_scale_) && r_scale_ > 0.f, where(), "an int8 residual needs a positive r_scale, got ", r_scale_);
+    } else {
+      KESTREL_CHECK(!s.attrs.has("r_scale"), where(), "r_scale applies to an int8 residual only");
+    }
     if (y.dtype == DType::I8) {
       KESTREL_CHECK(s.attrs.has("out_scale"), where(), "an int8 output needs the attribute out_scale");
       out_scale_ = s.attrs.f("out_scale");
@@ -91,7 +100,7 @@ class ConvInt8Layer : public Layer {
     std::vector<std::string> t = {"direct"};
     if (igemm_ok_)
       for (const std::string& c : igemm_int8_tactics(p_)) t.push_back(c);
-    if (cudnn_ok()) {
+    if (cudnn_ok() && h.cudnn) {  // no handle (planning without a GPU): no cuDNN plans to offer
       try {
         const_cast<ConvInt8Layer*>(this)->make_cudnn(h);
         for (int i = 0; i < cudnn_->plans(); ++i) t.push_back("cudnn8_" + std::to_string(i));
@@ -124,10 +133,10 @@ class ConvInt8Layer : public Layer {
       const int i = std::stoi(t.substr(7));
       KESTREL_CHECK(i >= 0 && i < cudnn_->plans(), "tactic ", t, ": cuDNN offers ", cudnn_->plans(), " plans here");
       cudnn_->build(i, h.cudnn);  // run-time compilation
-      if (out_scale_ > 0.f && !inv_out_scale_) {
-        const float inv = 1.f / out_scale_;
-        inv_out_scale_ = DeviceFloat(inv);
-      }
+      // Each scalar 16 bytes apart: cuDNN wants every buffer 16-byte aligned.
+      if (!scalars_)
+        scalars_ = DeviceFloats({out_scale_ > 0.f ? 1.f / out_scale_ : 0.f, 0, 0, 0, res_int8_ ? 1.f / r_scale_ : 0.f, 0, 0, 0,
+                                 r_scale_, 0, 0, 0});
       cudnn_plan_ = i;
       scratch_ = align_up(cudnn_->workspace(i), 256);
       tactic_ = t;
@@ -144,7 +153,9 @@ class ConvInt8Layer : public Layer {
     Int8Epilogue e;
     e.scale = static_cast<const float*>(io.in[2]);
     e.bias = has_bias_ ? static_cast<const float*>(io.in[3]) : nullptr;
-    e.r = has_res_ ? static_cast<const __half*>(io.in[4]) : nullptr;
+    e.r = has_res_ && !res_int8_ ? static_cast<const __half*>(io.in[4]) : nullptr;
+    e.rq = res_int8_ ? static_cast<const int8_t*>(io.in[4]) : nullptr;
+    e.r_scale = r_scale_;
     e.out_scale = out_scale_;
     if (stem_) {
       KESTREL_CHECK(reinterpret_cast<uintptr_t>(io.out[0]) % 16 == 0, "INT8 stem output is not 16-byte aligned");
@@ -154,7 +165,11 @@ class ConvInt8Layer : public Layer {
     const auto* x = static_cast<const int8_t*>(io.in[0]);
     if (tactic_.rfind("cudnn8_", 0) == 0) {
       KCUDNN(cudnnSetStream(h.cudnn, stream));
-      cudnn_->execute(cudnn_plan_, h.cudnn, x, w, e.scale, e.bias, e.r, inv_out_scale_.get(), io.out[0],
+      CudnnInt8Conv::Scalars sc;
+      sc.inv_out_scale = scalars_.get();
+      sc.inv_r_scale = scalars_.get() + 4;
+      sc.r_scale = scalars_.get() + 8;
+      cudnn_->execute(cudnn_plan_, h.cudnn, x, w, e.scale, e.bias, has_res_ ? io.in[4] : nullptr, sc, io.out[0],
                       scratch_ ? io.scratch : nullptr);
       return;
     }
@@ -165,20 +180,20 @@ class ConvInt8Layer : public Layer {
   }
 
  private:
-  // One float in device memory (cuDNN's graph reads the output scale's reciprocal from a tensor).
-  class DeviceFloat {
+  // A few floats in device memory (cuDNN's graph reads its scalar scales from tensors).
+  class DeviceFloats {
    public:
-    DeviceFloat() = default;
-    explicit DeviceFloat(float v) {
-      KCUDA(cudaMalloc(&p_, sizeof(float)));
-      KCUDA(cudaMemcpy(p_, &v, sizeof(float), cudaMemcpyHostToDevice));
+    DeviceFloats() = default;
+    explicit DeviceFloats(const std::vector<float>& v) {
+      KCUDA(cudaMalloc(&p_, v.size() * sizeof(float)));
+      KCUDA(cudaMemcpy(p_, v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice));
     }
-    DeviceFloat(DeviceFloat&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
-    DeviceFloat& operator=(DeviceFloat&& o) noexcept {
+    DeviceFloats(DeviceFloats&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
+    DeviceFloats& operator=(DeviceFloats&& o) noexcept {
       std::swap(p_, o.p_);
       return *this;
     }
-    ~DeviceFloat() {
+    ~DeviceFloats() {
       if (p_) cudaFree(p_);
     }
     explicit operator bool() const { return p_ != nullptr; }
@@ -188,25 +203,33 @@ class ConvInt8Layer : public Layer {
     float* p_ = nullptr;
   };
 
+  // cuDNN reads and writes 16-byte aligned pixels only: channels-last strides of 16 bytes' multiples.
   bool cudnn_ok() const {
-    return cudnn_graph_api_enabled() && igemm_ok_ && symmetric_pads_ && CudnnInt8Conv::supports(p_);
+    const int64_t ysize = out_scale_ > 0.f ? 1 : 2, rsize = res_int8_ ? 1 : 2;
+    const bool aligned = p_.xs[3] % 16 == 0 && p_.ys[3] * ysize % 16 == 0 && (!has_res_ || p_.rs[3] * rsize % 16 == 0);
+    return cudnn_graph_api_enabled() && igemm_ok_ && symmetric_pads_ && aligned && CudnnInt8Conv::supports(p_);
   }
   // cuDNN's first three heuristic plans are candidates: each compiles at build time (20-400 ms); six
   // made yolov8n at batch 32 0.3% faster (bench/RESULTS.md, v8).
   static constexpr int kCudnnPlans = 3;
   void make_cudnn(Handles& h) {
     if (!cudnn_)
-      cudnn_ = std::make_unique<CudnnInt8Conv>(p_, h.cudnn, has_bias_, has_res_, out_scale_ > 0.f, kCudnnPlans, int64_t{1} << 30);
+      cudnn_ = std::make_unique<CudnnInt8Conv>(
+          p_, h.cudnn, has_bias_,
+          !has_res_ ? CudnnInt8Conv::Residual::None : res_int8_ ? CudnnInt8Conv::Residual::Int8 : CudnnInt8Conv::Residual::Half,
+          out_scale_ > 0.f, kCudnnPlans, int64_t{1} << 30);
   }
 
   ConvParams p_;
   float out_scale_ = 0.f;  // > 0: int8 output
   float x_scale_ = 0.f;    // the stem's input scale
+  float r_scale_ = 0.f;    // an int8 residual's scale
+  bool res_int8_ = false;
   bool stem_ = false;
   bool has_bias_ = false, has_res_ = false, igemm_ok_ = false, symmetric_pads_ = false;
   std::unique_ptr<CudnnInt8Conv> cudnn_;
   int cudnn_plan_ = 0;
-  DeviceFloat inv_out_scale_;
+  DeviceFloats scalars_;  // 1 / out_scale, 1 / r_scale, r_scale at floats 0, 4, 8
   SplitKCounters counters_;
   int64_t scratch_ = 0;
 };

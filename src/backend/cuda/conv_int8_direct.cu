@@ -12,7 +12,8 @@ namespace {
 
 __global__ void conv_int8_direct_kernel(const __grid_constant__ ConvParams p, const int8_t* __restrict__ x,
                                         const int8_t* __restrict__ w, const float* __restrict__ scale,
-                                        const float* __restrict__ bias, const __half* __restrict__ r, float out_scale,
+                                        const float* __restrict__ bias, const __half* __restrict__ r,
+                                        const int8_t* __restrict__ rq, float r_scale, float out_scale,
                                         void* __restrict__ y) {
   const long long total = (long long)p.N * p.K * p.OH * p.OW;
   const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -40,7 +41,9 @@ __global__ void conv_int8_direct_kernel(const __grid_constant__ ConvParams p, co
   }
   float v = fmaf(__int2float_rn(acc), scale[k], bias ? bias[k] : 0.f);
   v = apply_act(p.act, v, p.alpha, p.beta);
-  if (r) v += __half2float(r[n * p.rs[0] + k * p.rs[1] + oy * p.rs[2] + ox * p.rs[3]]);
+  const long long ro = n * p.rs[0] + k * p.rs[1] + oy * p.rs[2] + ox * p.rs[3];
+  if (r) v += __half2float(r[ro]);
+  if (rq) v = __fmaf_rn(static_cast<float>(rq[ro]), r_scale, v);
   const __half h = __float2half_rn(v);
   const long long yo = n * p.ys[0] + k * p.ys[1] + oy * p.ys[2] + ox * p.ys[3];
   if (out_scale > 0.f)
@@ -56,8 +59,8 @@ void launch_conv_int8_direct(const ConvParams& p, const int8_t* x, const int8_t*
   const long long total = (long long)p.N * p.K * p.OH * p.OW;
   if (total == 0) return;
   constexpr int kThreads = 256;
-  conv_int8_direct_kernel<<<blocks_for(total, kThreads), kThreads, 0, stream>>>(p, x, w, e.scale, e.bias, e.r,
-                                                                                e.out_scale, y);
+  conv_int8_direct_kernel<<<blocks_for(total, kThreads), kThreads, 0, stream>>>(p, x, w, e.scale, e.bias, e.r, e.rq,
+                                                                                e.r_scale, e.out_scale, y);
   KLAUNCH("conv_int8_direct");
 }
 

@@ -17,7 +17,7 @@ constexpr auto kAttrPlanHandle = static_cast<cudnnBackendAttributeName_t>(400); 
 
 // Variant-pack ids of the graphs' tensors.
 enum : int64_t { kUidX = 'x', kUidW = 'w', kUidY = 'y', kUidScale = 's', kUidBias = 'b', kUidRes = 'r',
-                 kUidOutScale = 'q', kUidVirtual = 1000 };
+                 kUidOutScale = 'q', kUidResInvScale = 'i', kUidResScale = 'j', kUidVirtual = 1000 };
 
 // Whether the engine of a config may be used: its notes can be read and name none of the excluded
 // behaviours.
@@ -271,9 +271,9 @@ bool CudnnInt8Conv::supports(const ConvParams& p) {
   return p.group == 1 && p.C % 4 == 0 && p.K % 4 == 0 && (p.act == kActNone || p.act == kActRelu || p.act == kActSilu);
 }
 
-CudnnInt8Conv::CudnnInt8Conv(const ConvParams& p, cudnnHandle_t h, bool has_bias, bool has_res, bool int8_out,
+CudnnInt8Conv::CudnnInt8Conv(const ConvParams& p, cudnnHandle_t h, bool has_bias, Residual res, bool int8_out,
                              int max_plans, int64_t ws_limit)
-    : has_bias_(has_bias), has_res_(has_res), int8_out_(int8_out) {
+    : has_bias_(has_bias), int8_out_(int8_out), res_(res) {
   KESTREL_CHECK(supports(p), "internal: no cuDNN INT8 convolution for this layer");
   const int64_t xd[4] = {p.N, p.C, p.H, p.W}, xs[4] = {p.xs[0], p.xs[1], p.xs[2], p.xs[3]};
   const int64_t wd[4] = {p.K, p.C, p.KH, p.KW};
@@ -293,9 +293,12 @@ CudnnInt8Conv::CudnnInt8Conv(const ConvParams& p, cudnnHandle_t h, bool has_bias
   if (has_bias) steps.push_back({CUDNN_POINTWISE_ADD, g_.tensor(kUidBias, CUDNN_DATA_FLOAT, cd, cs)});
   if (p.act == kActSilu) steps.push_back({CUDNN_POINTWISE_SWISH_FWD, nullptr});
   if (p.act == kActRelu) steps.push_back({CUDNN_POINTWISE_RELU_FWD, nullptr});
-  if (has_res) {
-    const int64_t rs[4] = {p.rs[0], p.rs[1], p.rs[2], p.rs[3]};
-    steps.push_back({CUDNN_POINTWISE_ADD, g_.tensor(kUidRes, CUDNN_DATA_HALF, yd, rs)});
+  const int64_t rs[4] = {p.rs[0], p.rs[1], p.rs[2], p.rs[3]};
+  if (res == Residual::Half) steps.push_back({CUDNN_POINTWISE_ADD, g_.tensor(kUidRes, CUDNN_DATA_HALF, yd, rs)});
+  if (res == Residual::Int8) {
+    steps.push_back({CUDNN_POINTWISE_MUL, g_.tensor(kUidResInvScale, CUDNN_DATA_FLOAT, one, one)});
+    steps.push_back({CUDNN_POINTWISE_ADD, g_.tensor(kUidRes, CUDNN_DATA_INT8, yd, rs)});
+    steps.push_back({CUDNN_POINTWISE_MUL, g_.tensor(kUidResScale, CUDNN_DATA_FLOAT, one, one)});
   }
   if (int8_out) steps.push_back({CUDNN_POINTWISE_MUL, g_.tensor(kUidOutScale, CUDNN_DATA_FLOAT, one, one)});
   CudnnGraph::Desc cur = acc;
@@ -309,13 +312,17 @@ CudnnInt8Conv::CudnnInt8Conv(const ConvParams& p, cudnnHandle_t h, bool has_bias
 }
 
 void CudnnInt8Conv::execute(int i, cudnnHandle_t h, const void* x, const void* w, const float* scale, const float* bias,
-                            const void* r, const float* inv_out_scale, void* y, void* ws) const {
-  int64_t uids[7] = {kUidX, kUidW, kUidY, kUidScale};
-  void* ptrs[7] = {const_cast<void*>(x), const_cast<void*>(w), y, const_cast<float*>(scale)};
+                            const void* r, const Scalars& sc, void* y, void* ws) const {
+  int64_t uids[9] = {kUidX, kUidW, kUidY, kUidScale};
+  void* ptrs[9] = {const_cast<void*>(x), const_cast<void*>(w), y, const_cast<float*>(scale)};
   int n = 4;
   if (has_bias_) uids[n] = kUidBias, ptrs[n++] = const_cast<float*>(bias);
-  if (has_res_) uids[n] = kUidRes, ptrs[n++] = const_cast<void*>(r);
-  if (int8_out_) uids[n] = kUidOutScale, ptrs[n++] = const_cast<float*>(inv_out_scale);
+  if (res_ != Residual::None) uids[n] = kUidRes, ptrs[n++] = const_cast<void*>(r);
+  if (res_ == Residual::Int8) {
+    uids[n] = kUidResInvScale, ptrs[n++] = const_cast<float*>(sc.inv_r_scale);
+    uids[n] = kUidResScale, ptrs[n++] = const_cast<float*>(sc.r_scale);
+  }
+  if (int8_out_) uids[n] = kUidOutScale, ptrs[n++] = const_cast<float*>(sc.inv_out_scale);
   g_.execute(i, h, uids, ptrs, n, ws);
 }
 

@@ -81,21 +81,30 @@ class CudnnBeConv {
 // (cuDNN's float -> int8 conversion rounds to nearest and saturates; the builder validates the plans
 // against the reference kernel). x int8 with strides p.xs, w int8 OHWI, scale and bias float32 [K],
 // r fp16 with strides p.rs, y with strides p.ys. act: kActNone, kActRelu or kActSilu (supports()).
+// An int8 residual (codes r_q, scale s_r) joins the chain as ((v / s_r) + r_q) * s_r: cuDNN's
+// runtime fusion takes a chain of pointwise nodes after the conv, and this keeps it one chain.
 class CudnnInt8Conv {
  public:
+  enum class Residual { None, Half, Int8 };
+  // Device floats the graph reads: 1 / out_scale (int8 output), 1 / s_r and s_r (int8 residual).
+  struct Scalars {
+    const float* inv_out_scale = nullptr;
+    const float* inv_r_scale = nullptr;
+    const float* r_scale = nullptr;
+  };
   static bool supports(const ConvParams& p);
-  CudnnInt8Conv(const ConvParams& p, cudnnHandle_t h, bool has_bias, bool has_res, bool int8_out, int max_plans,
+  CudnnInt8Conv(const ConvParams& p, cudnnHandle_t h, bool has_bias, Residual res, bool int8_out, int max_plans,
                 int64_t ws_limit);
   int plans() const { return g_.plans(); }
   void build(int i, cudnnHandle_t h) { g_.build(i, h); }
   int64_t workspace(int i) const { return g_.workspace(i); }
-  // inv_out_scale: device float 1 / out_scale (int8 output only).
   void execute(int i, cudnnHandle_t h, const void* x, const void* w, const float* scale, const float* bias,
-               const void* r, const float* inv_out_scale, void* y, void* ws) const;
+               const void* r, const Scalars& scalars, void* y, void* ws) const;
 
  private:
   CudnnGraph g_;
-  bool has_bias_, has_res_, int8_out_;
+  bool has_bias_, int8_out_;
+  Residual res_;
 };
 
 }  // namespace kestrel::cuda

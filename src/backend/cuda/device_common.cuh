@@ -48,6 +48,12 @@ template <> __device__ __forceinline__ float to_f<__half>(__half v) { return __h
 template <typename T> __device__ __forceinline__ T from_f(float v);
 template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
 template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
+// int8 codes: the kernels that take int8 only move or select codes, so v is an exact integer; the
+// clamp keeps an empty window's -FLT_MAX (or any stray value) a valid code.
+template <> __device__ __forceinline__ float to_f<int8_t>(int8_t v) { return static_cast<float>(v); }
+template <> __device__ __forceinline__ int8_t from_f<int8_t>(float v) {
+  return static_cast<int8_t>(::min(127, ::max(-128, __float2int_rn(v))));
+}
 
 
 __device__ __forceinline__ float sigmoidf_(float v) { return 1.f / (1.f + __expf(-v)); }

@@ -5,7 +5,8 @@
 //                                                            division (__fdiv_rn), round half to even
 //   conv       acc = sum q_x * q_w                           exact int32
 //              v = fmaf((float)acc, scale[k], bias[k])        scale[k] = s_x * s_w[k] rounded to float
-//              v = act(v); v = v + r                          FP32; r the fp16 residual (may be absent)
+//              v = act(v); v = v + r                          FP32; r the fp16 residual (may be absent), or
+//                                                             v = fmaf((float)r_q, r_scale, v) for int8 codes
 //              out fp16: y = half_rn(v)
 //              out int8: y = clamp(rint(float(half_rn(v)) / out_scale), -128, 127)
 //                        (what the next INT8 layer's QuantizeLinear computes from the fp16 value)
@@ -29,6 +30,8 @@ struct Int8Epilogue {
   const float* scale = nullptr;  // [K] s_x * s_w[k]
   const float* bias = nullptr;   // [K] or nullptr
   const __half* r = nullptr;     // residual, fp16, strides ConvParams::rs, or nullptr
+  const int8_t* rq = nullptr;    // or the residual as int8 codes (same strides), dequantized with r_scale
+  float r_scale = 0;
   float out_scale = 0;           // > 0: int8 output quantized with it; 0: fp16 output
 };
 

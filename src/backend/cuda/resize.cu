@@ -2,10 +2,12 @@
 // weights) depend only on the output row / column: they are computed once on the host, in double,
 // with the CPU reference's own formulas (ONNX coordinate transformation and nearest rounding modes),
 // so the chosen source pixels match bit for bit, and uploaded as small tables. The kernel then only
-// gathers: 8 channels (16 bytes) per thread for FP16 nearest, one element per thread otherwise.
+// gathers: 16 bytes of channels per thread for FP16 / INT8 nearest, one element per thread otherwise.
+// INT8 engines resize int8 codes with nearest only: it selects codes, so it commutes with quantization.
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "backend/cuda/check.h"
@@ -85,20 +87,21 @@ __global__ void resize_kernel(const T* __restrict__ x, T* __restrict__ y, const 
   y[((long long)(n * a.OH + oy) * a.OW + ox) * a.ldy + c] = from_f<T>(v);
 }
 
-// Nearest, 8 channels (16 bytes) per thread.
-__global__ void resize_nearest_vec_kernel(const __half* __restrict__ x, __half* __restrict__ y, const __grid_constant__ ResizeArgs a,
-                                          int total) {
+// Nearest, 16 bytes of channels (16 / sizeof(T) of them) per thread.
+template <typename T>
+__global__ void resize_nearest_vec_kernel(const T* __restrict__ x, T* __restrict__ y, const __grid_constant__ ResizeArgs a, int total) {
+  constexpr int V = static_cast<int>(16 / sizeof(T));
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= total) return;
-  const int C8 = a.C / 8;
-  const int c8 = i % C8;
-  int p = i / C8;
+  const int CV = a.C / V;
+  const int cv = i % CV;
+  int p = i / CV;
   const int ox = p % a.OW;
   p /= a.OW;
   const int oy = p % a.OH;
   const int n = p / a.OH;
-  const uint4 v = __ldg(reinterpret_cast<const uint4*>(x + ((long long)(n * a.H + a.ty[oy].i0) * a.W + a.tx[ox].i0) * a.ldx + c8 * 8));
-  *reinterpret_cast<uint4*>(y + ((long long)(n * a.OH + oy) * a.OW + ox) * a.ldy + c8 * 8) = v;
+  const uint4 v = __ldg(reinterpret_cast<const uint4*>(x + ((long long)(n * a.H + a.ty[oy].i0) * a.W + a.tx[ox].i0) * a.ldx + cv * V));
+  *reinterpret_cast<uint4*>(y + ((long long)(n * a.OH + oy) * a.OW + ox) * a.ldy + cv * V) = v;
 }
 
 class ResizeLayer : public Layer {
@@ -127,13 +130,17 @@ class ResizeLayer : public Layer {
     const std::string mode = s.attrs.s("mode", "nearest");
     KESTREL_CHECK(mode == "nearest" || mode == "linear", "Resize mode '", mode, "' is not supported");
     a_.linear = mode == "linear";
+    KESTREL_CHECK(x.dtype == y.dtype && (x.dtype == DType::F32 || x.dtype == DType::F16 || x.dtype == DType::I8),
+                  "internal: Resize node '", s.name, "': unsupported dtype ", dtype_name(x.dtype), " -> ", dtype_name(y.dtype));
+    KESTREL_CHECK(x.dtype != DType::I8 || !a_.linear, "Resize node '", s.name,
+                  "': int8 tensors resize only with mode 'nearest' (interpolated int8 codes would need requantization)");
     const std::string ctm = s.attrs.s("coordinate_transformation_mode", "half_pixel");
     const std::string nm = s.attrs.s("nearest_mode", "round_prefer_floor");
     table_ = taps(a_.linear, ctm, nm, a_.OH, a_.H, sh);
     const std::vector<Tap> tx = taps(a_.linear, ctm, nm, a_.OW, a_.W, sw);
     table_.insert(table_.end(), tx.begin(), tx.end());
     total_ = static_cast<int>(y.numel());
-    half_ = x.dtype == DType::F16;
+    dt_ = x.dtype;
     tactic_ = "default";
   }
   ~ResizeLayer() override {
@@ -154,15 +161,9 @@ class ResizeLayer : public Layer {
   void enqueue(const LayerIO& io, cudaStream_t stream, Handles& h) override {
     if (!total_) return;
     if (!dev_) set_tactic(tactic_, h);
-    auto a16 = [](const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
-    if (half_ && !a_.linear && a_.C % 8 == 0 && a_.ldx % 8 == 0 && a_.ldy % 8 == 0 && a16(io.in[0]) && a16(io.out[0])) {
-      resize_nearest_vec_kernel<<<blocks_for(total_ / 8, 256), 256, 0, stream>>>(static_cast<const __half*>(io.in[0]),
-                                                                                static_cast<__half*>(io.out[0]), a_, total_ / 8);
-    } else if (half_) {
-      resize_kernel<<<blocks_for(total_, 256), 256, 0, stream>>>(static_cast<const __half*>(io.in[0]), static_cast<__half*>(io.out[0]), a_, total_);
-    } else {
-      resize_kernel<<<blocks_for(total_, 256), 256, 0, stream>>>(static_cast<const float*>(io.in[0]), static_cast<float*>(io.out[0]), a_, total_);
-    }
+    if (dt_ == DType::F16) launch<__half>(io, stream);
+    else if (dt_ == DType::I8) launch<int8_t>(io, stream);
+    else launch<float>(io, stream);
     KLAUNCH("resize");
   }
 
@@ -171,7 +172,23 @@ class ResizeLayer : public Layer {
   std::vector<Tap> table_;
   void* dev_ = nullptr;
   int total_ = 0;
-  bool half_ = false;
+  DType dt_ = DType::F32;
+
+  template <typename T>
+  void launch(const LayerIO& io, cudaStream_t stream) const {
+    constexpr int V = static_cast<int>(16 / sizeof(T));
+    const T* x = static_cast<const T*>(io.in[0]);
+    T* y = static_cast<T*>(io.out[0]);
+    auto a16 = [](const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; };
+    // FP32 keeps the scalar kernel (as before); FP16 / INT8 nearest gather 16 bytes where aligned.
+    if constexpr (!std::is_same_v<T, float>) {
+      if (!a_.linear && a_.C % V == 0 && a_.ldx % V == 0 && a_.ldy % V == 0 && a16(x) && a16(y)) {
+        resize_nearest_vec_kernel<<<blocks_for(total_ / V, 256), 256, 0, stream>>>(x, y, a_, total_ / V);
+        return;
+      }
+    }
+    resize_kernel<<<blocks_for(total_, 256), 256, 0, stream>>>(x, y, a_, total_);
+  }
 };
 
 }  // namespace
