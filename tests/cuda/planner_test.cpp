@@ -199,9 +199,9 @@ TEST(Planner, Int8ConvsReadInt8) {
   }
 }
 
-// Values outside one data-movement group's scale, or read by a float layer, stay fp16 and get a
-// quantize layer: here every tensor has its own scale (no unification), so the concat parts cannot be
-// written as codes of the concat's scale.
+// Distinct calibrated scales still give an all-int8 trunk (quantize_graph ties each data-movement
+// group to one scale). A Q/DQ graph whose group members disagree (another tool's, or edited as here)
+// cannot move codes through that group: its values stay fp16 and get quantize layers.
 TEST(Planner, Int8MixedScalesQuantize) {
   KESTREL_REQUIRE_DATA("models/yolov8n.onnx");
   ImportOptions io;
