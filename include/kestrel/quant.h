@@ -174,6 +174,14 @@ std::vector<HostTensor> load_inputs(const Graph& g, const std::vector<std::strin
 // Tensors whose scales INT8 needs: the activation input (X) of every kestrel.Conv, graph order.
 std::vector<std::string> quantizable_tensors(const Graph& optimized);
 
+// Data movement in the Q/DQ contract: Concat, Split, Slice, nearest Resize, MaxPool and kestrel.SPPF
+// only move or select values, so their inputs and outputs share one scale (quantize_graph ties them)
+// and the engine may run them on int8 codes. moved_values: the non-constant values `n` moves (its data
+// inputs, then its outputs), empty for any other node. data_movement_groups: every value some such
+// node moves -> its group's representative (a group: values linked through such nodes).
+std::vector<std::string> moved_values(const Graph& g, const Node& n);
+std::map<std::string, std::string> data_movement_groups(const Graph& g);
+
 // Histograms of the given tensors over the images, on the CPU backend (CpuExecutor::run with keep).
 std::map<std::string, Histogram> collect_histograms(const Graph& optimized, const std::vector<std::string>& tensors,
                                                     const std::vector<std::string>& images, bool progress);

@@ -30,7 +30,6 @@ namespace {
 
 bool is_conv(const std::string& op) { return op == "Conv" || op == "kestrel.Conv"; }
 
-
 // A convolution with fewer than 8 input channels and no residual (the network's first) runs as
 // kestrel.ConvStem: its kernel reads the float32 input in the model's own layout, so no conversion
 // layer (a full extra pass over the largest input) precedes it.

@@ -5,63 +5,54 @@
 // by int8 convs, the split halves read as views of it, upsampled features concatenated as codes --
 // instead of storing fp16 and quantizing it again for every INT8 reader (TensorRT ties concat scales
 // the same way). Each group takes its members' largest scale, so no member clips more than before.
-#include <numeric>
+#include <algorithm>
 
 #include "quant/internal.h"
 
-namespace kestrel::quant::detail {
+namespace kestrel::quant {
 
-namespace {
-
-// Inputs of `n` that pass through to its outputs unchanged in value (empty: none).
-std::vector<std::string> moved_inputs(const Node& n) {
-  if (n.op == "Concat") return n.inputs;
-  if (n.op == "Split" || n.op == "Slice" || n.op == "MaxPool" || n.op == "kestrel.SPPF") return {n.inputs.at(0)};
-  if (n.op == "Resize" && n.attrs.s("mode", "nearest") == "nearest") return {n.inputs.at(0)};
-  return {};
+std::vector<std::string> moved_values(const Graph& g, const Node& n) {
+  size_t data_inputs = 0;
+  if (n.op == "Concat") data_inputs = n.inputs.size();
+  else if (n.op == "Split" || n.op == "Slice" || n.op == "MaxPool" || n.op == "kestrel.SPPF") data_inputs = 1;
+  else if (n.op == "Resize" && n.attrs.s("mode", "nearest") == "nearest") data_inputs = 1;
+  else return {};
+  std::vector<std::string> m;
+  for (size_t i = 0; i < data_inputs && i < n.inputs.size(); ++i)
+    if (!n.inputs[i].empty() && !g.value(n.inputs[i]).is_constant()) m.push_back(n.inputs[i]);
+  for (const std::string& o : n.outputs)
+    if (!o.empty()) m.push_back(o);
+  return m;
 }
 
-class UnionFind {
- public:
-  int id(const std::string& v) {
-    auto [it, fresh] = ids_.emplace(v, static_cast<int>(parent_.size()));
-    if (fresh) parent_.push_back(it->second);
-    return it->second;
+std::map<std::string, std::string> data_movement_groups(const Graph& g) {
+  std::map<std::string, std::string> parent;
+  auto find = [&](std::string v) {
+    while (parent.at(v) != v) v = parent[v] = parent.at(parent.at(v));  // path halving
+    return v;
+  };
+  for (const Node& n : g.nodes) {
+    const std::vector<std::string> m = moved_values(g, n);
+    for (const std::string& v : m) parent.emplace(v, v);
+    for (size_t i = 1; i < m.size(); ++i) parent[find(m[i])] = find(m[0]);
   }
-  int find(int a) {
-    while (parent_[static_cast<size_t>(a)] != a) a = parent_[static_cast<size_t>(a)] = parent_[static_cast<size_t>(parent_[static_cast<size_t>(a)])];
-    return a;
-  }
-  void unite(int a, int b) { parent_[static_cast<size_t>(find(a))] = find(b); }
-  const std::map<std::string, int>& ids() const { return ids_; }
+  std::map<std::string, std::string> group;
+  for (const auto& entry : parent) group[entry.first] = find(entry.first);
+  return group;
+}
 
- private:
-  std::map<std::string, int> ids_;
-  std::vector<int> parent_;
-};
+}  // namespace kestrel::quant
 
-}  // namespace
+namespace kestrel::quant::detail {
 
 std::map<std::string, float> unify_scale_groups(const Graph& g, const std::map<std::string, float>& scales) {
-  UnionFind uf;
-  for (const Node& n : g.nodes) {
-    const std::vector<std::string> ins = moved_inputs(n);
-    if (ins.empty()) continue;
-    for (const std::string& out : n.outputs) {
-      if (out.empty()) continue;
-      for (const std::string& in : ins)
-        if (!in.empty() && !g.value(in).is_constant()) uf.unite(uf.id(in), uf.id(out));
-    }
-  }
-  std::map<int, float> group_scale;
-  for (const auto& [name, id] : uf.ids())
-    if (auto s = scales.find(name); s != scales.end()) {
-      float& gs = group_scale[uf.find(id)];
-      gs = std::max(gs, s->second);
-    }
+  const std::map<std::string, std::string> group = data_movement_groups(g);
+  std::map<std::string, float> group_scale;
+  for (const auto& [v, root] : group)
+    if (auto s = scales.find(v); s != scales.end()) group_scale[root] = std::max(group_scale[root], s->second);
   std::map<std::string, float> out = scales;
-  for (const auto& [name, id] : uf.ids())
-    if (auto gs = group_scale.find(uf.find(id)); gs != group_scale.end()) out[name] = gs->second;
+  for (const auto& [v, root] : group)
+    if (auto gs = group_scale.find(root); gs != group_scale.end()) out[v] = gs->second;
   return out;
 }
 

@@ -44,7 +44,8 @@ struct Simulator::Impl {
       if (n.op == "DequantizeLinear") {
         s.kind = Kind::Skip;
       } else if (xdq && xdq->op == "DequantizeLinear") {
-        prepare_int8(n, *xdq, *producer(n.inputs.at(1)), producer, s);
+        const Node* rdq = n.inputs.size() > 3 && !n.inputs[3].empty() ? producer(n.inputs[3]) : nullptr;
+        prepare_int8(n, *xdq, *producer(n.inputs.at(1)), rdq && rdq->op == "DequantizeLinear" ? rdq : nullptr, s);
       } else {
         const LayerPrecision p = parse_precision(n.attrs.s(detail::kPrecisionAttr, "fp32"));
         KESTREL_CHECK(p != LayerPrecision::Int8, "node '", n.name, "' is marked int8 but has no Q/DQ input");
@@ -83,8 +84,8 @@ struct Simulator::Impl {
     return true;
   }
 
-  template <typename Producer>
-  void prepare_int8(const Node& conv, const Node& xdq, const Node& wdq, const Producer& producer, Step& s) const {
+  // rdq: the residual's DequantizeLinear (a quantized residual), or null.
+  void prepare_int8(const Node& conv, const Node& xdq, const Node& wdq, const Node* rdq, Step& s) const {
     s.kind = Kind::Int8;
     s.x_q = xdq.inputs.at(0);
     s.s_x = g.value(xdq.inputs.at(1)).constant->to_f32().at(0);
@@ -94,13 +95,11 @@ struct Simulator::Impl {
     s.s_w = g.value(wdq.inputs.at(1)).constant->to_f32();
     if (s.s_w.size() == 1) s.s_w.assign(static_cast<size_t>(wq.dim(0)), s.s_w[0]);  // per-tensor weights
     if (conv.inputs.size() > 2 && !conv.inputs[2].empty()) s.bias = g.value(conv.inputs[2]).constant->to_f32();
-    if (conv.inputs.size() > 3 && !conv.inputs[3].empty()) {
+    if (rdq) {  // read the residual's codes
+      s.residual = rdq->inputs.at(0);
+      s.s_r = g.value(rdq->inputs.at(1)).constant->to_f32().at(0);
+    } else if (conv.inputs.size() > 3 && !conv.inputs[3].empty()) {
       s.residual = conv.inputs[3];
-      const Node* rdq = producer(s.residual);
-      if (rdq && rdq->op == "DequantizeLinear") {  // a quantized residual: read its codes
-        s.residual = rdq->inputs.at(0);
-        s.s_r = g.value(rdq->inputs.at(1)).constant->to_f32().at(0);
-      }
     }
     s.geo = detail::conv_geometry(conv, g.value(conv.inputs[0]).shape, wq.shape(), g.value(conv.outputs[0]).shape);
     s.epi = detail::parse_epilogue(conv);
