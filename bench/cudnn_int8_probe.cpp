@@ -19,6 +19,7 @@ namespace {
 
 using kestrel::cuda::ConvParams;
 using kestrel::cuda::CudnnGraph;
+using kestrel::cuda::dense_nhwc;
 
 void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) {
@@ -50,11 +51,6 @@ ConvParams params(const Shape& sh) {
   return p;
 }
 
-// NHWC strides of [N, C, H, W].
-void nhwc(const int64_t (&d)[4], int64_t (&s)[4]) {
-  s[0] = d[1] * d[2] * d[3], s[1] = 1, s[2] = d[3] * d[1], s[3] = d[1];
-}
-
 // Best ms over the plans, or -1 when none runs; prints every plan's time.
 double probe(cudnnHandle_t h, const Shape& sh, Kind kind, void* x, void* w, void* y, void* scale, void* bias, void* ws,
              int64_t ws_cap) {
@@ -63,7 +59,9 @@ double probe(cudnnHandle_t h, const Shape& sh, Kind kind, void* x, void* w, void
   const int64_t xd[4] = {p.N, p.C, p.H, p.W}, wd[4] = {p.K, p.C, p.KH, p.KW}, yd[4] = {p.N, p.K, p.OH, p.OW};
   const int64_t cd[4] = {1, p.K, 1, 1}, cs[4] = {p.K, 1, 1, 1};
   int64_t xs[4], wst[4], ys[4];
-  nhwc(xd, xs), nhwc(wd, wst), nhwc(yd, ys);
+  dense_nhwc(xd, xs);
+  dense_nhwc(wd, wst);
+  dense_nhwc(yd, ys);
   CudnnGraph g;
   const auto in_t = i8 ? CUDNN_DATA_INT8 : CUDNN_DATA_HALF;
   auto X = g.tensor('x', in_t, xd, xs), W = g.tensor('w', in_t, wd, wst);

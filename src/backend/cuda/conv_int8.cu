@@ -100,7 +100,7 @@ class ConvInt8Layer : public Layer {
     std::vector<std::string> t = {"direct"};
     if (igemm_ok_)
       for (const std::string& c : igemm_int8_tactics(p_)) t.push_back(c);
-    if (cudnn_ok() && h.cudnn) {  // no handle (planning without a GPU): no cuDNN plans to offer
+    if (cudnn_ok()) {
       try {
         const_cast<ConvInt8Layer*>(this)->make_cudnn(h);
         for (int i = 0; i < cudnn_->plans(); ++i) t.push_back("cudnn8_" + std::to_string(i));
@@ -133,10 +133,7 @@ class ConvInt8Layer : public Layer {
       const int i = std::stoi(t.substr(7));
       KESTREL_CHECK(i >= 0 && i < cudnn_->plans(), "tactic ", t, ": cuDNN offers ", cudnn_->plans(), " plans here");
       cudnn_->build(i, h.cudnn);  // run-time compilation
-      // Each scalar 16 bytes apart: cuDNN wants every buffer 16-byte aligned.
-      if (!scalars_)
-        scalars_ = DeviceFloats({out_scale_ > 0.f ? 1.f / out_scale_ : 0.f, 0, 0, 0, res_int8_ ? 1.f / r_scale_ : 0.f, 0, 0, 0,
-                                 r_scale_, 0, 0, 0});
+      if (!scalars_) scalars_ = DeviceScalars({out_scale_ > 0.f ? 1.f / out_scale_ : 0.f, res_int8_ ? 1.f / r_scale_ : 0.f, r_scale_});
       cudnn_plan_ = i;
       scratch_ = align_up(cudnn_->workspace(i), 256);
       tactic_ = t;
@@ -166,9 +163,9 @@ class ConvInt8Layer : public Layer {
     if (tactic_.rfind("cudnn8_", 0) == 0) {
       KCUDNN(cudnnSetStream(h.cudnn, stream));
       CudnnInt8Conv::Scalars sc;
-      sc.inv_out_scale = scalars_.get();
-      sc.inv_r_scale = scalars_.get() + 4;
-      sc.r_scale = scalars_.get() + 8;
+      sc.inv_out_scale = scalars_.get(0);
+      sc.inv_r_scale = scalars_.get(1);
+      sc.r_scale = scalars_.get(2);
       cudnn_->execute(cudnn_plan_, h.cudnn, x, w, e.scale, e.bias, has_res_ ? io.in[4] : nullptr, sc, io.out[0],
                       scratch_ ? io.scratch : nullptr);
       return;
@@ -180,44 +177,48 @@ class ConvInt8Layer : public Layer {
   }
 
  private:
-  // A few floats in device memory (cuDNN's graph reads its scalar scales from tensors).
-  class DeviceFloats {
+  // Scalars in device memory, each in its own 16-byte slot (cuDNN's graph reads its scalar scales
+  // from tensors, and every buffer it is given must be 16-byte aligned).
+  class DeviceScalars {
    public:
-    DeviceFloats() = default;
-    explicit DeviceFloats(const std::vector<float>& v) {
-      KCUDA(cudaMalloc(&p_, v.size() * sizeof(float)));
-      KCUDA(cudaMemcpy(p_, v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice));
+    DeviceScalars() = default;
+    explicit DeviceScalars(const std::vector<float>& v) {
+      std::vector<float> slots(v.size() * kSlot, 0.f);
+      for (size_t i = 0; i < v.size(); ++i) slots[i * kSlot] = v[i];
+      KCUDA(cudaMalloc(&p_, slots.size() * sizeof(float)));
+      KCUDA(cudaMemcpy(p_, slots.data(), slots.size() * sizeof(float), cudaMemcpyHostToDevice));
     }
-    DeviceFloats(DeviceFloats&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
-    DeviceFloats& operator=(DeviceFloats&& o) noexcept {
+    DeviceScalars(DeviceScalars&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
+    DeviceScalars& operator=(DeviceScalars&& o) noexcept {
       std::swap(p_, o.p_);
       return *this;
     }
-    ~DeviceFloats() {
+    ~DeviceScalars() {
       if (p_) cudaFree(p_);
     }
     explicit operator bool() const { return p_ != nullptr; }
-    const float* get() const { return p_; }
+    const float* get(size_t i) const { return p_ + i * kSlot; }
 
    private:
+    static constexpr size_t kSlot = 16 / sizeof(float);
     float* p_ = nullptr;
   };
 
-  // cuDNN reads and writes 16-byte aligned pixels only: channels-last strides of 16 bytes' multiples.
+  CudnnInt8Conv::Residual residual_kind() const {
+    using R = CudnnInt8Conv::Residual;
+    return !has_res_ ? R::None : res_int8_ ? R::Int8 : R::Half;
+  }
   bool cudnn_ok() const {
-    const int64_t ysize = out_scale_ > 0.f ? 1 : 2, rsize = res_int8_ ? 1 : 2;
-    const bool aligned = p_.xs[3] % 16 == 0 && p_.ys[3] * ysize % 16 == 0 && (!has_res_ || p_.rs[3] * rsize % 16 == 0);
-    return cudnn_graph_api_enabled() && igemm_ok_ && symmetric_pads_ && aligned && CudnnInt8Conv::supports(p_);
+    return cudnn_graph_api_enabled() && igemm_ok_ && symmetric_pads_ &&
+           CudnnInt8Conv::supports(p_, residual_kind(), out_scale_ > 0.f);
   }
   // cuDNN's first three heuristic plans are candidates: each compiles at build time (20-400 ms); six
   // made yolov8n at batch 32 0.3% faster (bench/RESULTS.md, v8).
   static constexpr int kCudnnPlans = 3;
   void make_cudnn(Handles& h) {
     if (!cudnn_)
-      cudnn_ = std::make_unique<CudnnInt8Conv>(
-          p_, h.cudnn, has_bias_,
-          !has_res_ ? CudnnInt8Conv::Residual::None : res_int8_ ? CudnnInt8Conv::Residual::Int8 : CudnnInt8Conv::Residual::Half,
-          out_scale_ > 0.f, kCudnnPlans, int64_t{1} << 30);
+      cudnn_ = std::make_unique<CudnnInt8Conv>(p_, h.cudnn, has_bias_, residual_kind(), out_scale_ > 0.f, kCudnnPlans,
+                                               int64_t{1} << 30);
   }
 
   ConvParams p_;
@@ -229,7 +230,7 @@ class ConvInt8Layer : public Layer {
   bool has_bias_ = false, has_res_ = false, igemm_ok_ = false, symmetric_pads_ = false;
   std::unique_ptr<CudnnInt8Conv> cudnn_;
   int cudnn_plan_ = 0;
-  DeviceFloats scalars_;  // 1 / out_scale, 1 / r_scale, r_scale at floats 0, 4, 8
+  DeviceScalars scalars_;  // 1 / out_scale, 1 / r_scale, r_scale
   SplitKCounters counters_;
   int64_t scratch_ = 0;
 };

@@ -1,5 +1,6 @@
 #include "backend/cuda/cudnn_be.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <sstream>
@@ -19,36 +20,41 @@ constexpr auto kAttrPlanHandle = static_cast<cudnnBackendAttributeName_t>(400); 
 enum : int64_t { kUidX = 'x', kUidW = 'w', kUidY = 'y', kUidScale = 's', kUidBias = 'b', kUidRes = 'r',
                  kUidOutScale = 'q', kUidResInvScale = 'i', kUidResScale = 'j', kUidVirtual = 1000 };
 
-// Whether the engine of a config may be used: its notes can be read and name none of the excluded
-// behaviours.
-bool engine_allowed(cudnnBackendDescriptor_t eng, bool runtime_compiled) {
-  cudnnBackendBehaviorNote_t bn[CUDNN_BEHAVIOR_NOTE_TYPE_COUNT + 4];
-  int64_t nb = 0;
-  if (cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE, CUDNN_TYPE_BEHAVIOR_NOTE,
-                               CUDNN_BEHAVIOR_NOTE_TYPE_COUNT + 4, &nb, bn) != CUDNN_STATUS_SUCCESS)
-    return false;
-  for (int64_t k = 0; k < nb && k < CUDNN_BEHAVIOR_NOTE_TYPE_COUNT + 4; ++k)
-    if (bn[k] == CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION && !runtime_compiled) return false;
-  cudnnBackendNumericalNote_t nn[CUDNN_NUMERICAL_NOTE_TYPE_COUNT + 4];
-  int64_t nnum = 0;
-  if (cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
-                               CUDNN_NUMERICAL_NOTE_TYPE_COUNT + 4, &nnum, nn) != CUDNN_STATUS_SUCCESS)
-    return false;
-  for (int64_t k = 0; k < nnum && k < CUDNN_NUMERICAL_NOTE_TYPE_COUNT + 4; ++k)
-    if (nn[k] == CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC || nn[k] == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION)
-      return false;
+// An engine's notes of one kind (behaviour or numerical); false when they cannot be read.
+template <typename Note>
+bool engine_notes(cudnnBackendDescriptor_t eng, cudnnBackendAttributeName_t attr, cudnnBackendAttributeType_t type,
+                  std::vector<Note>& notes) {
+  constexpr int64_t kMax = 32;  // more than either note enum has
+  notes.resize(kMax);
+  int64_t n = 0;
+  if (cudnnBackendGetAttribute(eng, attr, type, kMax, &n, notes.data()) != CUDNN_STATUS_SUCCESS) return false;
+  notes.resize(static_cast<size_t>(std::min(n, kMax)));
   return true;
 }
 
-// NHWC element strides of a dense [N, C, H, W] tensor.
+// Whether the engine of a config may be used: its notes can be read and name none of the excluded
+// behaviours.
+bool engine_allowed(cudnnBackendDescriptor_t eng, bool runtime_compiled) {
+  std::vector<cudnnBackendBehaviorNote_t> bn;
+  std::vector<cudnnBackendNumericalNote_t> nn;
+  if (!engine_notes(eng, CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE, CUDNN_TYPE_BEHAVIOR_NOTE, bn) ||
+      !engine_notes(eng, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE, nn))
+    return false;
+  for (auto b : bn)
+    if (b == CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION && !runtime_compiled) return false;
+  for (auto x : nn)
+    if (x == CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC || x == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION) return false;
+  return true;
+}
+
+}  // namespace
+
 void dense_nhwc(const int64_t (&d)[4], int64_t (&s)[4]) {
   s[0] = d[1] * d[2] * d[3];
   s[1] = 1;
   s[2] = d[3] * d[1];
   s[3] = d[1];
 }
-
-}  // namespace
 
 bool cudnn_graph_api_enabled() {
   static const bool on = [] {
@@ -144,6 +150,9 @@ void CudnnGraph::pointwise(cudnnPointwiseMode_t mode, Desc x, Desc b, Desc y) {
 }
 
 void CudnnGraph::finalize(cudnnHandle_t h, int max_plans, int64_t ws_limit, bool runtime_compiled, bool eager) {
+  // Without a handle cuDNN's heuristics return nothing, and an empty graph would look like one cuDNN
+  // has no plans for (planning without a GPU passes no handle).
+  KESTREL_CHECK(h != nullptr, "internal: a cuDNN graph needs a cuDNN handle");
   ws_limit_ = ws_limit;
   cache_plans_ = runtime_compiled;
   Desc graph = make(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
@@ -267,14 +276,18 @@ void CudnnBeConv::execute(int i, cudnnHandle_t h, const void* x, const void* w, 
   g_.execute(i, h, uids, ptrs, 3, ws);
 }
 
-bool CudnnInt8Conv::supports(const ConvParams& p) {
-  return p.group == 1 && p.C % 4 == 0 && p.K % 4 == 0 && (p.act == kActNone || p.act == kActRelu || p.act == kActSilu);
+bool CudnnInt8Conv::supports(const ConvParams& p, Residual res, bool int8_out) {
+  // cuDNN reads and writes 16-byte aligned pixels only: channels-last strides of 16 bytes' multiples.
+  const bool aligned = p.xs[3] % 16 == 0 && p.ys[3] * (int8_out ? 1 : 2) % 16 == 0 &&
+                       (res == Residual::None || p.rs[3] * (res == Residual::Int8 ? 1 : 2) % 16 == 0);
+  return aligned && p.group == 1 && p.C % 4 == 0 && p.K % 4 == 0 &&
+         (p.act == kActNone || p.act == kActRelu || p.act == kActSilu);
 }
 
 CudnnInt8Conv::CudnnInt8Conv(const ConvParams& p, cudnnHandle_t h, bool has_bias, Residual res, bool int8_out,
                              int max_plans, int64_t ws_limit)
     : has_bias_(has_bias), int8_out_(int8_out), res_(res) {
-  KESTREL_CHECK(supports(p), "internal: no cuDNN INT8 convolution for this layer");
+  KESTREL_CHECK(supports(p, res, int8_out), "internal: no cuDNN INT8 convolution for this layer");
   const int64_t xd[4] = {p.N, p.C, p.H, p.W}, xs[4] = {p.xs[0], p.xs[1], p.xs[2], p.xs[3]};
   const int64_t wd[4] = {p.K, p.C, p.KH, p.KW};
   const int64_t yd[4] = {p.N, p.K, p.OH, p.OW}, ys[4] = {p.ys[0], p.ys[1], p.ys[2], p.ys[3]};

@@ -16,6 +16,9 @@
 
 namespace kestrel::cuda {
 
+// NHWC element strides of a dense [N, C, H, W] tensor.
+void dense_nhwc(const int64_t (&d)[4], int64_t (&s)[4]);
+
 // False when KESTREL_NO_CUDNN_BE=1: no graph-API tactics at all (to compare against the other kernels).
 bool cudnn_graph_api_enabled();
 
@@ -92,7 +95,8 @@ class CudnnInt8Conv {
     const float* inv_r_scale = nullptr;
     const float* r_scale = nullptr;
   };
-  static bool supports(const ConvParams& p);
+  // The layer's form cuDNN's fused plans take (including 16-byte pixel strides for x, y and r).
+  static bool supports(const ConvParams& p, Residual res, bool int8_out);
   CudnnInt8Conv(const ConvParams& p, cudnnHandle_t h, bool has_bias, Residual res, bool int8_out, int max_plans,
                 int64_t ws_limit);
   int plans() const { return g_.plans(); }
