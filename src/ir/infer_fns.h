@@ -3,6 +3,20 @@
 #include "ir/op_registry.h"
 
 namespace kestrel {
+
+// Shape arithmetic on a model's own constants (split sizes, reshape targets, pads, repeats): a
+// malformed model can make it overflow, which is an error, not undefined behaviour.
+inline int64_t dim_add(const InferContext& c, int64_t a, int64_t b) {
+  int64_t r = 0;
+  if (__builtin_add_overflow(a, b, &r)) c.error("shape arithmetic overflows");
+  return r;
+}
+inline int64_t dim_mul(const InferContext& c, int64_t a, int64_t b) {
+  int64_t r = 0;
+  if (__builtin_mul_overflow(a, b, &r)) c.error("shape arithmetic overflows");
+  return r;
+}
+
 // infer_elementwise.cpp
 void infer_unary(InferContext&);
 void infer_same_as_first(InferContext&);

@@ -25,11 +25,12 @@ static std::vector<int64_t> split_sizes(InferContext& c, int64_t dim) {
   const int64_t n = static_cast<int64_t>(c.num_outputs());
   if (sizes.empty()) {
     const int64_t parts = c.attrs().i("num_outputs", n);
+    if (parts <= 0) c.error("num_outputs must be positive");
     const int64_t chunk = (dim + parts - 1) / parts;  // opset 18: last chunk may be smaller
     for (int64_t i = 0; i < parts; ++i) sizes.push_back(std::min(chunk, dim - i * chunk));
   }
   int64_t total = 0;
-  for (int64_t s : sizes) total += s;
+  for (int64_t s : sizes) total = dim_add(c, total, s);
   if (total != dim || static_cast<int64_t>(sizes.size()) != n)
     c.error("split sizes do not add up to dimension " + std::to_string(dim));
   return sizes;
@@ -76,7 +77,7 @@ void infer_reshape(InferContext& c) {
       if (infer_at >= 0) c.error("more than one -1 in shape");
       infer_at = static_cast<int64_t>(i);
     } else {
-      known *= target[i];
+      known = dim_mul(c, known, target[i]);
     }
   }
   const int64_t n = shape_numel(x);
@@ -201,7 +202,7 @@ void infer_pad(InferContext& c) {
   if (c.has_input(3)) c.error("the axes input is not supported");
   if (pads.size() != 2 * x.size()) c.error("pads must have 2 x rank entries");
   Shape out = x;
-  for (size_t i = 0; i < x.size(); ++i) out[i] += pads[i] + pads[i + x.size()];
+  for (size_t i = 0; i < x.size(); ++i) out[i] = dim_add(c, out[i], dim_add(c, pads[i], pads[i + x.size()]));
   c.set_output(0, c.dtype(0), out);
 }
 
@@ -210,7 +211,7 @@ void infer_tile(InferContext& c) {
   auto reps = c.constant(1).to_i64();
   if (reps.size() != x.size()) c.error("repeats must have rank entries");
   Shape out = x;
-  for (size_t i = 0; i < x.size(); ++i) out[i] *= reps[i];
+  for (size_t i = 0; i < x.size(); ++i) out[i] = dim_mul(c, out[i], reps[i]);
   c.set_output(0, c.dtype(0), out);
 }
 
