@@ -3,11 +3,37 @@
 // CUDA engines, so validation, prediction, compare and bench share one pipeline whatever the backend.
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "kestrel/graph.h"
+#include "kestrel/image.h"
+#include "kestrel/yolo.h"
 
 namespace kestrel {
+
+// Time of one batch's stages, in milliseconds. GPU stages are measured with CUDA events.
+struct StageTimes {
+  double preprocess_ms = 0;   // letterbox (and its upload)
+  double inference_ms = 0;    // the network
+  double postprocess_ms = 0;  // decode, confidence filter, NMS, boxes back to image pixels (and the copy back)
+  StageTimes& operator+=(const StageTimes& o) {
+    preprocess_ms += o.preprocess_ms, inference_ms += o.inference_ms, postprocess_ms += o.postprocess_ms;
+    return *this;
+  }
+};
+
+// Decoded images in, boxes (in each image's own pixels) out, for engines that run pre- and
+// post-processing next to the network (the CUDA engine: letterbox and NMS on the GPU). They return
+// exactly what the CPU reference path returns (pipeline::detect_batch).
+class ImageDetector {
+ public:
+  virtual ~ImageDetector() = default;
+  // At most the engine's batch of images; `head` is V8 or V5.
+  virtual std::vector<std::vector<yolo::Box>> detect(std::span<const image::Image* const> images, yolo::HeadKind head,
+                                                     const yolo::NmsOptions& nms, StageTimes* times) = 0;
+};
 
 class InferenceEngine {
  public:
@@ -21,6 +47,9 @@ class InferenceEngine {
   virtual std::string description() const = 0;
   // Model metadata (Ultralytics names/stride/imgsz) when known.
   virtual const std::map<std::string, std::string>& metadata() const = 0;
+  // Images-to-boxes on the engine's own device, or nullptr: the pipeline then letterboxes, decodes and
+  // runs NMS on the CPU (the reference path).
+  virtual ImageDetector* image_detector() { return nullptr; }
 };
 
 std::unique_ptr<InferenceEngine> make_cpu_engine(Graph graph);

@@ -1,6 +1,7 @@
 #pragma once
 // The YOLO pipelines a user runs: validation on a labelled dataset (COCO mAP, exactly as pycocotools)
 // and prediction on images (annotated pictures + JSON). Both work with any InferenceEngine.
+#include <span>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,16 @@ struct ValResult {
   yolo::HeadKind head = yolo::HeadKind::Auto;
   double iou = 0;
 };
+
+// Decoded images (at most the engine's batch) -> boxes in each image's own pixels: the engine's
+// ImageDetector when it has one (CUDA: letterbox and NMS on the GPU), else reference_detect.
+std::vector<std::vector<yolo::Box>> detect_batch(InferenceEngine& engine, std::span<const image::Image* const> images,
+                                                 yolo::HeadKind head, const yolo::NmsOptions& nms,
+                                                 StageTimes* times = nullptr);
+// The CPU reference: letterbox, infer(), decode + NMS, scale_boxes (what every other path must match).
+std::vector<std::vector<yolo::Box>> reference_detect(InferenceEngine& engine, std::span<const image::Image* const> images,
+                                                     yolo::HeadKind head, const yolo::NmsOptions& nms,
+                                                     StageTimes* times = nullptr);
 
 ValResult validate(InferenceEngine& engine, const eval::Dataset& dataset, const ValOptions& options = {});
 

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <iostream>
 
+#include "kestrel/cuda_inference.h"
 #include "model_arg.h"
 #include "util/file_io.h"
 
@@ -29,22 +30,6 @@ std::string mib(int64_t bytes) {
   return b;
 }
 
-class CudaInference : public InferenceEngine {
- public:
-  explicit CudaInference(std::unique_ptr<Engine> e) : engine_(std::move(e)), ctx_(engine_->create_execution_context()) {}
-  Shape input_shape() const override { return engine_->info().inputs.at(0).shape; }
-  Shape output_shape() const override { return engine_->info().outputs.at(0).shape; }
-  HostTensor infer(const HostTensor& input) override { return ctx_->run({input}).at(0); }
-  std::string description() const override {
-    const EngineInfo& i = engine_->info();
-    return std::string("cuda ") + precision_name(i.precision) + " (" + i.gpu_name + ")";
-  }
-  const std::map<std::string, std::string>& metadata() const override { return engine_->info().metadata; }
-
- private:
-  std::unique_ptr<Engine> engine_;
-  std::unique_ptr<ExecutionContext> ctx_;
-};
 
 }  // namespace
 
@@ -119,7 +104,7 @@ int run_cuda(const std::string& model, const std::string& input, const std::stri
 }
 
 std::unique_ptr<InferenceEngine> open_cuda_engine(const EngineSpec& spec) {
-  return std::make_unique<CudaInference>(cuda_engine_for(spec.model, spec.precision, spec.batch, spec.imgsz, spec.int8));
+  return make_cuda_inference(cuda_engine_for(spec.model, spec.precision, spec.batch, spec.imgsz, spec.int8));
 }
 
 int inspect_engine(const std::string& path, bool json) {

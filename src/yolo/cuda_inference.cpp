@@ -1,0 +1,33 @@
+// The CUDA engine as an InferenceEngine: host tensors through ExecutionContext::run, images through
+// the GPU detector (letterbox + network + decode/NMS on the device).
+#include "kestrel/cuda_inference.h"
+
+namespace kestrel {
+
+namespace {
+
+class CudaInference final : public InferenceEngine {
+ public:
+  explicit CudaInference(std::unique_ptr<Engine> e) : engine_(std::move(e)), ctx_(engine_->create_execution_context()) {}
+  Shape input_shape() const override { return engine_->info().inputs.at(0).shape; }
+  Shape output_shape() const override { return engine_->info().outputs.at(0).shape; }
+  HostTensor infer(const HostTensor& input) override { return ctx_->run({input}).at(0); }
+  std::string description() const override {
+    const EngineInfo& i = engine_->info();
+    return std::string("cuda ") + precision_name(i.precision) + " (" + i.gpu_name + ")";
+  }
+  const std::map<std::string, std::string>& metadata() const override { return engine_->info().metadata; }
+
+ private:
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<ExecutionContext> ctx_;
+};
+
+}  // namespace
+
+std::unique_ptr<InferenceEngine> make_cuda_inference(std::unique_ptr<Engine> engine) {
+  KESTREL_CHECK(engine != nullptr, "make_cuda_inference: no engine");
+  return std::make_unique<CudaInference>(std::move(engine));
+}
+
+}  // namespace kestrel
