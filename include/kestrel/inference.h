@@ -14,25 +14,40 @@
 namespace kestrel {
 
 // Time of one batch's stages, in milliseconds. GPU stages are measured with CUDA events.
+// The GPU path also reports its kernels alone (device_*: the letterbox kernel, the detection kernels),
+// without the copies to and from the host.
 struct StageTimes {
-  double preprocess_ms = 0;   // letterbox (and its upload)
+  double preprocess_ms = 0;   // letterbox, with its upload
   double inference_ms = 0;    // the network
-  double postprocess_ms = 0;  // decode, confidence filter, NMS, boxes back to image pixels (and the copy back)
+  double postprocess_ms = 0;  // decode, confidence filter, NMS, boxes back to image pixels, with the copy back
+  double device_preprocess_ms = 0, device_postprocess_ms = 0;
   StageTimes& operator+=(const StageTimes& o) {
     preprocess_ms += o.preprocess_ms, inference_ms += o.inference_ms, postprocess_ms += o.postprocess_ms;
+    device_preprocess_ms += o.device_preprocess_ms, device_postprocess_ms += o.device_postprocess_ms;
     return *this;
   }
 };
 
 // Decoded images in, boxes (in each image's own pixels) out, for engines that run pre- and
 // post-processing next to the network (the CUDA engine: letterbox and NMS on the GPU). They return
-// exactly what the CPU reference path returns (pipeline::detect_batch).
+// exactly what the CPU reference path returns (pipeline::reference_detect).
+// Asynchronous: submit() stages a batch (the images may be freed when it returns) and queues its work;
+// collect() returns the oldest submitted batch's boxes. Up to depth() batches may be in flight, so the
+// caller decodes and stages batch k+1 while the device runs batch k.
 class ImageDetector {
  public:
   virtual ~ImageDetector() = default;
   // At most the engine's batch of images; `head` is V8 or V5.
-  virtual std::vector<std::vector<yolo::Box>> detect(std::span<const image::Image* const> images, yolo::HeadKind head,
-                                                     const yolo::NmsOptions& nms, StageTimes* times) = 0;
+  virtual void submit(std::span<const image::Image* const> images, yolo::HeadKind head, const yolo::NmsOptions& nms) = 0;
+  virtual std::vector<std::vector<yolo::Box>> collect(StageTimes* times = nullptr) = 0;
+  virtual int depth() const = 0;
+  virtual int in_flight() const = 0;
+  // submit + collect.
+  std::vector<std::vector<yolo::Box>> detect(std::span<const image::Image* const> images, yolo::HeadKind head,
+                                             const yolo::NmsOptions& nms, StageTimes* times = nullptr) {
+    submit(images, head, nms);
+    return collect(times);
+  }
 };
 
 class InferenceEngine {

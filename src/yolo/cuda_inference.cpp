@@ -2,6 +2,8 @@
 // the GPU detector (letterbox + network + decode/NMS on the device).
 #include "kestrel/cuda_inference.h"
 
+#include "cuda_detector.h"
+
 namespace kestrel {
 
 namespace {
@@ -17,10 +19,15 @@ class CudaInference final : public InferenceEngine {
     return std::string("cuda ") + precision_name(i.precision) + " (" + i.gpu_name + ")";
   }
   const std::map<std::string, std::string>& metadata() const override { return engine_->info().metadata; }
+  ImageDetector* image_detector() override {
+    if (!detector_) detector_ = yolo::make_cuda_detector(*ctx_);
+    return detector_.get();
+  }
 
  private:
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<ExecutionContext> ctx_;
+  std::unique_ptr<ImageDetector> detector_;
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "kestrel/error.h"
 #include "kestrel/yolo.h"
+#include "resize_plan.h"
 
 namespace kestrel::yolo {
 
@@ -13,12 +14,8 @@ namespace {
 
 using image::Image;
 
-// OpenCV's fixed-point bilinear: weights are 11-bit (INTER_RESIZE_COEF_BITS), the horizontal pass
-// keeps exact integer sums (up to 255 * 2048), the vertical pass is the SIMD kernel
-// VResizeLinearVec_32s8u: (b0 * (h0 >> 4)) >> 16, same for b1, add, then (sum + 2) >> 2.
-// Recent OpenCV uses that formula for the scalar tail of each row as well, so it holds for every pixel.
-constexpr int kCoefBits = 11;
-constexpr int kCoefScale = 1 << kCoefBits;
+using detail::kResizeCoefScale;
+using detail::ResizeTap;
 
 // saturate_cast<short>(float): cvRound is round-half-to-even under the default FP environment.
 int16_t round_coef(float v) {
@@ -28,13 +25,8 @@ int16_t round_coef(float v) {
 
 // Per output coordinate: source index and the two weights, as OpenCV's resize table builder makes
 // them (float arithmetic on purpose: the weights depend on float rounding).
-struct Tap {
-  int src;        // first source index (clamped)
-  int16_t w0, w1; // weights of src and src + 1
-};
-
-std::vector<Tap> build_taps(int src_len, int dst_len, double scale, bool clamp_weights, int* first_border) {
-  std::vector<Tap> taps(dst_len);
+std::vector<ResizeTap> build_taps(int src_len, int dst_len, double scale, bool clamp_weights, int* first_border) {
+  std::vector<ResizeTap> taps(dst_len);
   *first_border = dst_len;
   for (int d = 0; d < dst_len; ++d) {
     float f = static_cast<float>((d + 0.5) * scale - 0.5);
@@ -48,13 +40,13 @@ std::vector<Tap> build_taps(int src_len, int dst_len, double scale, bool clamp_w
         if (s >= src_len - 1) f = 0.f, s = src_len - 1;
       }
     }
-    taps[d] = {s, round_coef((1.f - f) * kCoefScale), round_coef(f * kCoefScale)};
+    taps[d] = {s, round_coef((1.f - f) * kResizeCoefScale), round_coef(f * kResizeCoefScale)};
   }
   return taps;
 }
 
 // Horizontal pass of one source row into int sums (255 * 2048 fits easily).
-void hresize_row(const uint8_t* src, const std::vector<Tap>& xt, int xmax, int* dst) {
+void hresize_row(const uint8_t* src, const std::vector<ResizeTap>& xt, int xmax, int* dst) {
   const int dw = static_cast<int>(xt.size());
   for (int dx = 0; dx < dw; ++dx) {
     const uint8_t* s = src + xt[dx].src * 3;
@@ -65,9 +57,9 @@ void hresize_row(const uint8_t* src, const std::vector<Tap>& xt, int xmax, int* 
       d[1] = s[1] * a0 + s[4] * a1;
       d[2] = s[2] * a0 + s[5] * a1;
     } else {  // right border: OpenCV multiplies the edge pixel by "one" instead of reading past it
-      d[0] = s[0] * kCoefScale;
-      d[1] = s[1] * kCoefScale;
-      d[2] = s[2] * kCoefScale;
+      d[0] = s[0] * kResizeCoefScale;
+      d[1] = s[1] * kResizeCoefScale;
+      d[2] = s[2] * kResizeCoefScale;
     }
   }
 }
@@ -96,23 +88,37 @@ int py_round(double v) { return static_cast<int>(std::nearbyint(v)); }
 
 }  // namespace
 
-Image resize_linear(const Image& src, int dw, int dh) {
-  KESTREL_CHECK(!src.empty() && src.bgr.size() == static_cast<size_t>(src.width) * src.height * 3,
-                "resize_linear: source image is empty or its buffer does not match its size");
-  KESTREL_CHECK(dw > 0 && dh > 0, "resize_linear: target size must be positive, got ", dw, "x", dh);
-  const int sw = src.width, sh = src.height;
-  if (sw == dw && sh == dh) return src;
-
+detail::ResizePlan detail::resize_plan(int sw, int sh, int dw, int dh) {
+  KESTREL_CHECK(sw > 0 && sh > 0 && dw > 0 && dh > 0, "resize: sizes must be positive, got ", sw, "x", sh, " -> ", dw, "x", dh);
+  ResizePlan plan;
+  if (sw == dw && sh == dh) return plan;
   const double inv_scale_x = static_cast<double>(dw) / sw, inv_scale_y = static_cast<double>(dh) / sh;
   const double scale_x = 1.0 / inv_scale_x, scale_y = 1.0 / inv_scale_y;
   const bool integer_scale = std::abs(scale_x - std::lrint(scale_x)) < DBL_EPSILON &&
                              std::abs(scale_y - std::lrint(scale_y)) < DBL_EPSILON;
-  if (integer_scale && std::lrint(scale_x) == 2 && std::lrint(scale_y) == 2) return area_half(src, dw, dh);
-
-  int xmax = 0, unused = 0;
-  const std::vector<Tap> xt = build_taps(sw, dw, scale_x, true, &xmax);
+  if (integer_scale && std::lrint(scale_x) == 2 && std::lrint(scale_y) == 2) {
+    plan.mode = ResizeMode::AreaHalf;
+    return plan;
+  }
+  plan.mode = ResizeMode::Linear;
+  int unused = 0;
+  plan.xt = build_taps(sw, dw, scale_x, true, &plan.xmax);
   // Vertically OpenCV keeps the unclamped weights and clamps the row index instead.
-  const std::vector<Tap> yt = build_taps(sh, dh, scale_y, false, &unused);
+  plan.yt = build_taps(sh, dh, scale_y, false, &unused);
+  return plan;
+}
+
+Image resize_linear(const Image& src, int dw, int dh) {
+  KESTREL_CHECK(!src.empty() && src.bgr.size() == static_cast<size_t>(src.width) * src.height * 3,
+                "resize_linear: source image is empty or its buffer does not match its size");
+  KESTREL_CHECK(dw > 0 && dh > 0, "resize_linear: target size must be positive, got ", dw, "x", dh);
+  const int sh = src.height;
+  const detail::ResizePlan plan = detail::resize_plan(src.width, src.height, dw, dh);
+  if (plan.mode == detail::ResizeMode::Copy) return src;
+  if (plan.mode == detail::ResizeMode::AreaHalf) return area_half(src, dw, dh);
+  const std::vector<ResizeTap>& xt = plan.xt;
+  const std::vector<ResizeTap>& yt = plan.yt;
+  const int xmax = plan.xmax;
   auto clip_row = [sh](int r) { return r < 0 ? 0 : (r >= sh ? sh - 1 : r); };
 
   Image dst;
@@ -139,10 +145,7 @@ Image resize_linear(const Image& src, int dw, int dh) {
     const int* h1 = hrow(r1);
     const int b0 = yt[dy].w0, b1 = yt[dy].w1;
     uint8_t* d = dst.pixel(0, dy);
-    for (size_t x = 0; x < row_len; ++x) {
-      const int v = (((b0 * (h0[x] >> 4)) >> 16) + ((b1 * (h1[x] >> 4)) >> 16) + 2) >> 2;
-      d[x] = static_cast<uint8_t>(std::clamp(v, 0, 255));
-    }
+    for (size_t x = 0; x < row_len; ++x) d[x] = static_cast<uint8_t>(detail::vertical_linear(b0, h0[x], b1, h1[x]));
   }
   return dst;
 }

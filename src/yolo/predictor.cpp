@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "kestrel/image_loader.h"
 #include "kestrel/pipeline.h"
 
 namespace fs = std::filesystem;
@@ -90,50 +91,56 @@ std::vector<ImagePrediction> predict(InferenceEngine& engine, const std::vector<
     fs::create_directories(options.out_dir, ec);
     if (ec) fail("cannot create output folder ", options.out_dir, ": ", ec.message());
   }
-  const int64_t S = in_shape[2];
-  const size_t per_image = static_cast<size_t>(3 * S * S);
-  HostTensor batch(DType::F32, in_shape);
+  const int64_t B = in_shape[0];
   std::vector<ImagePrediction> preds;
-  // One image per engine call keeps latency per image simple to report; the engine's other batch
-  // slots (if any) carry the same image.
-  for (size_t k = 0; k < images.size(); ++k) {
-    ImagePrediction p;
-    p.source = images[k];
-    const auto t0 = std::chrono::steady_clock::now();
-    try {
-      image::Image img = image::read_image(p.source);
-      p.width = img.width;
-      p.height = img.height;
-      yolo::LetterboxInfo info = yolo::letterbox(img, static_cast<int>(S), batch.data<float>());
-      for (int64_t b = 1; b < in_shape[0]; ++b)
-        std::copy_n(batch.data<float>(), per_image, batch.data<float>() + static_cast<size_t>(b) * per_image);
-      HostTensor out = engine.infer(batch);
-      p.boxes = yolo::postprocess(out.data<float>(), out.shape(), head, nms)[0];
-      yolo::scale_boxes(p.boxes, info);
-      p.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      if (!options.out_dir.empty()) {
-        yolo::draw_detections(img, p.boxes, names);
-        p.saved_to = (fs::path(options.out_dir) / fs::path(p.source).filename()).string();
-        image::write_image(p.saved_to, img);
-      }
-    } catch (const Error& e) {
-      p.error = e.what();
-    }
-    if (!options.quiet) {
-      if (!p.error.empty()) {
-        std::fprintf(stderr, "kestrel: warning: skipped %s\n", p.error.c_str());
+  preds.reserve(images.size());
+  image::ImageLoader loader(images, options.decode_threads, static_cast<size_t>(4 * B));
+  run_detection(engine, loader, head, nms, false, [&](DetectedBatch& b) {
+    size_t decoded = 0;
+    for (auto& li : b.items) decoded += li.error.empty();
+    // Each image's time: its decode plus its share of the batch's stages.
+    const double share =
+        decoded ? (b.stages.preprocess_ms + b.stages.inference_ms + b.stages.postprocess_ms) / static_cast<double>(decoded) : 0.0;
+    for (size_t i = 0; i < b.items.size(); ++i) {
+      image::LoadedImage& li = b.items[i];
+      ImagePrediction p;
+      p.source = li.path;
+      p.ms = li.decode_ms;
+      if (!li.error.empty()) {
+        p.error = li.error;
       } else {
-        std::map<int, int> counts;
-        for (auto& b : p.boxes) ++counts[b.cls];
-        std::string summary;
-        for (auto& [cls, count] : counts)
-          summary += (summary.empty() ? "" : ", ") + std::to_string(count) + " " + names[static_cast<size_t>(cls)];
-        std::printf("image %zu/%zu %s: %dx%d %s, %.1fms\n", k + 1, images.size(), p.source.c_str(), p.width, p.height,
-                    summary.empty() ? "(no detections)" : summary.c_str(), p.ms);
+        p.width = li.image.width;
+        p.height = li.image.height;
+        p.boxes = std::move(b.boxes[i]);
+        p.ms += share;
+        if (!options.out_dir.empty()) {
+          try {
+            yolo::draw_detections(li.image, p.boxes, names);
+            p.saved_to = (fs::path(options.out_dir) / fs::path(p.source).filename()).string();
+            image::write_image(p.saved_to, li.image);
+          } catch (const Error& e) {
+            p.saved_to.clear();
+            p.error = std::string("could not write the annotated picture: ") + e.what();
+          }
+        }
       }
+      if (!options.quiet) {
+        if (!p.error.empty()) {
+          // Not decoded (no size) is a skipped input; anything later names its own stage.
+          std::fprintf(stderr, "kestrel: warning: %s%s\n", p.width == 0 ? "skipped " : "", p.error.c_str());
+        } else {
+          std::map<int, int> counts;
+          for (auto& box : p.boxes) ++counts[box.cls];
+          std::string summary;
+          for (auto& [cls, count] : counts)
+            summary += (summary.empty() ? "" : ", ") + std::to_string(count) + " " + names[static_cast<size_t>(cls)];
+          std::printf("image %zu/%zu %s: %dx%d %s, %.1fms\n", preds.size() + 1, images.size(), p.source.c_str(), p.width,
+                      p.height, summary.empty() ? "(no detections)" : summary.c_str(), p.ms);
+        }
+      }
+      preds.push_back(std::move(p));
     }
-    preds.push_back(std::move(p));
-  }
+  });
   return preds;
 }
 

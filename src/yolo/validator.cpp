@@ -1,11 +1,13 @@
-// Validation: letterbox every image into the engine's batch, run it, decode + NMS with the reference
-// semantics, map boxes back, and score with the pycocotools-exact evaluator.
+// Validation: decode the images on a thread pool, run them through the engine in batches (letterbox,
+// network, decode + NMS: on the GPU for CUDA engines, the CPU reference otherwise), and score the
+// detections with the pycocotools-exact evaluator.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <optional>
 
+#include "kestrel/image_loader.h"
 #include "kestrel/pipeline.h"
 #include "util/progress.h"
 
@@ -42,76 +44,55 @@ ValResult validate(InferenceEngine& engine, const eval::Dataset& dataset, const 
   nms.iou = r.iou;
   nms.max_det = options.max_det;
 
-  const int64_t B = in_shape[0], S = in_shape[2];
-  const size_t per_image = static_cast<size_t>(3 * S * S);
-  HostTensor batch(DType::F32, in_shape);
-  std::vector<yolo::LetterboxInfo> infos(static_cast<size_t>(B));
-  std::vector<int64_t> ids(static_cast<size_t>(B));
-  std::vector<std::string> errors(static_cast<size_t>(B));
+  const int64_t B = in_shape[0];
+  // Warm-up, as Ultralytics' val does: the first batch would otherwise pay for allocations and the
+  // CUDA graph's capture inside the timed run.
+  if (!options.reference_path && engine.image_detector()) {
+    const image::Image grey = image::Image::filled(static_cast<int>(in_shape[3]), static_cast<int>(in_shape[2]), 114, 114, 114);
+    std::vector<const image::Image*> warm(static_cast<size_t>(B), &grey);
+    detect_batch(engine, warm, r.head, nms);
+  }
+  std::vector<std::string> files;
+  files.reserve(dataset.images.size());
+  for (const auto& rec : dataset.images) files.push_back(rec.file);
   std::vector<int64_t> evaluated_ids;
   std::optional<util::ProgressBar> bar;
   if (options.progress) bar.emplace("val", static_cast<int64_t>(dataset.images.size()));
   const auto t_all = Clock::now();
-  double pre_ms = 0, inf_ms = 0, post_ms = 0;
-
-  for (size_t start = 0; start < dataset.images.size(); start += static_cast<size_t>(B)) {
-    const int64_t n = std::min<int64_t>(B, static_cast<int64_t>(dataset.images.size() - start));
-    auto t0 = Clock::now();
-    // Decoding and letterboxing dominate the host side: one image per thread.
-#pragma omp parallel for schedule(dynamic)
-    for (int64_t i = 0; i < B; ++i) {
-      float* slot = batch.data<float>() + static_cast<size_t>(i) * per_image;
-      errors[i].clear();
-      if (i >= n) {
-        std::fill(slot, slot + per_image, 114.f / 255.f);
-        continue;
-      }
-      const eval::ImageRecord& rec = dataset.images[start + static_cast<size_t>(i)];
-      ids[i] = rec.id;
-      try {
-        image::Image img = image::read_image(rec.file);
-        infos[i] = yolo::letterbox(img, static_cast<int>(S), slot);
-      } catch (const Error& e) {
-        errors[i] = e.what();
-        std::fill(slot, slot + per_image, 114.f / 255.f);
-      }
-    }
-    pre_ms += ms_since(t0);
-    t0 = Clock::now();
-    HostTensor out = engine.infer(batch);
-    inf_ms += ms_since(t0);
-    t0 = Clock::now();
-    auto per_image_boxes = yolo::postprocess(out.data<float>(), out.shape(), r.head, nms);
-    for (int64_t i = 0; i < n; ++i) {
-      if (!errors[i].empty()) {
-        std::fprintf(stderr, "kestrel: warning: skipped %s\n", errors[i].c_str());
+  // Decoding runs ahead on a thread pool while the engine works on the batches before.
+  image::ImageLoader loader(std::move(files), options.decode_threads, static_cast<size_t>(4 * B));
+  const RunTotals totals = run_detection(engine, loader, r.head, nms, options.reference_path, [&](DetectedBatch& b) {
+    for (size_t i = 0; i < b.items.size(); ++i) {
+      const image::LoadedImage& li = b.items[i];
+      if (!li.error.empty()) {
+        std::fprintf(stderr, "kestrel: warning: skipped %s\n", li.error.c_str());
         ++r.skipped;
         continue;
       }
-      evaluated_ids.push_back(ids[i]);
-      auto& boxes = per_image_boxes[static_cast<size_t>(i)];
-      yolo::scale_boxes(boxes, infos[i]);
-      for (const auto& b : boxes) {
+      const int64_t id = dataset.images[li.index].id;
+      evaluated_ids.push_back(id);
+      for (const auto& box : b.boxes[i]) {
         eval::Detection d;
-        d.image_id = ids[i];
-        d.category_id = dataset.category_id_for_class(b.cls);
-        d.x = round_to(b.x1, 1e3);
-        d.y = round_to(b.y1, 1e3);
-        d.w = round_to(static_cast<double>(b.x2) - b.x1, 1e3);
-        d.h = round_to(static_cast<double>(b.y2) - b.y1, 1e3);
-        d.score = round_to(b.score, 1e5);
+        d.image_id = id;
+        d.category_id = dataset.category_id_for_class(box.cls);
+        d.x = round_to(box.x1, 1e3);
+        d.y = round_to(box.y1, 1e3);
+        d.w = round_to(static_cast<double>(box.x2) - box.x1, 1e3);
+        d.h = round_to(static_cast<double>(box.y2) - box.y1, 1e3);
+        d.score = round_to(box.score, 1e5);
         r.detections.push_back(d);
       }
     }
-    post_ms += ms_since(t0);
-    if (bar) bar->advance(n);
-  }
+    if (bar) bar->advance(static_cast<int64_t>(b.items.size()));
+  });
   if (bar) bar->finish();
   r.seconds = ms_since(t_all) / 1e3;
   r.images = static_cast<int>(evaluated_ids.size());
   if (r.images == 0) fail("none of the ", dataset.images.size(), " images could be read");
   const double k = 1.0 / static_cast<double>(dataset.images.size());
-  r.speed = {pre_ms * k, inf_ms * k, post_ms * k};
+  r.speed = {totals.decode_ms * k, totals.stages.preprocess_ms * k, totals.stages.inference_ms * k,
+             totals.stages.postprocess_ms * k};
+  r.stages = totals.stages;
   r.stats = eval::evaluate_bbox(evaluated_ids, dataset.categories, dataset.gt, r.detections);
   return r;
 }

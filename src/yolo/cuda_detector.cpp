@@ -1,0 +1,322 @@
+#include "cuda_detector.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+
+#include "backend/cuda/check.h"
+#include "backend/cuda/yolo_kernels.h"
+#include "resize_plan.h"
+
+namespace kestrel::yolo {
+
+namespace {
+
+using cuda::LetterboxJob;
+using cuda::UnletterboxInfo;
+using detail::ResizeTap;
+
+size_t align256(size_t n) { return (n + 255) & ~size_t{255}; }
+
+// Device and pinned host allocations that grow on demand (never while work that uses them is queued).
+struct DeviceBuffer {
+  void* p = nullptr;
+  size_t bytes = 0;
+  ~DeviceBuffer() { if (p) cudaFree(p); }
+  void* need(size_t n) {
+    if (n > bytes) {
+      if (p) KCUDA(cudaFree(p));
+      p = nullptr;
+      KCUDA(cudaMalloc(&p, n));
+      bytes = n;
+    }
+    return p;
+  }
+};
+struct PinnedBuffer {
+  void* p = nullptr;
+  size_t bytes = 0;
+  ~PinnedBuffer() { if (p) cudaFreeHost(p); }
+  void* need(size_t n) {
+    if (n > bytes) {
+      if (p) KCUDA(cudaFreeHost(p));
+      p = nullptr;
+      const size_t grown = std::max(n, bytes + bytes / 2);
+      KCUDA(cudaHostAlloc(&p, grown, cudaHostAllocDefault));
+      bytes = grown;
+    }
+    return p;
+  }
+};
+
+// Sources larger than this many bytes are letterboxed on the CPU (the same arithmetic) and uploaded
+// as the finished canvas, so a huge image never needs a huge staging buffer.
+constexpr size_t kMaxUploadBytes = size_t{64} << 20;
+
+// One batch in flight: its staging, its results and the events that time it.
+struct Slot {
+  PinnedBuffer h_stage, h_res;
+  DeviceBuffer d_stage, d_res, d_raw;
+  // Upload start and end (copy stream); letterbox start, network start, network end, detection kernels
+  // end, results copied back (the context's stream).
+  cudaEvent_t ev[7] = {};
+  int n = 0;
+  bool gpu_nms = false;
+  NmsOptions nms;
+  HeadKind head = HeadKind::V8;
+  size_t head_bytes = 0, dets_bytes = 0;
+  std::vector<LetterboxInfo> geo;
+};
+
+class CudaDetector final : public ImageDetector {
+ public:
+  explicit CudaDetector(ExecutionContext& ctx) : ctx_(ctx) {
+    const EngineInfo& info = ctx.info();
+    KESTREL_CHECK(info.inputs.size() == 1 && info.outputs.size() == 1, "a detector engine has one input and one output; this one has ",
+                  info.inputs.size(), " and ", info.outputs.size());
+    in_ = info.inputs[0];
+    out_ = info.outputs[0];
+    KESTREL_CHECK(in_.dtype == DType::F32 && in_.shape.size() == 4 && in_.shape[1] == 3 && in_.shape[2] == in_.shape[3],
+                  "the engine input ", shape_str(in_.shape), " is not a float32 [B,3,S,S] image batch");
+    KESTREL_CHECK(out_.dtype == DType::F32 && out_.shape.size() == 3, "the engine output ", shape_str(out_.shape),
+                  " is not a float32 detection head");
+    batch_ = static_cast<int>(in_.shape[0]);
+    size_ = static_cast<int>(in_.shape[2]);
+    per_image_out_ = static_cast<size_t>(out_.shape[1] * out_.shape[2]);
+    KCUDA(cudaMalloc(&d_in_, static_cast<size_t>(shape_numel(in_.shape)) * sizeof(float)));
+    KCUDA(cudaMalloc(&d_out_, static_cast<size_t>(shape_numel(out_.shape)) * sizeof(float)));
+    KCUDA(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking));
+    for (Slot& s : slots_)
+      for (auto& e : s.ev) KCUDA(cudaEventCreate(&e));
+  }
+  ~CudaDetector() override {
+    if (copy_) cudaStreamSynchronize(copy_);
+    cudaStreamSynchronize(ctx_.stream());
+    for (Slot& s : slots_)
+      for (auto& e : s.ev)
+        if (e) cudaEventDestroy(e);
+    if (copy_) cudaStreamDestroy(copy_);
+    if (d_in_) cudaFree(d_in_);
+    if (d_out_) cudaFree(d_out_);
+  }
+
+  int depth() const override { return kDepth; }
+  int in_flight() const override { return static_cast<int>(queue_.size()); }
+
+  void submit(std::span<const image::Image* const> images, HeadKind head, const NmsOptions& nms) override {
+    const int n = static_cast<int>(images.size());
+    KESTREL_CHECK(n >= 1 && n <= batch_, "detect: ", n, " images for an engine of batch ", batch_);
+    KESTREL_CHECK(head == HeadKind::V8 || head == HeadKind::V5, "detect: the head kind must be V8 or V5");
+    KESTREL_CHECK(nms.max_det >= 0 && nms.max_nms >= 0, "NMS limits must not be negative");
+    KESTREL_CHECK(in_flight() < kDepth, "detect: ", kDepth, " batches are in flight; collect() one first");
+    const int64_t channels = head == HeadKind::V8 ? out_.shape[1] : out_.shape[2];
+    const int64_t anchors = head == HeadKind::V8 ? out_.shape[2] : out_.shape[1];
+    KESTREL_CHECK(channels >= (head == HeadKind::V8 ? 5 : 6), "the engine output ", shape_str(out_.shape), " is not a ",
+                  head_kind_name(head), " head");
+    int64_t nc = channels - (head == HeadKind::V8 ? 4 : 5);
+    if (nms.num_classes > 0) {
+      KESTREL_CHECK(nms.num_classes <= nc, "NmsOptions::num_classes = ", nms.num_classes, " but the head has only ", nc,
+                    " class channels");
+      nc = nms.num_classes;
+    }
+    for (int i = 0; i < n; ++i) {
+      const image::Image& img = *images[static_cast<size_t>(i)];
+      KESTREL_CHECK(!img.empty() && img.bgr.size() == static_cast<size_t>(img.width) * img.height * 3,
+                    "letterbox: image is empty or its buffer does not match its size");
+    }
+    const int slot_index = next_slot_;
+    Slot& sl = slots_[slot_index];
+    sl.n = n;
+    sl.nms = nms;
+    sl.head = head;
+    sl.geo.assign(static_cast<size_t>(n), {});
+    cudaStream_t s = ctx_.stream();
+
+    // Stage: jobs, unletterbox info, taps and pixels in one pinned block, one upload.
+    std::vector<detail::ResizePlan> plans(static_cast<size_t>(n));
+    std::vector<image::Image> canvases(static_cast<size_t>(n));
+    size_t taps = 0, pixels = 0;
+    for (int i = 0; i < n; ++i) {
+      const image::Image& img = *images[static_cast<size_t>(i)];
+      sl.geo[i] = letterbox_geometry(img.width, img.height, size_);
+      if (img.bgr.size() > kMaxUploadBytes)
+        canvases[i] = letterbox_bgr(img, size_);
+      else
+        plans[i] = detail::resize_plan(img.width, img.height, sl.geo[i].new_w, sl.geo[i].new_h);
+      taps += plans[i].xt.size() + plans[i].yt.size();
+      pixels += align256(canvases[i].empty() ? img.bgr.size() : canvases[i].bgr.size());
+    }
+    const size_t jobs_bytes = align256(sizeof(LetterboxJob) * batch_);
+    const size_t info_bytes = align256(sizeof(UnletterboxInfo) * batch_);
+    const size_t taps_bytes = align256(sizeof(ResizeTap) * std::max<size_t>(taps, 1));
+    const size_t stage_bytes = jobs_bytes + info_bytes + taps_bytes + pixels;
+    auto* h = static_cast<uint8_t*>(sl.h_stage.need(stage_bytes));
+    auto* d = static_cast<uint8_t*>(sl.d_stage.need(stage_bytes));
+    auto* jobs = reinterpret_cast<LetterboxJob*>(h);
+    auto* infos = reinterpret_cast<UnletterboxInfo*>(h + jobs_bytes);
+    auto* tap = reinterpret_cast<ResizeTap*>(h + jobs_bytes + info_bytes);
+    const size_t pix0 = jobs_bytes + info_bytes + taps_bytes;
+    size_t t = 0, px = 0;
+    for (int i = 0; i < n; ++i) {
+      const bool canvas = !canvases[i].empty();
+      const image::Image& src = canvas ? canvases[i] : *images[static_cast<size_t>(i)];
+      const LetterboxInfo& g = sl.geo[i];
+      const detail::ResizePlan& pl = plans[i];
+      LetterboxJob& j = jobs[i];
+      j.pixels = static_cast<int64_t>(px);
+      j.src_w = src.width, j.src_h = src.height;
+      j.new_w = canvas ? size_ : g.new_w, j.new_h = canvas ? size_ : g.new_h;
+      j.pad_left = canvas ? 0 : g.pad_left, j.pad_top = canvas ? 0 : g.pad_top;
+      j.mode = static_cast<int32_t>(pl.mode);
+      j.xtaps = static_cast<int32_t>(t);
+      std::copy(pl.xt.begin(), pl.xt.end(), tap + t);
+      t += pl.xt.size();
+      j.ytaps = static_cast<int32_t>(t);
+      std::copy(pl.yt.begin(), pl.yt.end(), tap + t);
+      t += pl.yt.size();
+      j.xmax = pl.xmax;
+      j.rgb = 0;
+      infos[i] = {static_cast<float>(g.gain), static_cast<float>(g.pad_left), static_cast<float>(g.pad_top),
+                  static_cast<float>(g.src_w), static_cast<float>(g.src_h)};
+      std::memcpy(h + pix0 + px, src.bgr.data(), src.bgr.size());
+      px += align256(src.bgr.size());
+    }
+
+    // The upload runs on its own stream, so it overlaps the network of the batch before; the letterbox
+    // waits for it on the context's stream.
+    KCUDA(cudaEventRecord(sl.ev[0], copy_));
+    KCUDA(cudaMemcpyAsync(d, h, stage_bytes, cudaMemcpyHostToDevice, copy_));
+    KCUDA(cudaEventRecord(sl.ev[1], copy_));
+    KCUDA(cudaStreamWaitEvent(s, sl.ev[1], 0));
+    KCUDA(cudaEventRecord(sl.ev[2], s));
+    cuda::launch_letterbox(d + pix0, reinterpret_cast<const LetterboxJob*>(d),
+                           reinterpret_cast<const ResizeTap*>(d + jobs_bytes + info_bytes), n, batch_, size_,
+                           static_cast<float*>(d_in_), s);
+    KCUDA(cudaEventRecord(sl.ev[3], s));
+    ctx_.enqueue({d_in_}, {d_out_}, s);
+    KCUDA(cudaEventRecord(sl.ev[4], s));
+
+    sl.gpu_nms = !nms.agnostic && nms.iou >= 0 && nms.max_det > 0;
+    if (sl.gpu_nms) {
+      cuda::DetectParams p;
+      p.batch = n;
+      p.anchors = static_cast<int>(anchors);
+      p.channels = static_cast<int>(channels);
+      p.nc = static_cast<int>(nc);
+      p.v5 = head == HeadKind::V5;
+      p.multi_label = nms.multi_label && nc > 1;
+      p.conf = nms.conf;
+      p.iou = nms.iou;
+      p.max_det = nms.max_det;
+      p.max_nms = nms.max_nms;
+      p.max_wh = nms.max_wh;
+      // The work space is used on the context's stream only, one batch after the other.
+      void* ws = d_ws_.need(cuda::detect_workspace_bytes(p));
+      sl.head_bytes = align256(3 * sizeof(int32_t) * batch_);
+      sl.dets_bytes = sizeof(float) * 6 * static_cast<size_t>(nms.max_det) * n;
+      auto* dr = static_cast<uint8_t*>(sl.d_res.need(sl.head_bytes + sl.dets_bytes));
+      sl.h_res.need(sl.head_bytes + sl.dets_bytes);
+      auto* d_count = reinterpret_cast<int32_t*>(dr);
+      auto* d_flags = reinterpret_cast<uint32_t*>(d_count + batch_);
+      cuda::launch_detect(static_cast<const float*>(d_out_), p, reinterpret_cast<const UnletterboxInfo*>(d + jobs_bytes), ws,
+                          reinterpret_cast<float*>(dr + sl.head_bytes), d_count, d_flags, d_count + 2 * batch_, s);
+      // Images the kernels flagged keep their raw output for the CPU (the next batch overwrites d_out_).
+      cuda::launch_copy_flagged(static_cast<const float*>(d_out_),
+                                static_cast<float*>(sl.d_raw.need(per_image_out_ * batch_ * sizeof(float))), d_flags, n,
+                                per_image_out_, s);
+      KCUDA(cudaEventRecord(sl.ev[5], s));
+      KCUDA(cudaMemcpyAsync(sl.h_res.p, dr, sl.head_bytes + sl.dets_bytes, cudaMemcpyDeviceToHost, s));
+    } else {
+      // Agnostic NMS (or a negative IoU threshold) runs on the CPU from the raw output.
+      void* raw = sl.d_raw.need(per_image_out_ * batch_ * sizeof(float));
+      KCUDA(cudaMemcpyAsync(raw, d_out_, per_image_out_ * n * sizeof(float), cudaMemcpyDeviceToDevice, s));
+      KCUDA(cudaEventRecord(sl.ev[5], s));
+    }
+    KCUDA(cudaEventRecord(sl.ev[6], s));
+    queue_.push_back(slot_index);
+    next_slot_ = (next_slot_ + 1) % kDepth;
+  }
+
+  std::vector<std::vector<Box>> collect(StageTimes* times) override {
+    KESTREL_CHECK(!queue_.empty(), "detect: collect() without a submitted batch");
+    Slot& sl = slots_[queue_.front()];
+    queue_.pop_front();
+    KCUDA(cudaEventSynchronize(sl.ev[6]));
+    const int n = sl.n;
+    const NmsOptions& nms = sl.nms;
+    std::vector<std::vector<Box>> result(static_cast<size_t>(n));
+    std::vector<int> cpu_images;
+    if (sl.gpu_nms) {
+      const auto* hr = static_cast<const uint8_t*>(sl.h_res.p);
+      const auto* count = reinterpret_cast<const int32_t*>(hr);
+      const auto* flags = reinterpret_cast<const uint32_t*>(count + batch_);
+      const auto* dets = reinterpret_cast<const float*>(hr + sl.head_bytes);
+      for (int i = 0; i < n; ++i) {
+        if (flags[i]) {
+          cpu_images.push_back(i);
+          continue;
+        }
+        auto& out = result[static_cast<size_t>(i)];
+        out.resize(static_cast<size_t>(count[i]));
+        const float* r = dets + static_cast<size_t>(i) * nms.max_det * 6;
+        for (int k = 0; k < count[i]; ++k, r += 6) out[k] = Box{r[0], r[1], r[2], r[3], r[4], static_cast<int>(r[5])};
+      }
+    } else if (nms.max_det > 0) {
+      for (int i = 0; i < n; ++i) cpu_images.push_back(i);
+    }
+    // The CPU reference for what the kernels do not reproduce exactly (flagged images, agnostic NMS).
+    if (!cpu_images.empty()) {
+      const int64_t channels = sl.head == HeadKind::V8 ? out_.shape[1] : out_.shape[2];
+      const int64_t anchors = sl.head == HeadKind::V8 ? out_.shape[2] : out_.shape[1];
+      std::vector<float> host(per_image_out_);
+      for (int i : cpu_images) {
+        KCUDA(cudaMemcpy(host.data(), static_cast<const float*>(sl.d_raw.p) + per_image_out_ * i,
+                         per_image_out_ * sizeof(float), cudaMemcpyDeviceToHost));
+        auto& out = result[static_cast<size_t>(i)];
+        out = yolo::nms(decode_candidates(host.data(), channels, anchors, sl.head, nms), nms);
+        scale_boxes(out, sl.geo[i]);
+      }
+      cpu_fallbacks_ += static_cast<int64_t>(cpu_images.size());
+    }
+    if (times) {
+      // Each stage's own span: with two batches in flight, a letterbox may wait for the network before it.
+      auto span = [&](int a, int b) {
+        float ms = 0;
+        KCUDA(cudaEventElapsedTime(&ms, sl.ev[a], sl.ev[b]));
+        return static_cast<double>(ms);
+      };
+      StageTimes st;
+      st.device_preprocess_ms = span(2, 3);
+      st.preprocess_ms = span(0, 1) + st.device_preprocess_ms;
+      st.inference_ms = span(3, 4);
+      st.device_postprocess_ms = span(4, 5);
+      st.postprocess_ms = span(4, 6);
+      *times += st;
+    }
+    return result;
+  }
+
+ private:
+  static constexpr int kDepth = 2;
+
+  ExecutionContext& ctx_;
+  EngineTensorInfo in_, out_;
+  int batch_ = 0, size_ = 0;
+  size_t per_image_out_ = 0;
+  void* d_in_ = nullptr;
+  void* d_out_ = nullptr;
+  cudaStream_t copy_ = nullptr;
+  DeviceBuffer d_ws_;
+  Slot slots_[kDepth];
+  std::deque<int> queue_;
+  int next_slot_ = 0;
+  int64_t cpu_fallbacks_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<ImageDetector> make_cuda_detector(ExecutionContext& ctx) { return std::make_unique<CudaDetector>(ctx); }
+
+}  // namespace kestrel::yolo
