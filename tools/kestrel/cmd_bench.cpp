@@ -4,6 +4,7 @@
 
 #include "bench_runner.h"
 #include "command.h"
+#include "engine_arg.h"
 #include "int8_args.h"
 #include "model_arg.h"
 #ifdef KESTREL_HAS_CUDA
@@ -20,32 +21,25 @@ struct BenchArgs {
   BenchOptions o;
 };
 
-std::string resolve_backend(const std::string& b) {
-  if (b != "auto") return b;
-#ifdef KESTREL_HAS_CUDA
-  if (gpu_available()) return "cuda";
-#endif
-  return "cpu";
-}
-
 int run_bench(BenchArgs a) {
   // Fail on an unwritable --json before spending minutes measuring.
   if (!a.json.empty() && !std::ofstream(a.json, std::ios::app)) fail("cannot write ", a.json);
-  const std::string backend = resolve_backend(a.backend);
+  const EngineSpec spec{a.model, a.backend, a.precision, a.batch, a.imgsz, &a.int8};
+  const Backend backend = resolve_backend(spec);
   BenchResult r;
-  if (backend == "cpu") {
-    if (a.precision != "fp32") throw UsageError("the cpu backend runs fp32 only");
+  if (backend == Backend::Cpu) {
+    if (a.precision != "fp32") throw UsageError("bench on the cpu backend runs fp32 only (asked for " + a.precision + ")");
     if (a.o.cuda_graph || a.o.streams != 1) throw UsageError("--cuda-graph and --streams need --backend cuda");
     Graph g = load_graph(a.model, a.batch, a.imgsz);
     std::printf("bench %s on the CPU backend, batch %lld\n", a.model.c_str(), static_cast<long long>(g.batch()));
     r = bench_cpu(g, a.o);
   } else {
 #ifdef KESTREL_HAS_CUDA
-    auto engine = cuda_engine_for(a.model, a.precision, a.batch, a.imgsz, &a.int8);
+    auto engine = cuda_engine_for(spec);
     std::printf("bench %s on %s, %s, batch %lld\n", a.model.c_str(), engine->info().gpu_name.c_str(),
                 precision_name(engine->info().precision), static_cast<long long>(engine->info().batch));
     r = bench_cuda(*engine, a.o);
-    if (!Runtime::is_engine_file(a.model)) r.flops_per_inference = graph_flops(load_graph(a.model, a.batch, a.imgsz));
+    if (!is_engine_file(a.model)) r.flops_per_inference = graph_flops(load_graph(a.model, a.batch, a.imgsz));
 #else
     throw UsageError("--backend cuda is not available in this build (no CUDA compiler at configure time)");
 #endif
@@ -65,8 +59,7 @@ Command add_bench(CLI::App& root) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* app = root.add_subcommand("bench", "Measure latency and throughput (trtexec's definitions)");
   app->add_option("model", a->model, "ONNX file, built-in model name or engine file")->required();
-  app->add_option("--backend", a->backend, "auto (cuda when a GPU is present), cpu or cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_backend_option(app, a->backend);
   app->add_flag("--fp16{fp16}", a->precision, "FP16 engine");
   app->add_flag("--int8{int8}", a->precision, "INT8 engine, calibrated with --calib or from a Q/DQ model");
   add_int8_options(app, a->int8);

@@ -80,7 +80,7 @@ Command add_val(CLI::App& root) {
   app->add_option("--conf", a->conf, "Confidence threshold")->check(CLI::Range(0.0, 1.0));
   app->add_option("--iou", a->iou, "NMS IoU threshold (default 0.7; 0.6 for YOLOv5 heads)")->check(CLI::Range(0.0, 1.0));
   app->add_option("--max-det", a->max_det, "Detections kept per image")->check(CLI::Range(1, 100000));
-  app->add_option("--backend", a->engine.backend, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  add_backend_option(app, a->engine.backend);
   app->add_flag("--fp16{fp16}", a->engine.precision, "FP16 engine (cuda)");
   app->add_flag("--int8{int8}", a->engine.precision,
                 "INT8 engine (cuda; cpu: its exact simulation), calibrated with --calib or from a Q/DQ model");
