@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# test_examples.sh BUILD_DIR: installs the build into a temporary prefix, builds examples/cpp against the
-# installed package (find_package(kestrel)), runs both examples on an image, and checks the installed
-# shared libraries (SONAME, only the kestrel namespace exported).
+# test_examples.sh BUILD_DIR [PYTHON]: installs the build into a temporary prefix, builds examples/cpp
+# against the installed package (find_package(kestrel)), runs both examples (the Python one with PYTHON,
+# when the package was built) on the same model and image, and checks the installed shared libraries
+# (SONAME, only the kestrel namespace exported).
 set -euo pipefail
 build=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
+python=${2:-python3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 prefix=$work/prefix
@@ -21,10 +23,13 @@ leaked=$(nm -D --defined-only "$lib" | awk '{print $3}' | grep -v -E '^_Z(N|NK|T
 cmake -S "$here/cpp" -B "$work/build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$work/build" >/dev/null
 
-image="${KESTREL_DATA:-$here/../../shared/data}/coco-val/images/000000000139.jpg"
-if [ ! -f "$image" ]; then  # no shared data: a generated PNG (gradients) will do
+data="${KESTREL_DATA:-$here/../../shared/data}"
+image=$data/coco-val/images/000000000139.jpg
+model=$data/models/yolov8n.onnx
+[ -f "$model" ] || model=yolov8n  # no shared data: the built-in model (seeded weights)
+if [ ! -f "$image" ]; then         # and a generated PNG (gradients)
   image=$work/image.png
-  python3 - "$image" <<'PY'
+  "$python" - "$image" <<'PY'
 import struct, sys, zlib
 w, h = 160, 120
 raw = b"".join(b"\0" + bytes((x * 3 + y) & 255 for x in range(w) for _ in range(3)) for y in range(h))
@@ -33,12 +38,12 @@ open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(
                               + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 PY
 fi
-"$work/build/detect" yolov8n "$image" | tee "$work/cpp.txt"
+"$work/build/detect" "$model" "$image" | tee "$work/cpp.txt"
 grep -q "objects" "$work/cpp.txt"
 
 pkg=$(find "$prefix" -path '*-packages/kestrel/__init__.py' | head -1)
 if [ -n "$pkg" ]; then
-  PYTHONPATH=$(dirname "$(dirname "$pkg")") python3 "$here/python/detect.py" yolov8n "$image" | tee "$work/py.txt"
+  PYTHONPATH=$(dirname "$(dirname "$pkg")") "$python" "$here/python/detect.py" "$model" "$image" | tee "$work/py.txt"
   # The same model on the same image: both examples print the same detections.
   diff <(grep -v 'ms inference' "$work/cpp.txt") <(grep -v 'ms inference' "$work/py.txt")
 fi
