@@ -38,6 +38,8 @@ open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(
                               + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 PY
 fi
+# With a GPU, both examples load one engine file (two in-memory builds may pick different kernels).
+if "$prefix/bin/kestrel" build "$model" -o "$work/model.engine" >/dev/null 2>&1; then model=$work/model.engine; fi
 "$work/build/detect" "$model" "$image" | tee "$work/cpp.txt"
 grep -q "objects" "$work/cpp.txt"
 
