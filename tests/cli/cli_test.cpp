@@ -320,4 +320,14 @@ TEST(CliBackend, EngineFilesAreRecognisedEverywhere) {
   EXPECT_NE(r.err.find("fp32"), std::string::npos) << r.err;
 }
 
+// --fp16 and --int8 have one definition, and asking for both is an error (not "the last one wins").
+TEST(CliBackend, PrecisionFlagsAreExclusive) {
+  for (const char* args : {"val yolov8n --data /nonexistent --fp16 --int8", "predict yolov8n x.jpg --int8 --fp16",
+                           "bench yolov8n --fp16 --int8"}) {
+    Result r = kestrel(args);
+    EXPECT_EQ(r.code, 2) << args;
+    EXPECT_NE(r.err.find("excludes"), std::string::npos) << args << ": " << r.err;
+  }
+}
+
 }  // namespace

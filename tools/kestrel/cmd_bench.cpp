@@ -60,8 +60,7 @@ Command add_bench(CLI::App& root) {
   CLI::App* app = root.add_subcommand("bench", "Measure latency and throughput (trtexec's definitions)");
   app->add_option("model", a->model, "ONNX file, built-in model name or engine file")->required();
   add_backend_option(app, a->backend);
-  app->add_flag("--fp16{fp16}", a->precision, "FP16 engine");
-  app->add_flag("--int8{int8}", a->precision, "INT8 engine, calibrated with --calib or from a Q/DQ model");
+  add_precision_flags(app, a->precision);
   add_int8_options(app, a->int8);
   app->add_option("--batch", a->batch, "Batch size")->check(CLI::Range(1, 4096));
   app->add_option("--imgsz", a->imgsz, "Input size for models with dynamic spatial dims")->check(CLI::Range(32, 8192));

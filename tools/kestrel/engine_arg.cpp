@@ -11,6 +11,15 @@ CLI::Option* add_backend_option(CLI::App* app, std::string& backend) {
       ->capture_default_str();
 }
 
+void add_precision_flags(CLI::App* app, std::string& precision) {
+  precision = "fp32";
+  CLI::Option* fp16 = app->add_flag("--fp16{fp16}", precision, "FP16 engine (cuda; auto picks cuda when a GPU is present)");
+  CLI::Option* int8 = app->add_flag("--int8{int8}", precision,
+                                    "INT8 engine (cuda; cpu: its exact simulation), calibrated with --calib or from a "
+                                    "Q/DQ model");
+  fp16->excludes(int8);
+}
+
 ModelOptions model_options(const EngineSpec& spec) {
   ModelOptions o;
   o.backend = parse_backend(spec.backend);

@@ -15,6 +15,10 @@ namespace kestrel::cli {
 // --backend auto|cpu|cuda, default auto (CUDA when a GPU is present): one definition for every verb.
 CLI::Option* add_backend_option(CLI::App* app, std::string& backend);
 
+// --fp16 / --int8 (exclusive) setting `precision` (default fp32): one definition for every verb that runs
+// an engine it builds (val, predict, bench).
+void add_precision_flags(CLI::App* app, std::string& precision);
+
 struct EngineSpec {
   std::string model;               // ONNX path, built-in name, or an engine file (selects CUDA)
   std::string backend = "auto";    // auto | cpu | cuda
