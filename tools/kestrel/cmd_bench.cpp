@@ -41,7 +41,7 @@ int run_bench(BenchArgs a) {
     r = bench_cuda(*engine, a.o);
     if (!is_engine_file(a.model)) r.flops_per_inference = graph_flops(load_graph(a.model, a.batch, a.imgsz));
 #else
-    throw UsageError("--backend cuda is not available in this build (no CUDA compiler at configure time)");
+    fail("internal: the CUDA backend was chosen in a build without it");  // resolve_backend refuses it
 #endif
   }
   r.model = a.model;
