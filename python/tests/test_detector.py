@@ -95,6 +95,11 @@ def test_thresholds(det):
     loose, strict = det(img, conf=0.05)[0], det(img, conf=0.2)[0]
     assert len(strict.boxes) <= len(loose.boxes)
     assert len(det(img, conf=0.05, max_det=1)[0].boxes) <= 1
+    # An (N, H, W, 3) array is N images.
+    stacked = det(np.stack([img, img]), conf=0.05)
+    assert len(stacked) == 2
+    same(stacked[0], loose)
+    same(stacked[1], loose)
 
 
 def test_batches_larger_than_the_engine_are_split():
