@@ -6,6 +6,7 @@
 #include "kestrel/onnx.h"
 #include "kestrel/zoo.h"
 #include "network/zoo_blocks.h"
+#include "util/file_io.h"
 
 namespace kestrel::zoo {
 
@@ -75,6 +76,8 @@ Graph load_model(const std::string& spec, const LoadOptions& options) {
   const bool onnx_suffix = spec.size() > 5 && zoo::lower(spec.substr(spec.size() - 5)) == ".onnx";
   if (onnx_suffix || fs::is_regular_file(spec, ec)) {
     if (!fs::exists(spec, ec)) fail("model file '", spec, "' does not exist");
+    if (util::is_engine_file(spec))
+      fail(spec, " is a Kestrel engine file, not an ONNX model: here the ONNX model it was built from is needed");
     return import_onnx(spec, {options.batch, options.imgsz});
   }
   if (!zoo::has(spec))

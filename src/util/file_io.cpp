@@ -30,4 +30,11 @@ void write_file(const std::string& path, const void* data, size_t size) {
   if (!f) fail("cannot write ", path, ": ", std::strerror(errno));
 }
 
+bool is_engine_file(const std::string& path) {
+  static constexpr char kMagic[8] = {'K', 'E', 'S', 'T', 'R', 'L', 'E', 'N'};
+  std::ifstream f(path, std::ios::binary);
+  char magic[8] = {};
+  return f && f.read(magic, 8) && std::memcmp(magic, kMagic, 8) == 0;
+}
+
 }  // namespace kestrel::util

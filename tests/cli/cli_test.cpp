@@ -276,4 +276,58 @@ TEST(CliCompare, CpuRowsForTheBuiltInModel) {
   EXPECT_GT(fs::file_size(svg), 500u);
 }
 
+// One behaviour in every verb: --backend has one definition, defaulting to auto.
+TEST(CliBackend, EveryVerbDefaultsToAuto) {
+  for (const char* verb : {"run", "val", "predict", "bench", "compare"}) {
+    Result r = kestrel(std::string(verb) + " --help");
+    EXPECT_EQ(r.code, 0) << verb;
+    EXPECT_NE(r.out.find("auto (cuda when a GPU is present, cpu otherwise), cpu or cuda"), std::string::npos)
+        << verb << ": " << r.out;
+    EXPECT_NE(r.out.find("--backend TEXT:{auto,cpu,cuda}=auto"), std::string::npos) << verb << ": " << r.out;
+    r = kestrel(std::string(verb) + " yolov8n --backend gpu");
+    EXPECT_EQ(r.code, 2) << verb;
+  }
+  // auto runs wherever this machine can (the CPU here; a GPU machine builds a CUDA engine).
+  Result r = kestrel("run yolov8n --imgsz 96");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find(" backend"), std::string::npos) << r.out;
+}
+
+// An engine file is recognised wherever a model is accepted: it selects CUDA (or says it needs it), and
+// the verbs that need the ONNX model name it as an engine file, never "not a valid ONNX model".
+TEST(CliBackend, EngineFilesAreRecognisedEverywhere) {
+  const fs::path engine = write_temp("fake.engine", std::string("KESTRLEN") + std::string(64, '\0'));
+  const fs::path image = write_temp("none.jpg", "x");
+  for (const std::string& args : {"predict " + engine.string() + " " + image.string() + " --no-save",
+                                  "run " + engine.string(), "bench " + engine.string() + " --iterations 1"}) {
+    Result r = kestrel(args);
+    EXPECT_NE(r.code, 0) << args;
+    EXPECT_EQ(lines(r.err), 1) << args << ": " << r.err;
+    EXPECT_EQ(r.err.find("not a valid ONNX model"), std::string::npos) << args << ": " << r.err;
+    EXPECT_NE(r.err.find("engine"), std::string::npos) << args << ": " << r.err;
+  }
+  Result r = kestrel("predict " + engine.string() + " " + image.string() + " --backend cpu");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("runs on the CUDA backend only"), std::string::npos) << r.err;
+  r = kestrel("quantize " + engine.string() + " --calib /nonexistent -o " + (engine.string() + ".onnx"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("is a Kestrel engine file"), std::string::npos) << r.err;
+  r = kestrel("compare " + engine.string());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("compare builds every precision from the model"), std::string::npos) << r.err;
+  r = kestrel("bench yolov8n --backend cpu --fp16");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("fp32"), std::string::npos) << r.err;
+}
+
+// --fp16 and --int8 have one definition, and asking for both is an error (not "the last one wins").
+TEST(CliBackend, PrecisionFlagsAreExclusive) {
+  for (const char* args : {"val yolov8n --data /nonexistent --fp16 --int8", "predict yolov8n x.jpg --int8 --fp16",
+                           "bench yolov8n --fp16 --int8"}) {
+    Result r = kestrel(args);
+    EXPECT_EQ(r.code, 2) << args;
+    EXPECT_NE(r.err.find("excludes"), std::string::npos) << args << ": " << r.err;
+  }
+}
+
 }  // namespace

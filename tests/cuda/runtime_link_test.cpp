@@ -34,4 +34,14 @@ TEST(RuntimeLink, NoOnnxOrProtobuf) {
   std::printf("%s", needed.c_str());
 }
 
+// Installed as a versioned library (SONAME libkestrel_runtime.so.N) that exports the kestrel namespace
+// only (cmake/exported_symbols.map): no std template instantiations or helpers of the libraries in it.
+TEST(RuntimeLink, VersionedSonameAndOnlyTheApiExported) {
+  const std::string so = KESTREL_RUNTIME_SO;
+  const std::string dynamic = run("readelf -d '" + so + "' 2>&1");
+  EXPECT_NE(dynamic.find("Library soname: [libkestrel_runtime.so."), std::string::npos) << dynamic;
+  const std::string others = run("nm -D --defined-only '" + so + "' | awk '{print $3}' | grep -v -E '^_Z(N|NK|TVN|TIN|TSN)7kestrel'");
+  EXPECT_EQ(others, "") << "exported non-API symbols";
+}
+
 }  // namespace

@@ -83,11 +83,6 @@ Iteration run_once(StreamState& s, const BenchOptions& o) {
 }
 }  // namespace
 
-bool gpu_available() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
 BenchResult bench_cuda(const Engine& engine, const BenchOptions& o) {
   using Clock = std::chrono::steady_clock;
   const EngineInfo& info = engine.info();

@@ -7,6 +7,7 @@
 #include "kestrel/inference.h"
 #include "kestrel/pipeline.h"
 #include "command.h"
+#include "engine_arg.h"
 #include "int8_args.h"
 #include "model_arg.h"
 #ifdef KESTREL_HAS_CUDA
@@ -50,22 +51,15 @@ nlohmann::json end_to_end(InferenceEngine& engine, const std::string& images) {
           {"detections", e.detections}, {"latency_ms", e.latency_ms}};
 }
 
-std::string resolve_backend(const std::string& b) {
-  if (b != "auto") return b;
-#ifdef KESTREL_HAS_CUDA
-  if (gpu_available()) return "cuda";
-#endif
-  return "cpu";
-}
-
 int run_bench(BenchArgs a) {
   // Fail on an unwritable --json before spending minutes measuring.
   if (!a.json.empty() && !std::ofstream(a.json, std::ios::app)) fail("cannot write ", a.json);
-  const std::string backend = resolve_backend(a.backend);
+  const EngineSpec spec{a.model, a.backend, a.precision, a.batch, a.imgsz, &a.int8};
+  const Backend backend = resolve_backend(spec);
   BenchResult r;
   nlohmann::json e2e;
-  if (backend == "cpu") {
-    if (a.precision != "fp32") throw UsageError("the cpu backend runs fp32 only");
+  if (backend == Backend::Cpu) {
+    if (a.precision != "fp32") throw UsageError("bench on the cpu backend runs fp32 only (asked for " + a.precision + ")");
     if (a.o.cuda_graph || a.o.streams != 1) throw UsageError("--cuda-graph and --streams need --backend cuda");
     Graph g = load_graph(a.model, a.batch, a.imgsz);
     std::printf("bench %s on the CPU backend, batch %lld\n", a.model.c_str(), static_cast<long long>(g.batch()));
@@ -78,11 +72,11 @@ int run_bench(BenchArgs a) {
     }
   } else {
 #ifdef KESTREL_HAS_CUDA
-    auto engine = cuda_engine_for(a.model, a.precision, a.batch, a.imgsz, &a.int8);
+    auto engine = cuda_engine_for(spec);
     std::printf("bench %s on %s, %s, batch %lld\n", a.model.c_str(), engine->info().gpu_name.c_str(),
                 precision_name(engine->info().precision), static_cast<long long>(engine->info().batch));
     r = bench_cuda(*engine, a.o);
-    if (!Runtime::is_engine_file(a.model)) r.flops_per_inference = graph_flops(load_graph(a.model, a.batch, a.imgsz));
+    if (!is_engine_file(a.model)) r.flops_per_inference = graph_flops(load_graph(a.model, a.batch, a.imgsz));
     r.model = a.model;
     print_report(r);
     if (!a.images.empty()) {
@@ -90,7 +84,7 @@ int run_bench(BenchArgs a) {
       e2e = end_to_end(*inference, a.images);
     }
 #else
-    throw UsageError("--backend cuda is not available in this build (no CUDA compiler at configure time)");
+    fail("internal: the CUDA backend was chosen in a build without it");  // resolve_backend refuses it
 #endif
   }
   if (!a.json.empty()) {
@@ -108,10 +102,8 @@ Command add_bench(CLI::App& root) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* app = root.add_subcommand("bench", "Measure latency and throughput (trtexec's definitions)");
   app->add_option("model", a->model, "ONNX file, built-in model name or engine file")->required();
-  app->add_option("--backend", a->backend, "auto (cuda when a GPU is present), cpu or cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  app->add_flag("--fp16{fp16}", a->precision, "FP16 engine");
-  app->add_flag("--int8{int8}", a->precision, "INT8 engine, calibrated with --calib or from a Q/DQ model");
+  add_backend_option(app, a->backend);
+  add_precision_flags(app, a->precision);
   add_int8_options(app, a->int8);
   app->add_option("--batch", a->batch, "Batch size")->check(CLI::Range(1, 4096));
   app->add_option("--imgsz", a->imgsz, "Input size for models with dynamic spatial dims")->check(CLI::Range(32, 8192));

@@ -102,13 +102,10 @@ int run_compare(CompareArgs a) {
   if (int8 && a.int8.calib.empty() && a.int8.cache.empty() && !qdq_model)
     throw UsageError("--precisions int8 needs calibration: --calib DIR, an existing --calib-cache, or a Q/DQ model");
   if (!a.json.empty() && !std::ofstream(a.json, std::ios::app)) fail("cannot write ", a.json);
-  std::string backend = a.backend;
-#ifdef KESTREL_HAS_CUDA
-  if (backend == "auto") backend = gpu_available() ? "cuda" : "cpu";
-#else
-  if (backend == "auto") backend = "cpu";
-  if (backend == "cuda") throw UsageError("--backend cuda is not available in this build");
-#endif
+  if (is_engine_file(a.model))
+    throw UsageError(a.model + " is an engine file: compare builds every precision from the model, so pass the ONNX "
+                     "model (or a built-in name) it was built from");
+  const std::string backend = backend_name(resolve_backend(EngineSpec{a.model, a.backend, "fp32", 0, a.imgsz}));
   if (backend == "cpu") {
     // The reference backend runs FP32, and INT8 as the exact simulation of the GPU's INT8 engine.
     std::vector<std::string> p;
@@ -175,7 +172,7 @@ int run_compare(CompareArgs a) {
         }
       } else {
 #ifdef KESTREL_HAS_CUDA
-        auto engine = cuda_engine_for(model, precision, batch, a.imgsz);
+        auto engine = cuda_engine_for(EngineSpec{model, "cuda", precision, batch, a.imgsz});
         device = engine->info().gpu_name;
         row.engine_mb = static_cast<double>(engine->serialize().size()) / (1024.0 * 1024.0);
         br = bench_cuda(*engine, a.o);
@@ -185,7 +182,7 @@ int run_compare(CompareArgs a) {
                                    ("kestrel-compare-" + std::to_string(getpid()) + ".engine")).string();
           engine->save(tmp);
           EngineSpec spec{tmp, "cuda", precision, batch, a.imgsz};
-          auto e = open_cuda_engine(spec);
+          auto e = open_engine(spec);
           std::error_code ec;
           std::filesystem::remove(tmp, ec);
           det = deterministic(*e);
@@ -276,7 +273,7 @@ Command add_compare(CLI::App& root) {
   app->add_option("--precisions", a->precisions, "Comma-separated: fp32,fp16,int8 (int8 needs --calib or a Q/DQ model)")->delimiter(',')->capture_default_str();
   app->add_option("--batch", a->batches, "Comma-separated batch sizes")->delimiter(',')->check(CLI::Range(1, 4096))->capture_default_str();
   app->add_option("--budget-ms", a->budget_ms, "p95 latency budget per batch, ms")->check(CLI::Range(0.0, 1e9));
-  app->add_option("--backend", a->backend, "auto (cuda when a GPU is present), cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_backend_option(app, a->backend);
   app->add_option("--imgsz", a->imgsz, "Input size for models with dynamic spatial dims")->check(CLI::Range(32, 8192));
   app->add_option("--iterations", a->o.iterations, "Timed inferences per row (at least)")->check(CLI::Range(1, 1000000));
   app->add_option("--duration", a->o.duration_s, "Seconds per row (at least)")->check(CLI::Range(0.0, 3600.0));

@@ -66,10 +66,8 @@ Command add_predict(CLI::App& root) {
   app->add_option("--iou", a->iou, "NMS IoU threshold")->check(CLI::Range(0.0, 1.0))->capture_default_str();
   app->add_option("--max-det", a->max_det, "Detections kept per image")->check(CLI::Range(1, 100000));
   app->add_option("--imgsz", a->engine.imgsz, "Input size for models with dynamic spatial dims")->check(CLI::Range(32, 8192));
-  app->add_option("--backend", a->engine.backend, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  app->add_flag("--fp16{fp16}", a->engine.precision, "FP16 engine (cuda)");
-  app->add_flag("--int8{int8}", a->engine.precision,
-                "INT8 engine (cuda; cpu: its exact simulation), calibrated with --calib or from a Q/DQ model");
+  add_backend_option(app, a->engine.backend);
+  add_precision_flags(app, a->engine.precision);
   add_int8_options(app, a->int8);
   return {app, [a] { return run_predict(*a); }};
 }

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "command.h"
+#include "engine_arg.h"
 #include "kestrel/cpu_backend.h"
 #include "model_arg.h"
 #include "util/file_io.h"
@@ -16,7 +17,7 @@ namespace kestrel::cli {
 
 namespace {
 struct RunArgs {
-  std::string model, input, output, backend = "cpu";
+  std::string model, input, output, backend = "auto";
   int64_t batch = 0, imgsz = 0;
 };
 
@@ -27,11 +28,13 @@ std::string output_path(const std::string& base, size_t i) {
 }
 
 int run_run(const RunArgs& a) {
+  if (resolve_backend(EngineSpec{a.model, a.backend, "fp32", a.batch, a.imgsz}) == Backend::Cuda) {
 #ifdef KESTREL_HAS_CUDA
-  if (a.backend == "cuda") return run_cuda(a.model, a.input, a.output, a.batch, a.imgsz);
+    return run_cuda(a.model, a.input, a.output, a.batch, a.imgsz);
+#else
+    fail("internal: the CUDA backend was chosen in a build without it");
 #endif
-  if (a.backend != "cpu")
-    throw UsageError("--backend " + a.backend + " is not available in this build (available: cpu)");
+  }
   Graph g = load_graph(a.model, a.batch, a.imgsz);
   KESTREL_CHECK(g.inputs.size() == 1, "the model has ", g.inputs.size(), " inputs; kestrel run feeds exactly one");
   const Value& in = g.value(g.inputs[0]);
@@ -66,7 +69,7 @@ int run_run(const RunArgs& a) {
     std::printf("%s %s -> %s  (min %.4g, max %.4g, mean %.4g)\n", g.outputs[i].c_str(), shape_str(y.shape()).c_str(),
                 path.c_str(), mn, mx, y.numel() ? sum / static_cast<double>(y.numel()) : 0.0);
   }
-  std::printf("%s backend: %.1f ms\n", a.backend.c_str(), ms);
+  std::printf("cpu backend: %.1f ms\n", ms);
   return 0;
 }
 }  // namespace
@@ -74,10 +77,10 @@ int run_run(const RunArgs& a) {
 Command add_run(CLI::App& root) {
   auto args = std::make_shared<RunArgs>();
   CLI::App* app = root.add_subcommand("run", "Run one inference on a raw float32 tensor file");
-  app->add_option("model", args->model, "ONNX file or built-in model name")->required();
+  app->add_option("model", args->model, "ONNX file, built-in model name or engine file")->required();
   app->add_option("--input,-i", args->input, "Input tensor: raw little-endian float32, the model's input shape (default: a synthetic test pattern)");
   app->add_option("--output,-o", args->output, "Output tensor file (raw float32; extra outputs get .1, .2, ...)");
-  app->add_option("--backend", args->backend, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  add_backend_option(app, args->backend);
   app->add_option("--batch", args->batch, "Batch size to bind")->check(CLI::Range(1, 4096));
   app->add_option("--imgsz", args->imgsz, "Input size for models with dynamic spatial dims")->check(CLI::Range(32, 8192));
   return {app, [args] { return run_run(*args); }};

@@ -89,10 +89,8 @@ Command add_val(CLI::App& root) {
   app->add_option("--conf", a->conf, "Confidence threshold")->check(CLI::Range(0.0, 1.0));
   app->add_option("--iou", a->iou, "NMS IoU threshold (default 0.7; 0.6 for YOLOv5 heads)")->check(CLI::Range(0.0, 1.0));
   app->add_option("--max-det", a->max_det, "Detections kept per image")->check(CLI::Range(1, 100000));
-  app->add_option("--backend", a->engine.backend, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  app->add_flag("--fp16{fp16}", a->engine.precision, "FP16 engine (cuda)");
-  app->add_flag("--int8{int8}", a->engine.precision,
-                "INT8 engine (cuda; cpu: its exact simulation), calibrated with --calib or from a Q/DQ model");
+  add_backend_option(app, a->engine.backend);
+  add_precision_flags(app, a->engine.precision);
   add_int8_options(app, a->int8);
   app->add_option("--save-json", a->save_json, "Write the detections as COCO results JSON");
   app->add_option("--json", a->json, "Write the metrics as JSON");

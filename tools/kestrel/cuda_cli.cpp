@@ -9,20 +9,12 @@
 #include <cstring>
 #include <iostream>
 
-#include "kestrel/cuda_inference.h"
-#include "model_arg.h"
+#include "kestrel/cuda_model.h"
 #include "util/file_io.h"
 
 namespace kestrel::cli {
 
 namespace {
-
-Precision parse_precision(const std::string& p) {
-  if (p == "fp32") return Precision::FP32;
-  if (p == "fp16") return Precision::FP16;
-  if (p == "int8") return Precision::INT8;
-  throw UsageError("the cuda backend runs fp32, fp16 or int8 (asked for " + p + ")");
-}
 
 std::string mib(int64_t bytes) {
   char b[32];
@@ -30,38 +22,12 @@ std::string mib(int64_t bytes) {
   return b;
 }
 
-
 }  // namespace
 
-std::unique_ptr<Engine> cuda_engine_for(const std::string& model, const std::string& precision, int64_t batch,
-                                        int64_t imgsz, const Int8Args* int8) {
-  if (Runtime::is_engine_file(model)) {
-    auto e = Runtime().load(model);
-    if (batch && batch != e->info().batch)
-      throw UsageError("the engine " + model + " was built for batch " + std::to_string(e->info().batch) + ", not " +
-                       std::to_string(batch));
-    return e;
-  }
-  BuilderConfig cfg;
-  cfg.precision = parse_precision(precision);
-  cfg.batch = batch;
-  cfg.imgsz = imgsz;
-  if (const char* c = std::getenv("KESTREL_TIMING_CACHE"); c && *c) cfg.timing_cache_path = c;
-  const Int8Args none;
-  Graph g = cfg.precision == Precision::INT8 ? int8_model(model, batch, imgsz, int8 ? *int8 : none).qdq
-                                             : load_graph(model, batch, imgsz);
-  std::string hash;
-  try {
-    const std::vector<char> bytes = util::read_file(model);
-    hash = hash_bytes(bytes.data(), bytes.size());
-  } catch (const Error&) {
-    hash = hash_bytes(model.data(), model.size());  // a zoo name
-  }
-  return Builder().build(g, cfg, hash, model);
-}
+std::unique_ptr<Engine> cuda_engine_for(const EngineSpec& spec) { return open_cuda_engine(spec.model, model_options(spec)); }
 
 int run_cuda(const std::string& model, const std::string& input, const std::string& output, int64_t batch, int64_t imgsz) {
-  auto engine = cuda_engine_for(model, "fp32", batch, imgsz);
+  auto engine = cuda_engine_for(EngineSpec{model, "cuda", "fp32", batch, imgsz});
   const EngineInfo& info = engine->info();
   KESTREL_CHECK(info.inputs.size() == 1, "the engine has ", info.inputs.size(), " inputs; kestrel run feeds exactly one");
   const EngineTensorInfo& in = info.inputs[0];
@@ -101,10 +67,6 @@ int run_cuda(const std::string& model, const std::string& input, const std::stri
   }
   std::printf("cuda backend (%s, %s): %.2f ms including copies\n", info.gpu_name.c_str(), precision_name(info.precision), ms);
   return 0;
-}
-
-std::unique_ptr<InferenceEngine> open_cuda_engine(const EngineSpec& spec) {
-  return make_cuda_inference(cuda_engine_for(spec.model, spec.precision, spec.batch, spec.imgsz, spec.int8));
 }
 
 int inspect_engine(const std::string& path, bool json) {
