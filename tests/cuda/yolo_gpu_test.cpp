@@ -231,10 +231,12 @@ INSTANTIATE_TEST_SUITE_P(Heads, GpuDetect,
 TEST(GpuDetectFlags, ImagesTheKernelsCannotReproduceAreFlagged) {
   KESTREL_REQUIRE_GPU();
   yolo::NmsOptions o = yolo::NmsOptions::validation(yolo::HeadKind::V8);
-  Head h = synthetic_head(yolo::HeadKind::V8, 4, 5000, 3, 5);
+  // 9000 anchors: every class of every image has more candidates than the first pass holds, so the
+  // unflagged image also checks the second (large-class) pass against the CPU.
+  Head h = synthetic_head(yolo::HeadKind::V8, 4, 9000, 3, 5);
   h.at(0, 17, 4 + 1) = NAN;                 // a NaN class score drops its anchor on the CPU
   h.at(1, 3, 2) = 20000.f;                  // a box wider than half the class offset
-  for (int64_t a = 0; a < h.anchors; ++a) h.at(2, a, 4) = 0.5f;  // one class over the block's capacity
+  for (int64_t a = 0; a < h.anchors; ++a) h.at(2, a, 4) = 0.5f;  // one class over the large pass's capacity
   std::vector<yolo::LetterboxInfo> geo(4, yolo::letterbox_geometry(640, 640, 640));
   const GpuDets g = gpu_detect(h, o, geo);
   EXPECT_TRUE(g.flags[0] & cuda::kDetectNotSeparable);

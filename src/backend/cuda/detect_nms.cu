@@ -2,9 +2,12 @@
 //   prepare  (best class only, or YOLOv5's obj * cls): per anchor, the best class or the score planes;
 //   classes  one block per (class, image): collect that class's candidates (score > conf), sort them
 //            best first (ties: anchor order), greedy NMS on the class-offset boxes in float32 exactly as
-//            torchvision, keep at most max_det;
-//   merge    one warp per image: the max_det best of the per-class survivors in the reference's global
-//            order (score, then anchor * nc + class), boxes back to image pixels (scale_boxes).
+//            torchvision, keep at most max_det. The greedy pass goes 32 candidates at a time: one warp
+//            settles a tile among itself (a 32 x 32 suppression mask, then the greedy order on bits),
+//            then the whole block removes later candidates that the tile's survivors suppress; one
+//            barrier per tile instead of one per survivor;
+//   merge    one block per image: the survivors of every class sorted in the reference's global order
+//            (score, then anchor * nc + class), the first max_det back to image pixels (scale_boxes).
 // Class-offset NMS never suppresses across classes when every box lies within half the offset, which
 // is the condition under which the CPU reference runs per class too; an image outside it (or with a
 // NaN score, more than max_nms candidates, or a class over the block's capacity) is flagged for the
@@ -20,9 +23,15 @@ namespace kestrel::cuda {
 
 namespace {
 
-constexpr int kClassThreads = 512;
-constexpr int kClassCap = 4096;  // candidates of one class of one image held in shared memory
-constexpr size_t kClassSmem = kClassCap * (sizeof(unsigned long long) + sizeof(float4) + 1);
+// A (class, image) block holds its candidates in shared memory: keys, offset boxes, removed flags.
+// The first pass holds up to kClassCap (small blocks, many resident per SM); the few classes with more
+// candidates go to a second pass with room for kClassCapLarge; beyond that the CPU takes the image.
+constexpr int kClassThreads = 256, kClassCap = 1024;
+constexpr int kClassThreadsLarge = 512, kClassCapLarge = 8192;
+constexpr size_t class_smem(int cap) { return static_cast<size_t>(cap) * (sizeof(unsigned long long) + sizeof(float4) + 1); }
+constexpr int kMergeThreads = 256;
+constexpr int kMergeCap = 8192;  // survivors of one image sorted in shared memory
+constexpr unsigned kFullMask = 0xffffffffu;
 
 // Float -> unsigned key whose ascending order is the float's descending order.
 __device__ __forceinline__ uint32_t desc_key(float s) {
@@ -44,6 +53,37 @@ __device__ __forceinline__ float asc_key_value(uint32_t u) {
   return __uint_as_float((u & 0x80000000u) ? (u & 0x7fffffffu) : ~u);
 }
 
+// Whether kept box k suppresses box j: torchvision's float32 IoU, `IoU > threshold` in double. A pair
+// that does not intersect has IoU 0 (or NaN for two empty boxes), never above a threshold >= 0, so
+// the division is skipped for it (xx2 - xx1 > 0 exactly when xx2 > xx1).
+__device__ __forceinline__ bool suppresses(const float4 k, const float4 j, double thr) {
+  const float xx1 = fmaxf(k.x, j.x), xx2 = fminf(k.z, j.z);
+  if (!(xx2 > xx1)) return false;
+  const float yy1 = fmaxf(k.y, j.y), yy2 = fminf(k.w, j.w);
+  if (!(yy2 > yy1)) return false;
+  const float inter = (xx2 - xx1) * (yy2 - yy1);
+  const float area_k = (k.z - k.x) * (k.w - k.y);
+  const float area_j = (j.z - j.x) * (j.w - j.y);
+  const float ovr = inter / (area_k + area_j - inter);
+  return static_cast<double>(ovr) > thr;
+}
+
+// Bitonic sort of keys[0, pow2) ascending by the whole block (pow2 a power of two, padding ~0).
+__device__ void block_sort(unsigned long long* keys, int pow2) {
+  for (int k = 2; k <= pow2; k <<= 1) {
+    for (int j = k >> 1; j > 0; j >>= 1) {
+      for (int i = threadIdx.x; i < pow2; i += blockDim.x) {
+        const int ixj = i ^ j;
+        if (ixj > i) {
+          const unsigned long long x = keys[i], y = keys[ixj];
+          if ((x > y) == ((i & k) == 0)) keys[i] = y, keys[ixj] = x;
+        }
+      }
+      __syncthreads();
+    }
+  }
+}
+
 struct Workspace {
   float* best;              // [B, A] best class score (non-multi-label); NaN: the anchor is dropped
   int* best_cls;            // [B, A]
@@ -51,6 +91,7 @@ struct Workspace {
   unsigned long long* kept; // [B, nc, max_det] per-class survivors' keys (score key << 32 | anchor)
   int* kept_count;          // [B, nc]
   uint32_t* lohi;           // [B, 2] smallest and largest candidate coordinate (asc_key)
+  int* overflow;            // [B * nc] (image * nc + class) pairs left to the second pass; [B * nc]: count
 };
 
 size_t align256(size_t n) { return (n + 255) & ~size_t{255}; }
@@ -70,6 +111,7 @@ Workspace carve(void* base, const DetectParams& p) {
   w.kept = static_cast<unsigned long long*>(take(static_cast<size_t>(p.batch) * p.nc * p.max_det * 8));
   w.kept_count = static_cast<int*>(take(static_cast<size_t>(p.batch) * p.nc * sizeof(int)));
   w.lohi = static_cast<uint32_t*>(take(static_cast<size_t>(p.batch) * 2 * sizeof(uint32_t)));
+  w.overflow = static_cast<int*>(take((static_cast<size_t>(p.batch) * p.nc + 1) * sizeof(int)));
   return w;
 }
 
@@ -85,8 +127,10 @@ __device__ __forceinline__ float4 corners_at(const float* img, const DetectParam
   return make_float4(cx - hw, cy - hh, cx + hw, cy + hh);
 }
 
-__global__ void init_kernel(const DetectParams p, int32_t* count, uint32_t* flags, int32_t* candidates, uint32_t* lohi) {
+__global__ void init_kernel(const DetectParams p, int32_t* count, uint32_t* flags, int32_t* candidates, uint32_t* lohi,
+                            int* overflow_count) {
   const int b = blockIdx.x * blockDim.x + threadIdx.x;
+  if (b == 0) *overflow_count = 0;
   if (b >= p.batch) return;
   count[b] = 0, flags[b] = 0, candidates[b] = 0;
   lohi[2 * b] = 0xffffffffu, lohi[2 * b + 1] = 0u;
@@ -129,16 +173,21 @@ __global__ void prepare_kernel(const float* __restrict__ out, const DetectParams
   w.best_cls[ba] = best_c;
 }
 
-__global__ void __launch_bounds__(kClassThreads) class_nms_kernel(const float* __restrict__ out, const DetectParams p,
-                                                                  Workspace w, uint32_t* flags, int32_t* candidates) {
+// One (class, image): candidates, sort, greedy NMS. `Cap` candidates fit the block; with more, the
+// first pass queues the pair for the second, and the second flags the image for the CPU.
+template <int Cap, bool FirstPass>
+__device__ void class_nms(const float* __restrict__ out, const DetectParams& p, const Workspace& w, uint32_t* flags,
+                          int32_t* candidates, int b, int c) {
   extern __shared__ unsigned long long smem[];
   unsigned long long* keys = smem;
-  float4* boxes = reinterpret_cast<float4*>(keys + kClassCap);
-  uint8_t* removed = reinterpret_cast<uint8_t*>(boxes + kClassCap);
-  __shared__ int n_s, nan_s, nonfinite_s;
-  const int c = blockIdx.x, b = blockIdx.y, tid = threadIdx.x;
+  float4* boxes = reinterpret_cast<float4*>(keys + Cap);
+  uint8_t* removed = reinterpret_cast<uint8_t*>(boxes + Cap);
+  __shared__ int n_s, nan_s, nonfinite_s, kept_s, tile_n;
+  __shared__ int tile_idx[32];
+  __shared__ unsigned tile_mask[32];
+  const int tid = threadIdx.x;
   const float* img = out + static_cast<size_t>(b) * p.anchors * p.channels;
-  if (tid == 0) n_s = 0, nan_s = 0, nonfinite_s = 0;
+  if (tid == 0) n_s = 0, nan_s = 0, nonfinite_s = 0, kept_s = 0;
   __syncthreads();
 
   const bool multi = p.multi_label;
@@ -147,6 +196,7 @@ __global__ void __launch_bounds__(kClassThreads) class_nms_kernel(const float* _
                               : img + static_cast<size_t>(4 + c) * p.anchors;
   const float* best = w.best + static_cast<size_t>(b) * p.anchors;
   const int* best_cls = w.best_cls + static_cast<size_t>(b) * p.anchors;
+#pragma unroll 4
   for (int a = tid; a < p.anchors; a += blockDim.x) {
     float s;
     bool cand;
@@ -161,7 +211,7 @@ __global__ void __launch_bounds__(kClassThreads) class_nms_kernel(const float* _
     }
     if (cand) {
       const int k = atomicAdd(&n_s, 1);
-      if (k < kClassCap) keys[k] = (static_cast<unsigned long long>(desc_key(s)) << 32) | static_cast<uint32_t>(a);
+      if (k < Cap) keys[k] = (static_cast<unsigned long long>(desc_key(s)) << 32) | static_cast<uint32_t>(a);
     }
   }
   __syncthreads();
@@ -173,32 +223,27 @@ __global__ void __launch_bounds__(kClassThreads) class_nms_kernel(const float* _
     }
     return;
   }
-  if (n > kClassCap) {
+  if (n > Cap) {
     if (tid == 0) {
       w.kept_count[b * p.nc + c] = 0;
-      atomicOr(&flags[b], kDetectClassOverflow);
-      atomicAdd(&candidates[b], n);
+      if (nan_s) atomicOr(&flags[b], kDetectNotSeparable);
+      if (FirstPass) {
+        int* count = w.overflow + static_cast<size_t>(p.batch) * p.nc;
+        w.overflow[atomicAdd(count, 1)] = b * p.nc + c;
+      } else {
+        atomicOr(&flags[b], kDetectClassOverflow);
+        atomicAdd(&candidates[b], n);
+      }
     }
     return;
   }
 
-  // Bitonic sort of the keys, ascending (best score first, then anchor), padded to a power of two.
+  // Best score first, then anchor order.
   int pow2 = 1;
   while (pow2 < n) pow2 <<= 1;
   for (int i = n + tid; i < pow2; i += blockDim.x) keys[i] = ~0ull;
   __syncthreads();
-  for (int k = 2; k <= pow2; k <<= 1) {
-    for (int j = k >> 1; j > 0; j >>= 1) {
-      for (int i = tid; i < pow2; i += blockDim.x) {
-        const int ixj = i ^ j;
-        if (ixj > i) {
-          const unsigned long long x = keys[i], y = keys[ixj];
-          if ((x > y) == ((i & k) == 0)) keys[i] = y, keys[ixj] = x;
-        }
-      }
-      __syncthreads();
-    }
-  }
+  block_sort(keys, pow2);
 
   // Offset boxes (boxes + cls * max_wh in float32), and the spread of the raw coordinates.
   const float off = static_cast<float>(c) * p.max_wh;
@@ -223,90 +268,152 @@ __global__ void __launch_bounds__(kClassThreads) class_nms_kernel(const float* _
     if (nan_s || nonfinite_s) atomicOr(&flags[b], kDetectNotSeparable);
   }
 
-  // Greedy NMS, best first. Only a kept box writes `removed`, so a skipped one needs no barrier.
+  // Greedy NMS, best first, a tile of 32 candidates at a time, two barriers per tile:
+  //   A (all threads): the tile's 32 x 32 suppression mask (row r: the earlier members that suppress
+  //     member r if kept), and the previous tile's survivors removing what they suppress from here on;
+  //   B (warp 0): the greedy order over the tile's live members on those bits; survivors recorded.
+  // kept_s, tile_n and tile_idx are written in B and read in A (or after B's barrier), never both at once.
   unsigned long long* kept = w.kept + (static_cast<size_t>(b) * p.nc + c) * p.max_det;
-  int kept_n = 0;
-  for (int i = 0; i < n; ++i) {
-    if (removed[i]) continue;
-    if (tid == 0) kept[kept_n] = keys[i];
-    if (++kept_n == p.max_det) break;
-    const float4 bi = boxes[i];
-    const float area_i = (bi.z - bi.x) * (bi.w - bi.y);
-    for (int j = i + 1 + tid; j < n; j += blockDim.x) {
+  const int lane = tid & 31, warp = tid >> 5, warps = blockDim.x >> 5;
+  for (int base = 0; base < n; base += 32) {
+    for (int r = warp; r < 32; r += warps) {
+      const int i = base + r, k = base + lane;
+      const bool bit = lane < r && i < n && suppresses(boxes[k], boxes[i], p.iou);
+      const unsigned m = __ballot_sync(kFullMask, bit);
+      if (lane == 0) tile_mask[r] = m;
+    }
+    const int tn = base ? tile_n : 0;
+    for (int j = base + tid; tn && j < n; j += blockDim.x) {
       if (removed[j]) continue;
       const float4 bj = boxes[j];
-      // Most pairs do not intersect: then inter is 0, IoU is 0 (or NaN for two empty boxes) and never
-      // above a threshold >= 0, so the division is skipped. (xx2 - xx1 > 0 exactly when xx2 > xx1.)
-      const float xx1 = fmaxf(bi.x, bj.x), xx2 = fminf(bi.z, bj.z);
-      if (!(xx2 > xx1)) continue;
-      const float yy1 = fmaxf(bi.y, bj.y), yy2 = fminf(bi.w, bj.w);
-      if (!(yy2 > yy1)) continue;
-      const float inter = (xx2 - xx1) * (yy2 - yy1);
-      const float area_j = (bj.z - bj.x) * (bj.w - bj.y);
-      const float ovr = inter / (area_i + area_j - inter);
-      if (static_cast<double>(ovr) > p.iou) removed[j] = 1;
+      for (int t = 0; t < tn; ++t)
+        if (suppresses(boxes[tile_idx[t]], bj, p.iou)) {
+          removed[j] = 1;
+          break;
+        }
     }
     __syncthreads();
+    if (tid < 32) {
+      const int kept0 = kept_s;
+      const int i = base + lane;
+      const unsigned alive = __ballot_sync(kFullMask, i < n && !removed[i]);
+      const unsigned row = tile_mask[lane];
+      unsigned keep = 0;
+      int kept_n = kept0;
+      for (int k = 0; k < 32 && kept_n < p.max_det; ++k) {
+        const unsigned mk = __shfl_sync(kFullMask, row, k);
+        if (!((alive >> k) & 1u) || (mk & keep)) continue;
+        keep |= 1u << k;
+        ++kept_n;
+      }
+      if ((keep >> lane) & 1u) {
+        const int r = __popc(keep & ((1u << lane) - 1u));
+        kept[kept0 + r] = keys[i];
+        tile_idx[r] = i;
+      }
+      __syncwarp();
+      if (lane == 0) tile_n = __popc(keep), kept_s = kept_n;
+    }
+    __syncthreads();
+    if (kept_s >= p.max_det) break;
   }
-  if (tid == 0) w.kept_count[b * p.nc + c] = kept_n;
+  if (tid == 0) w.kept_count[b * p.nc + c] = kept_s;
 }
 
-// One warp per image: repeatedly take the best head of the per-class survivor lists.
-__global__ void merge_kernel(const float* __restrict__ out, const DetectParams p, Workspace w,
-                             const UnletterboxInfo* __restrict__ info, float* __restrict__ dets, int32_t* count,
-                             uint32_t* flags, const int32_t* candidates) {
-  extern __shared__ int head[];  // [nc]
-  const int b = blockIdx.x, lane = threadIdx.x;
-  const float* img = out + static_cast<size_t>(b) * p.anchors * p.channels;
+__global__ void __launch_bounds__(kClassThreads) class_nms_kernel(const float* __restrict__ out, const DetectParams p,
+                                                                  Workspace w, uint32_t* flags, int32_t* candidates) {
+  class_nms<kClassCap, true>(out, p, w, flags, candidates, blockIdx.y, blockIdx.x);
+}
+
+// The pairs the first pass could not hold, a few blocks looping over them (usually none).
+__global__ void __launch_bounds__(kClassThreadsLarge) class_nms_large_kernel(const float* __restrict__ out,
+                                                                             const DetectParams p, Workspace w,
+                                                                             uint32_t* flags, int32_t* candidates) {
+  const int pairs = w.overflow[static_cast<size_t>(p.batch) * p.nc];
+  for (int e = blockIdx.x; e < pairs; e += gridDim.x) {
+    __syncthreads();  // the previous pair's last reads of the shared state are done
+    const int bc = w.overflow[e];
+    class_nms<kClassCapLarge, false>(out, p, w, flags, candidates, bc / p.nc, bc % p.nc);
+  }
+}
+
+// One block per image: every class's survivors, in the reference's global order (score, then
+// candidate order: anchor-major, then class), the first max_det written in image pixels.
+__global__ void __launch_bounds__(kMergeThreads) merge_kernel(const float* __restrict__ out, const DetectParams p, Workspace w,
+                                                              const UnletterboxInfo* __restrict__ info,
+                                                              float* __restrict__ dets, int32_t* count, uint32_t* flags,
+                                                              const int32_t* candidates) {
+  extern __shared__ unsigned long long mkeys[];  // [kMergeCap], then nc + 1 class offsets
+  int* offset = reinterpret_cast<int*>(mkeys + kMergeCap);
+  const int b = blockIdx.x, tid = threadIdx.x;
   const int* kc = w.kept_count + b * p.nc;
   const unsigned long long* kept = w.kept + static_cast<size_t>(b) * p.nc * p.max_det;
-  for (int c = lane; c < p.nc; c += 32) head[c] = 0;
-  __syncwarp();
+  // Class offsets: the counts, then an inclusive scan by warp 0, 32 classes at a time.
+  for (int c = tid; c < p.nc; c += blockDim.x) offset[c + 1] = kc[c];
+  if (tid == 0) offset[0] = 0;
+  __syncthreads();
+  if (tid < 32) {
+    int carry = 0;
+    for (int base = 1; base <= p.nc; base += 32) {
+      const int c = base + tid;
+      int v = c <= p.nc ? offset[c] : 0;
+      for (int d = 1; d < 32; d <<= 1) {
+        const int u = __shfl_up_sync(kFullMask, v, d);
+        if (tid >= d) v += u;
+      }
+      if (c <= p.nc) offset[c] = v + carry;
+      carry += __shfl_sync(kFullMask, v, 31);
+    }
+  }
+  __syncthreads();
+  const int total = offset[p.nc];
+  uint32_t f = 0;
+  if (candidates[b] > p.max_nms) f |= kDetectTooMany;
+  const uint32_t lo = w.lohi[2 * b], hi = w.lohi[2 * b + 1];
+  if (lo != 0xffffffffu && !(static_cast<double>(asc_key_value(hi) - asc_key_value(lo)) < 0.5 * p.max_wh))
+    f |= kDetectNotSeparable;
+  if (total > kMergeCap) f |= kDetectTooMany;
+  if (f || total == 0) {
+    if (tid == 0) {
+      count[b] = 0;
+      if (f) atomicOr(&flags[b], f);
+    }
+    return;
+  }
+  for (int e = tid; e < total; e += blockDim.x) {
+    // The class of survivor e: the last c with offset[c] <= e (empty classes share their offset).
+    int lo = 0, hi = p.nc;
+    while (hi - lo > 1) {
+      const int mid = (lo + hi) >> 1;
+      if (offset[mid] <= e) lo = mid; else hi = mid;
+    }
+    const unsigned long long key = kept[static_cast<size_t>(lo) * p.max_det + (e - offset[lo])];
+    mkeys[e] = (key & 0xffffffff00000000ull) | (static_cast<unsigned long long>(key & 0xffffffffu) * p.nc + lo);
+  }
+  int pow2 = 1;
+  while (pow2 < total) pow2 <<= 1;
+  for (int i = total + tid; i < pow2; i += blockDim.x) mkeys[i] = ~0ull;
+  __syncthreads();
+  block_sort(mkeys, pow2);
+  const int written = min(total, p.max_det);
   const UnletterboxInfo u = info[b];
+  const float* img = out + static_cast<size_t>(b) * p.anchors * p.channels;
   float* o = dets + static_cast<size_t>(b) * p.max_det * 6;
-  int written = 0;
-  for (; written < p.max_det; ++written) {
-    unsigned long long best = ~0ull;
-    int best_c = -1;
-    for (int c = lane; c < p.nc; c += 32) {
-      if (head[c] >= kc[c]) continue;
-      const unsigned long long k = kept[static_cast<size_t>(c) * p.max_det + head[c]];
-      // The reference's global order: score, then candidate order (anchor-major, then class).
-      const unsigned long long g =
-          (k & 0xffffffff00000000ull) | (static_cast<unsigned long long>(k & 0xffffffffu) * p.nc + c);
-      if (g < best) best = g, best_c = c;
-    }
-    for (int s = 16; s > 0; s >>= 1) {
-      const unsigned long long ob = __shfl_xor_sync(0xffffffffu, best, s);
-      const int oc = __shfl_xor_sync(0xffffffffu, best_c, s);
-      if (ob < best) best = ob, best_c = oc;
-    }
-    if (best_c < 0) break;
-    if (lane == 0) {
-      const int a = static_cast<int>((best & 0xffffffffu) / p.nc);
-      const float4 q = corners_at(img, p, a);
-      float* d = o + written * 6;
-      // scale_boxes: (v - pad) / gain, clipped to the image (std::clamp order).
-      auto clip = [](float v, float hi) { return v < 0.f ? 0.f : (hi < v ? hi : v); };
-      d[0] = clip((q.x - u.pad_left) / u.gain, u.src_w);
-      d[1] = clip((q.y - u.pad_top) / u.gain, u.src_h);
-      d[2] = clip((q.z - u.pad_left) / u.gain, u.src_w);
-      d[3] = clip((q.w - u.pad_top) / u.gain, u.src_h);
-      d[4] = desc_key_value(static_cast<uint32_t>(best >> 32));
-      d[5] = static_cast<float>(best_c);
-    }
-    if ((best_c & 31) == lane) ++head[best_c];
-    __syncwarp();
+  for (int k = tid; k < written; k += blockDim.x) {
+    const unsigned long long key = mkeys[k];
+    const uint32_t idx = static_cast<uint32_t>(key & 0xffffffffu);
+    const float4 q = corners_at(img, p, static_cast<int>(idx / p.nc));
+    float* d = o + k * 6;
+    // scale_boxes: (v - pad) / gain, clipped to the image (std::clamp order).
+    auto clip = [](float v, float hi) { return v < 0.f ? 0.f : (hi < v ? hi : v); };
+    d[0] = clip((q.x - u.pad_left) / u.gain, u.src_w);
+    d[1] = clip((q.y - u.pad_top) / u.gain, u.src_h);
+    d[2] = clip((q.z - u.pad_left) / u.gain, u.src_w);
+    d[3] = clip((q.w - u.pad_top) / u.gain, u.src_h);
+    d[4] = desc_key_value(static_cast<uint32_t>(key >> 32));
+    d[5] = static_cast<float>(idx % p.nc);
   }
-  if (lane == 0) {
-    count[b] = written;
-    uint32_t f = 0;
-    if (candidates[b] > p.max_nms) f |= kDetectTooMany;
-    const uint32_t lo = w.lohi[2 * b], hi = w.lohi[2 * b + 1];
-    if (lo != 0xffffffffu && !(static_cast<double>(asc_key_value(hi) - asc_key_value(lo)) < 0.5 * p.max_wh))
-      f |= kDetectNotSeparable;
-    if (f) atomicOr(&flags[b], f);
-  }
+  if (tid == 0) count[b] = written;
 }
 
 __global__ void copy_flagged_kernel(const float4* __restrict__ src, float4* __restrict__ dst,
@@ -347,17 +454,20 @@ size_t detect_workspace_bytes(const DetectParams& p) {
          align256(p.v5 && p.multi_label ? ba * p.nc * sizeof(float) : 0) +
          align256(static_cast<size_t>(p.batch) * p.nc * p.max_det * 8) +
          align256(static_cast<size_t>(p.batch) * p.nc * sizeof(int)) +
-         align256(static_cast<size_t>(p.batch) * 2 * sizeof(uint32_t));
+         align256(static_cast<size_t>(p.batch) * 2 * sizeof(uint32_t)) +
+         align256((static_cast<size_t>(p.batch) * p.nc + 1) * sizeof(int));
 }
 
 void launch_detect(const float* output, const DetectParams& p, const UnletterboxInfo* info, void* workspace, float* out,
                    int32_t* count, uint32_t* flags, int32_t* candidates, cudaStream_t stream) {
   KESTREL_CHECK(p.batch >= 1 && p.anchors >= 1 && p.nc >= 1 && p.max_det >= 1,
                 "detect: batch, anchors, classes and max_det must be positive");
+  KESTREL_CHECK(p.nc < 4096, "detect: at most 4095 classes (", p.nc, " asked for)");
   KESTREL_CHECK(p.iou >= 0, "detect: the IoU threshold must not be negative (the CPU path handles it)");
   KESTREL_CHECK(p.nc <= p.channels - (p.v5 ? 5 : 4), "detect: ", p.nc, " classes in a head of ", p.channels, " channels");
   const Workspace w = carve(workspace, p);
-  init_kernel<<<(p.batch + 127) / 128, 128, 0, stream>>>(p, count, flags, candidates, w.lohi);
+  init_kernel<<<(p.batch + 127) / 128, 128, 0, stream>>>(p, count, flags, candidates, w.lohi,
+                                                         w.overflow + static_cast<size_t>(p.batch) * p.nc);
   KLAUNCH("detect init");
   if (!p.multi_label || p.v5) {
     prepare_kernel<<<dim3((p.anchors + 127) / 128, p.batch), 128, 0, stream>>>(output, p, w);
@@ -369,12 +479,18 @@ void launch_detect(const float* output, const DetectParams& p, const Unletterbox
   KCUDA(cudaGetDevice(&dev));
   const uint64_t bit = uint64_t{1} << (dev & 63);
   if (!(attr_set.load() & bit)) {
-    KCUDA(cudaFuncSetAttribute(class_nms_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kClassSmem)));
+    KCUDA(cudaFuncSetAttribute(class_nms_large_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               static_cast<int>(class_smem(kClassCapLarge))));
+    KCUDA(cudaFuncSetAttribute(merge_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               static_cast<int>(kMergeCap * sizeof(unsigned long long) + 4096 * sizeof(int))));
     attr_set.fetch_or(bit);
   }
-  class_nms_kernel<<<dim3(p.nc, p.batch), kClassThreads, kClassSmem, stream>>>(output, p, w, flags, candidates);
+  class_nms_kernel<<<dim3(p.nc, p.batch), kClassThreads, class_smem(kClassCap), stream>>>(output, p, w, flags, candidates);
   KLAUNCH("detect class NMS");
-  merge_kernel<<<p.batch, 32, p.nc * sizeof(int), stream>>>(output, p, w, info, out, count, flags, candidates);
+  class_nms_large_kernel<<<64, kClassThreadsLarge, class_smem(kClassCapLarge), stream>>>(output, p, w, flags, candidates);
+  KLAUNCH("detect class NMS (large classes)");
+  merge_kernel<<<p.batch, kMergeThreads, kMergeCap * sizeof(unsigned long long) + (p.nc + 1) * sizeof(int), stream>>>(
+      output, p, w, info, out, count, flags, candidates);
   KLAUNCH("detect merge");
 }
 
