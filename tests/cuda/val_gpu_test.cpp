@@ -6,9 +6,12 @@
 //   FP16  vs the CPU backend: every detection of score >= 0.25 on either side paired, corners within
 //         4 px and score within 0.03 (fp16 storage of every activation); mAP50-95 within 0.01
 //   INT8  vs the CPU simulation of the same Q/DQ graph (`kestrel val --int8 --backend cpu`): score
-//         >= 0.25 paired, corners within 8 px and score within 0.08 (the two differ where a last-ulp
-//         difference moves an int8 code: int8_models_test.cpp); mAP50-95 within 0.02
-// Below those scores a detection may appear on one side only (a box near the threshold, or the 300th).
+//         >= 0.25 paired, corners within 16 px and score within 0.15 (the two differ where a last-ulp
+//         difference moves an int8 code, output error 0.02-0.05 where INT8 vs FP32 is 0.08-0.2 and moves
+//         a confident box by up to 62 px: int8_models_test.cpp, int8_bounds.h); mAP50-95 within 0.03
+// A partner may have any score (validation keeps down to 0.001): a box just above 0.25 on one side and
+// just below on the other pairs.
+// Below those scores a detection may appear on one side only (near the 0.001 threshold, or the 300th).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -168,7 +171,7 @@ TEST_P(GpuVal, MatchesCpuPath) {
   quant::quantize_graph(qdq, qo);
   CudaInference gpu(Builder().build(qdq, test::config(Precision::INT8), "", model));
   auto sim = quant::make_simulated_engine(qdq);
-  expect_same_detections(val(gpu, ds), val(*sim, ds), {0.25, 8.0, 0.08, 0.02}, "int8");
+  expect_same_detections(val(gpu, ds), val(*sim, ds), {0.25, 16.0, 0.15, 0.03}, "int8");
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, GpuVal, ::testing::Values("yolov8n", "yolov5n", "yolo11n"),

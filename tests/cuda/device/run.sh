@@ -37,7 +37,7 @@ if has tests; then
   # On this machine a GPU that fails to start is a failure (KESTREL_REQUIRE_GPU), and a test that skips
   # fails the stage unless its name matches $EXPECTED_SKIPS (an extended regex; default: none expected,
   # every test's data is in the bundle).
-  KESTREL_REQUIRE_GPU=1 timeout ${TEST_TIMEOUT:-420} test_cuda ${TEST_FILTER:+--gtest_filter=$TEST_FILTER} > $L/test_cuda.log 2>&1
+  KESTREL_REQUIRE_GPU=1 timeout ${TEST_TIMEOUT:-540} test_cuda ${TEST_FILTER:+--gtest_filter=$TEST_FILTER} > $L/test_cuda.log 2>&1
   rc=$?
   echo "test_cuda exit $rc"
   grep -E "^\[(model|engine|val)\]|FAILED|Failure|Expected|Which is|  Actual|REJECT|refused" $L/test_cuda.log | head -50
