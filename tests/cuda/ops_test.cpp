@@ -428,6 +428,35 @@ TEST_P(GpuOpHost, PlansAndCreatesLayers) {
   return ::testing::AssertionFailure() << m.str();
 }
 
+// The op bound sees what one relative L2 cannot: on a 51,200-element FP16 output (Conv_large_K's), one
+// element wrong by its own size passes a relative L2 of 5e-3 but not the element bound; rounding every
+// element to fp16 (what FP16 storage alone does) passes both. Host only (label cpu: test_cuda_host).
+TEST(GpuOpBoundHost, OneWrongElementFailsFp16RoundingPasses) {
+  size_t index = 0;
+  while (std::string(cases()[index].name) != "Conv_large_K") ++index;
+  G g = make_case({index, Precision::FP32});
+  const HostTensor ref = CpuExecutor(g.g).run(g.feeds)[0];
+  ASSERT_EQ(ref.numel(), 51200);
+  HostTensor rounded = ref.clone();
+  for (float& v : rounded.span<float>()) v = f16_to_f32(f32_to_f16(v));
+  EXPECT_TRUE(within_op_bound(rounded, ref, Precision::FP16));
+  EXPECT_TRUE(within_op_bound(ref, ref, Precision::FP32));
+  HostTensor one = rounded.clone();
+  double sq = 0;
+  for (float v : ref.span<float>()) sq += static_cast<double>(v) * v;
+  const double rms = std::sqrt(sq / static_cast<double>(ref.numel()));
+  int64_t typical = 0;  // the element closest to the rms: wrong by its own size, it moves the L2 by 1/sqrt(N)
+  for (int64_t i = 0; i < ref.numel(); ++i)
+    if (std::fabs(std::fabs(ref.data<float>()[i]) - rms) < std::fabs(std::fabs(ref.data<float>()[typical]) - rms)) typical = i;
+  one.data<float>()[typical] = 0;
+  EXPECT_LT(test::rel_l2(one, ref), 5e-3) << "the old whole-tensor check would have seen it after all";
+  EXPECT_FALSE(within_op_bound(one, ref, Precision::FP16));
+  EXPECT_FALSE(within_op_bound(one, ref, Precision::FP32));
+  HostTensor nan = ref.clone();
+  nan.data<float>()[7] = NAN;
+  EXPECT_FALSE(within_op_bound(nan, ref, Precision::FP32));
+}
+
 // Every tactic of every layer, not the one timing happens to pick on this GPU: first every layer's
 // reference tactic, then build k forces the k-th candidate of every layer that offers one (the rest run
 // their reference), until no layer has another. Unchecked by the tuner and untouched by any timing
