@@ -47,7 +47,7 @@ if has tests; then
   echo "test_cuda skipped: $(printf '%s\n' "$skipped" | grep -c .), unexpected: $(printf '%s\n' "$unexpected" | grep -c .)"
   if [ -n "$unexpected" ]; then
     printf 'unexpected skip: %s\n' $unexpected
-    grep -E -A2 '^\[ RUN' $L/test_cuda.log | grep -E 'Skipped|SKIP' | head -10
+    grep -E -B3 '^\[  SKIPPED \] [^ ]+ \(' $L/test_cuda.log | head -20  # the skip messages
     rc=1
   fi
   [ $rc -eq 0 ] || tests_failed=1
