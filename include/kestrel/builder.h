@@ -3,6 +3,7 @@
 // channels-last layout for the chosen precision, times every layer's candidate kernels on the GPU
 // (with a timing cache), packs activations into one arena and returns an Engine to run or serialize.
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,10 @@ struct BuilderConfig {
   // run an INT8 layer one step above INT8 where that is faster (a quantization left out, e.g. the
   // first convolution on the float image), never below.
   bool obey_precision_constraints = false;
+  // Tests that check every kernel: each layer named here (BuildReport::candidates) runs the tactic
+  // given, untimed, whatever timing would choose; with reference_tactics every other layer runs its
+  // reference. A name that is no layer, or a tactic the layer does not offer, fails the build.
+  std::map<std::string, std::string> forced_tactics;
 };
 
 // What the last build did (times in seconds).
@@ -37,6 +42,13 @@ struct BuildReport {
   int tactics_rejected = 0;  // candidates whose output disagreed with the reference kernel
   std::string optimize_summary;  // the fusion passes' rewrites, one line per pass
   std::vector<std::string> notes;
+  // Every live layer's candidate tactics (those that fit the workspace, under the precision
+  // constraints), its reference tactic first.
+  struct LayerCandidates {
+    std::string layer;
+    std::vector<std::string> tactics;
+  };
+  std::vector<LayerCandidates> candidates;
 };
 
 class Builder {

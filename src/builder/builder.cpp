@@ -91,7 +91,9 @@ std::unique_ptr<Engine> Builder::build(const Graph& graph, const BuilderConfig& 
   to.verbose = config.verbose;
   to.reference_only = config.reference_tactics;
   to.obey_precision = config.obey_precision_constraints;
+  to.forced = config.forced_tactics;
   const bld::TuneStats ts = bld::tune(p, to);
+  for (const auto& [layer, tactics] : ts.candidates) report_.candidates.push_back({layer, tactics});
   report_.tune_s = since(t_tune);
   report_.layers_tuned = ts.tuned;
   report_.layers_from_cache = ts.cached;

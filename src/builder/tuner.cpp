@@ -3,7 +3,9 @@
 // poisoned (NaN); a candidate whose output differs from the reference beyond the precision's tolerance
 // (or leaves an element unwritten) is rejected and reported. The survivors are timed with CUDA events
 // (median of 5 samples of enough back-to-back runs to cover ~0.3 ms); the fastest wins. Results go to
-// the timing cache keyed by device and layer signature; a cached layer is not run at all.
+// the timing cache keyed by device and layer signature; a cached layer is not timed, but a cached tactic
+// other than the reference is checked against the reference as above before it is used. The bounds:
+// accuracy_bounds.h.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -11,10 +13,12 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/util.h"
+#include "builder/accuracy_bounds.h"
 #include "builder/build_plan.h"
 #include "builder/timing_cache.h"
 #include "builder/tuner.h"
@@ -65,14 +69,6 @@ std::string signature(const BuildPlan& p, const BLayer& l, int64_t workspace_lim
   for (auto& [k, v] : l.attrs.all())
     if (k != "kestrel_fused") os << "|" << k << "=" << attr_str(v);
   return os.str();
-}
-
-// Per layer, against the reference kernel: FP16 / TF32 rounding vs FP32 accumulation-order noise.
-// INT8 convolutions accumulate exactly: their tactics differ from the reference only where the fast
-// activation's last ulp moves an fp16 rounding (~1% of elements by one ulp) or, rarely, an int8 code.
-double tolerance(const BuildPlan& p, const BLayer& l) {
-  if (l.op == "kestrel.ConvInt8" || l.op == "kestrel.QuantizeInt8") return 2e-3;
-  return p.precision != Precision::FP32 || p.tf32 ? 1e-2 : 2e-5;
 }
 
 // Device buffers for one layer's tensors: one allocation per storage root, views at their offsets.
@@ -150,6 +146,9 @@ class Tuner {
           fail(l.op, " node '", l.name, "': ", e.what());
         }
       }
+    for (const auto& [name, tactic] : o_.forced)
+      KESTREL_CHECK(std::find(forced_seen_.begin(), forced_seen_.end(), name) != forced_seen_.end(),
+                    "forced tactic for '", name, "': no live layer has that name");
     return stats_;
   }
 
@@ -173,10 +172,22 @@ class Tuner {
       cands.push_back(t);
     }
     KESTREL_CHECK(!cands.empty(), "no tactic fits the workspace limit of ", o_.workspace_limit, " bytes");
+    stats_.candidates.emplace_back(l.name, cands);
+    if (auto f = o_.forced.find(l.name); f != o_.forced.end()) {
+      KESTREL_CHECK(std::find(cands.begin(), cands.end(), f->second) != cands.end(), "forced tactic '", f->second,
+                    "' is not one of the layer's candidates");
+      forced_seen_.push_back(l.name);
+      layer->set_tactic(f->second, h_);
+      l.tactic = f->second;
+      l.time_ms = 0;
+      l.scratch_bytes = layer->scratch_bytes();
+      return;
+    }
     if (o_.reference_only) cands.resize(1);
     const std::string sig = signature(p_, l, o_.workspace_limit);
-    if (auto hit = o_.reference_only ? std::nullopt : cache.get(o_.device_key, sig);
-        hit && std::find(cands.begin(), cands.end(), hit->tactic) != cands.end()) {
+    std::optional<TimingCache::Entry> hit = o_.reference_only ? std::nullopt : cache.get(o_.device_key, sig);
+    if (hit && std::find(cands.begin(), cands.end(), hit->tactic) == cands.end()) hit.reset();
+    if (hit && hit->tactic == cands[0]) {  // the reference itself: nothing to check
       layer->set_tactic(hit->tactic, h_);
       l.tactic = hit->tactic;
       l.time_ms = hit->time_ms;
@@ -202,7 +213,6 @@ class Tuner {
       if (!o_.reference_only) cache.put(o_.device_key, sig, {l.tactic, l.time_ms});
       return;
     }
-    ++stats_.tuned;
     // Reference outputs.
     layer->set_tactic(cands[0], h_);
     DeviceBuffer scratch0(layer->scratch_bytes());
@@ -218,6 +228,52 @@ class Tuner {
       const int64_t off = x.storage == rt::Storage::Arena ? x.elem_offset * static_cast<int64_t>(dtype_size(x.dtype)) : 0;
       KCUDA(cudaMemcpyAsync(refs[k]->p, static_cast<char*>(io.out[k]) - off, static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice, s_));
     }
+    // Runs tactic t once (outputs poisoned first; `scratch` keeps its workspace for timing runs after)
+    // and returns the time of that run; `ok` tells whether its output is within the precision's bound
+    // of the reference's (accuracy_bounds.h), `err` how far it is.
+    auto check = [&](const std::string& t, std::unique_ptr<DeviceBuffer>& scratch, double& err, bool& ok) {
+      layer->set_tactic(t, h_);
+      scratch = std::make_unique<DeviceBuffer>(layer->scratch_bytes());
+      io.scratch = scratch->p;
+      for (size_t k = 0; k < l.out.size(); ++k) cuda::poison_view(io.out[k], metas_[l.out[k]], s_);
+      const float first = time_runs(*layer, io, 1, 1);
+      err = 0;
+      for (size_t k = 0; k < l.out.size(); ++k) {
+        const BTensor& x = p_.tensors[l.out[k]];
+        const int64_t off = x.storage == rt::Storage::Arena ? x.elem_offset * static_cast<int64_t>(dtype_size(x.dtype)) : 0;
+        err = std::max(err, cuda::rel_l2_device(io.out[k], metas_[l.out[k]], static_cast<char*>(refs[k]->p) + off,
+                                                metas_[l.out[k]], s_));
+      }
+      const bool int8_layer = l.op == "kestrel.ConvInt8" || l.op == "kestrel.QuantizeInt8";
+      ok = err <= tactic_rel_l2_bound(p_.precision, p_.tf32, int8_layer, layer->skips_quantization(t));
+      return first;
+    };
+    auto reject = [&](const std::string& t, double err) {
+      ++stats_.rejected;
+      notes_.push_back(l.name + ": tactic " + t + " rejected (rel. L2 " + std::to_string(err) + " vs reference)");
+    };
+    if (hit) {
+      // The timing cache saves the timing, never the check: the cached tactic is checked against the
+      // reference before it is used, and timed afresh with the others when it fails.
+      std::unique_ptr<DeviceBuffer> scratch;
+      double err = 0;
+      bool ok = false;
+      try {
+        check(hit->tactic, scratch, err, ok);
+      } catch (const Error&) {
+        KCUDA(cudaStreamSynchronize(s_));
+      }
+      if (ok) {
+        l.tactic = hit->tactic;
+        l.time_ms = hit->time_ms;
+        l.scratch_bytes = layer->scratch_bytes();
+        ++stats_.cached;
+        return;
+      }
+      reject(hit->tactic + " (from the timing cache)", err);
+      cands.erase(std::find(cands.begin(), cands.end(), hit->tactic));
+    }
+    ++stats_.tuned;
     std::string best = cands[0];
     float best_ms = ref_ms;
     std::ostringstream log;
@@ -225,24 +281,12 @@ class Tuner {
     for (size_t c = 1; c < cands.size(); ++c) {
       const std::string& t = cands[c];
       try {
-        layer->set_tactic(t, h_);
-        DeviceBuffer scratch(layer->scratch_bytes());
-        io.scratch = scratch.p;
-        for (size_t k = 0; k < l.out.size(); ++k) cuda::poison_view(io.out[k], metas_[l.out[k]], s_);
-        const float first = time_runs(*layer, io, 1, 1);
+        std::unique_ptr<DeviceBuffer> scratch;
         double err = 0;
-        for (size_t k = 0; k < l.out.size(); ++k) {
-          const BTensor& x = p_.tensors[l.out[k]];
-          const int64_t off = x.storage == rt::Storage::Arena ? x.elem_offset * static_cast<int64_t>(dtype_size(x.dtype)) : 0;
-          err = std::max(err, cuda::rel_l2_device(io.out[k], metas_[l.out[k]], static_cast<char*>(refs[k]->p) + off,
-                                                  metas_[l.out[k]], s_));
-        }
-        // A tactic that skips the reference's quantization differs from it by the quantization error
-        // (well under 5% on the tuner's inputs); a broken kernel differs by ~100%.
-        const double tol = layer->skips_quantization(t) ? 5e-2 : tolerance(p_, l);
-        if (!(err <= tol)) {
-          ++stats_.rejected;
-          notes_.push_back(l.name + ": tactic " + t + " rejected (rel. L2 " + std::to_string(err) + " vs reference)");
+        bool ok = false;
+        const float first = check(t, scratch, err, ok);
+        if (!ok) {
+          reject(t, err);
           log << ", " << t << " REJECTED(" << err << ")";
           continue;
         }
@@ -274,7 +318,6 @@ class Tuner {
     cache.put(o_.device_key, sig, {best, best_ms});
     if (o_.verbose) std::fprintf(stderr, "%s -> %s\n", log.str().c_str(), best.c_str());
   }
-
   // Mean time of `reps` back-to-back runs after `warm` untimed ones (also surfaces launch errors).
   float time_runs(cuda::Layer& layer, const cuda::LayerIO& io, int reps, int warm) {
     for (int i = 0; i < warm; ++i) layer.enqueue(io, s_, h_);
@@ -295,6 +338,7 @@ class Tuner {
   void* weights_ = nullptr;
   std::vector<cuda::TensorMeta> metas_;
   TuneStats stats_;
+  std::vector<std::string> forced_seen_;
 
  public:
   std::vector<std::string> notes_;

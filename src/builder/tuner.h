@@ -1,4 +1,5 @@
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -13,11 +14,14 @@ struct TuneOptions {
   bool verbose = false;
   bool reference_only = false;  // every layer's reference tactic, not timed against others, not cached
   bool obey_precision = false;  // no tactic that leaves out a quantization (Layer::skips_quantization)
+  std::map<std::string, std::string> forced;  // layer name -> tactic it runs, unchecked and untimed (tests)
 };
 
 struct TuneStats {
   int tuned = 0, cached = 0, rejected = 0, over_workspace = 0;
   std::vector<std::string> notes;
+  // Every live layer's candidate tactics, the reference first (what BuildReport::candidates shows).
+  std::vector<std::pair<std::string, std::vector<std::string>>> candidates;
 };
 
 // Chooses every live layer's tactic (sets tactic, time_ms, scratch_bytes). The plan's tensors must

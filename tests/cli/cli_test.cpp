@@ -10,6 +10,8 @@
 #include <string>
 #include <sys/wait.h>
 
+#include <nlohmann/json.hpp>
+
 #include "test_data.h"
 #include "tiny_onnx.h"
 
@@ -253,15 +255,41 @@ TEST(CliCompare, Int8NeedsCalibrationAndNonDetectorsAreRefused) {
 }
 
 // The CPU backend's INT8 row is the exact simulation of the GPU's INT8 engine: calibrated here on two
-// coco128 images (the built-in model at 320 px keeps it quick), then timed, checked and tabled.
+// coco128 images (the built-in model at 320 px keeps it quick), then timed, checked and tabled. The
+// JSON must hold exactly the two rows asked for, each measured (time > 0), deterministic and passing,
+// after a calibration on exactly two images.
 TEST(CliCompare, CpuInt8RowIsTheSimulation) {
   KESTREL_REQUIRE_DATA("coco128");
+  const fs::path json = fs::temp_directory_path() / ("kestrel_cmp_int8_" + std::to_string(::getpid()) + ".json");
   Result r = kestrel("compare yolov8n --backend cpu --precisions fp32,int8 --batch 1 --iterations 1 --duration 0 "
-                     "--imgsz 320 --calib-images 2 --calib " + kestrel::test::data_path("coco128").string());
+                     "--imgsz 320 --calib-images 2 --json " + json.string() + " --calib " +
+                     kestrel::test::data_path("coco128").string());
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("calibration: "), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("int8 "), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("fp32 "), std::string::npos) << r.out;
+  // "calibration: N tensors on 2 images (...)": the INT8 row was calibrated, on what was asked.
+  const size_t cal = r.out.find("calibration: ");
+  ASSERT_NE(cal, std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" tensors on 2 images", cal), std::string::npos) << r.out;
+  std::ifstream f(json);
+  ASSERT_TRUE(f.good()) << json;
+  const nlohmann::json j = nlohmann::json::parse(f);
+  fs::remove(json);
+  EXPECT_EQ(j.at("backend"), "cpu");
+  ASSERT_EQ(j.at("rows").size(), 2u) << j.dump(1);
+  const char* want[] = {"fp32", "int8"};
+  for (size_t i = 0; i < 2; ++i) {
+    const nlohmann::json& row = j["rows"][i];
+    SCOPED_TRACE(row.dump());
+    EXPECT_EQ(row.at("precision"), want[i]);
+    EXPECT_EQ(row.at("batch"), 1);
+    EXPECT_EQ(row.at("deterministic"), true);
+    EXPECT_GT(row.at("compute_ms").at("median").get<double>(), 0.0) << "the row measured nothing";
+    EXPECT_GT(row.at("images_per_s").get<double>(), 0.0);
+    EXPECT_TRUE(row.at("map50_95").is_null()) << "no --data: no accuracy to report";
+  }
+  EXPECT_EQ(j.at("all_checks_pass"), true);
+  // Both rows appear in the table too.
+  EXPECT_NE(r.out.find("\nint8 "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nfp32 "), std::string::npos) << r.out;
 }
 
 TEST(CliCompare, CpuRowsForTheBuiltInModel) {

@@ -1,12 +1,14 @@
 #pragma once
-// Shared helpers of the GPU tests: skipping without a GPU, random inputs, relative L2, and running an
+// Shared helpers of the GPU tests: skipping without a GPU (failing with KESTREL_REQUIRE_GPU=1), random inputs, relative L2, and running an
 // engine through the device-pointer API with every output poisoned (NaN) first.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kestrel/builder.h"
@@ -14,14 +16,32 @@
 
 namespace kestrel::test {
 
-inline bool have_gpu() {
+// Empty when a CUDA GPU is usable, else why not (a CUDA start-up error is named, not hidden).
+inline std::string gpu_unavailable() {
   int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess)
+    return std::string("CUDA start-up failed: ") + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")";
+  if (n == 0) return "no CUDA GPU";
+  return "";
 }
 
-#define KESTREL_REQUIRE_GPU() \
-  do {                        \
-    if (!::kestrel::test::have_gpu()) GTEST_SKIP() << "no CUDA GPU"; \
+inline bool have_gpu() { return gpu_unavailable().empty(); }
+
+// KESTREL_REQUIRE_GPU=1 in the environment (the GPU machine's runs, tests/cuda/device/run.sh): a GPU
+// that is missing or fails to start is a failure, never a skip, so a broken driver cannot look green.
+inline bool gpu_required() {
+  const char* v = std::getenv("KESTREL_REQUIRE_GPU");
+  return v && *v && std::string(v) != "0";
+}
+
+#define KESTREL_REQUIRE_GPU()                                                                        \
+  do {                                                                                               \
+    const std::string kestrel_gpu_why_ = ::kestrel::test::gpu_unavailable();                         \
+    if (!kestrel_gpu_why_.empty()) {                                                                 \
+      if (::kestrel::test::gpu_required()) GTEST_FAIL() << kestrel_gpu_why_ << " (KESTREL_REQUIRE_GPU is set)"; \
+      GTEST_SKIP() << kestrel_gpu_why_;                                                              \
+    }                                                                                                \
   } while (0)
 
 // Device memory for one test, freed at scope exit.

@@ -4,13 +4,17 @@
 // activation's last ulp moves an int8 code or an fp16 rounding (and the GPU keeps the detection head's
 // row-major tensors in FP32 where the simulation rounds them to fp16), so their outputs must agree far
 // more closely than INT8 agrees with FP32. Also: the engine built from the exported Q/DQ ONNX matches
-// the one built from the graph, and an INT8 engine survives serialization.
+// the one built from the graph, and an INT8 engine survives serialization. Every bound is a fixed number
+// (none relative to the simulation's own error, which a worse calibration would loosen): against the
+// simulation kGpuVsSimulation, against FP32 the model's INT8 bound (tests/support/int8_bounds.h, the
+// same one the CPU simulation is held to in tests/quant/int8_accuracy_test.cpp).
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <filesystem>
 
 #include "gpu_test_util.h"
+#include "int8_bounds.h"
 #include "kestrel/onnx.h"
 #include "kestrel/inference.h"
 #include "kestrel/quant.h"
@@ -21,6 +25,11 @@
 namespace {
 
 using namespace kestrel;
+
+// GPU (or its reference kernels, or the engine from the Q/DQ ONNX) vs the CPU simulation, output error:
+// measured on an H200 0.022-0.049 (reasons below); a scale not honoured differs by the quantization
+// error itself (0.08-0.19).
+constexpr double kGpuVsSimulation = 0.075;
 
 HostTensor read_input(const std::string& path) {
   auto bytes = util::read_file(path);
@@ -99,12 +108,17 @@ TEST_P(Int8Model, MatchesSimulation) {
     // 0.022-0.043) where the quantization error itself is 0.076-0.194,
     // and the GPU as far from FP32 as the simulation (0.95-1.06x). The mAP of both is in
     // bench/RESULTS.md.
-    EXPECT_LT(vs_sim, 0.5 * sim_vs_fp32) << image;
-    EXPECT_LT(gpu_vs_fp32, 1.25 * sim_vs_fp32) << image;
+    const test::Int8Bound bound = test::int8_vs_fp32(model);
+    EXPECT_LT(vs_sim, kGpuVsSimulation) << image;
+    EXPECT_LT(sim_vs_fp32, bound.output_error) << image;
+    EXPECT_LT(gpu_vs_fp32, bound.output_error) << image;
+    const test::HeadError e = test::compare_head(y1[0].data<float>(), f.data<float>(), f.shape());
+    std::printf("[int8] %s %s GPU vs FP32: %s\n", model.c_str(), image, e.describe().c_str());
+    EXPECT_TRUE(test::within(e, bound.head)) << image;
     const HostTensor r = test::run_poisoned(*ref_ctx, {x})[0];
     const double ref_vs_sim = quant::output_error(r, s);
     std::printf("[int8] %s %s: reference-kernel engine vs simulation %.3g\n", model.c_str(), image, ref_vs_sim);
-    EXPECT_LT(ref_vs_sim, 0.5 * sim_vs_fp32) << image;
+    EXPECT_LT(ref_vs_sim, kGpuVsSimulation) << image;
   }
 
   // The exported Q/DQ ONNX builds an engine computing the same thing (its scales are honoured).
@@ -126,9 +140,8 @@ TEST_P(Int8Model, MatchesSimulation) {
   // (0.041-0.046 on an H200). Scales not honoured would differ by the quantization error itself; a layer
   // above INT8 must not take the result further from FP32.
   const HostTensor f = cpu->infer(x);
-  const double sim_vs_fp32 = quant::output_error(sim.run({x})[0], f);
-  EXPECT_LT(d, 0.75 * sim_vs_fp32);
-  EXPECT_LT(quant::output_error(b, f), 1.25 * sim_vs_fp32);
+  EXPECT_LT(d, kGpuVsSimulation);
+  EXPECT_LT(quant::output_error(b, f), test::int8_vs_fp32(model).output_error);
 
   // Serialization keeps the precision and the result.
   const std::vector<uint8_t> blob = engine->serialize();

@@ -154,9 +154,10 @@ std::vector<int8_t> reference(const MoveCase& mc, const std::vector<int8_t>& x) 
 }
 
 class Int8MoveOps : public ::testing::TestWithParam<size_t> {};
+class Int8MoveOpsHost : public Int8MoveOps {};
 
-// Metadata only (no GPU): the tactics offered follow the 16-channel grid.
-TEST_P(Int8MoveOps, OffersTactics) {
+// Metadata only (no GPU; label cpu: test_cuda_host): the tactics offered follow the 16-channel grid.
+TEST_P(Int8MoveOpsHost, OffersTactics) {
   const MoveCase& mc = move_cases()[GetParam()];
   const Shape ys = out_shape(mc);
   TensorMeta xm = channels_last_meta(DType::I8, {mc.n, mc.c, mc.h, mc.w}, mc.x_ld ? mc.x_ld : mc.c);
@@ -246,10 +247,12 @@ TEST_P(Int8MoveOps, BitExact) {
 
 INSTANTIATE_TEST_SUITE_P(Int8, Int8MoveOps, ::testing::Range<size_t>(0, move_cases().size()),
                          [](const auto& info) { return std::string(move_cases()[info.param].name); });
+INSTANTIATE_TEST_SUITE_P(Int8, Int8MoveOpsHost, ::testing::Range<size_t>(0, move_cases().size()),
+                         [](const auto& info) { return std::string(move_cases()[info.param].name); });
 
 // Averages and interpolation of int8 codes are not codes of one scale: refused at layer creation,
 // naming the node (metadata only, no GPU).
-TEST(Int8MoveOps, RefusesAveragingOps) {
+TEST(Int8MoveOpsErrorsHost, RefusesAveragingOps) {
   TensorMeta xm = channels_last_meta(DType::I8, {1, 16, 8, 8}, 16);
   TensorMeta pm = channels_last_meta(DType::I8, {1, 16, 8, 8}, 16);
   TensorMeta gm = channels_last_meta(DType::I8, {1, 16, 1, 1}, 16);

@@ -458,7 +458,7 @@ INSTANTIATE_TEST_SUITE_P(Int8, Int8Conv, ::testing::Range<size_t>(0, conv_cases(
                          [](const auto& info) { return std::string(conv_cases()[info.param].name); });
 
 // Configuration errors are one-line kestrel::Errors naming the node, GPU or not.
-TEST(Int8Conv, RejectsWrongDtypes) {
+TEST(Int8ConvErrorsHost, RejectsWrongDtypes) {
   TensorMeta xm = channels_last_meta(DType::F16, {1, 16, 8, 8}, 16);
   TensorMeta wm = dense_meta(DType::I8, {16, 1, 1, 16});
   TensorMeta sm = dense_meta(DType::F32, {16});

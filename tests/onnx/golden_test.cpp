@@ -1,9 +1,12 @@
-// Whole models against ONNX Runtime's reference outputs (../shared/data/golden).
+// Whole models against ONNX Runtime's reference outputs (../shared/data/golden): relative L2 over the
+// whole output, and part by part (boxes, class scores, objectness, detections after NMS) within the
+// FP32 bounds of tests/support/detector_compare.h, which the GPU FP32 engines are held to as well.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 
+#include "detector_compare.h"
 #include "kestrel/cpu_backend.h"
 #include "kestrel/onnx.h"
 #include "test_data.h"
@@ -54,6 +57,9 @@ TEST_P(Golden, CpuBackendMatchesOnnxRuntime) {
   RecordProperty("rel_l2", std::to_string(err));
   std::printf("%s on %s: relative L2 %.3g\n", model, image, err);
   EXPECT_LT(err, 1e-5);
+  const kestrel::test::HeadError e = kestrel::test::compare_head(y[0].data<float>(), ref.data<float>(), ref.shape());
+  std::printf("%s on %s: %s\n", model, image, e.describe().c_str());
+  EXPECT_TRUE(kestrel::test::within(e, kestrel::test::bounds_fp32()));
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, Golden,

@@ -33,14 +33,15 @@ TEST(QuantModel, Yolov8nEndToEnd) {
   EXPECT_EQ(r.int8, 57);
   EXPECT_EQ(r.fp16, 6);  // the six head output convs (cv2.i.2, cv3.i.2)
 
-  // The simulation stays near FP32 on a calibration image (a loose sanity bound: mAP is measured
-  // by `kestrel quantize --val`, see bench/RESULTS.md).
+  // The simulation stays near FP32 on a calibration image: 0.133 measured (scores carry most of it),
+  // bounded at 1.2x that, a fixed number (a worse calibration fails here; a broken pipeline gives ~1).
+  // The tighter per-part check on more images: int8_accuracy_test.cpp.
   const auto input = quant::load_inputs(m.fused, {cal.images[0]});
   const HostTensor ref = CpuExecutor(m.fused).run(input)[0];
   const HostTensor y = quant::simulate(q, input)[0];
   const double err = quant::output_error(y, ref);
   std::printf("output error vs FP32: %.4f\n", err);
-  EXPECT_LT(err, 0.3);  // about 0.13 (scores carry most of it); a broken pipeline gives ~1
+  EXPECT_LT(err, 0.16);
 
   // Export the plain graph with Q/DQ, read it back: same scales (hence same simulation), bit for bit.
   Graph plain = m.plain;

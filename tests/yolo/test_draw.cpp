@@ -80,8 +80,20 @@ TEST(Draw, WithoutLabelsNeedsNoFontAndBadFontIsAnError) {
 TEST(Draw, BoxesAtTheBorderAndUnknownClassesAreSafe) {
   if (!font_available()) GTEST_SKIP() << "no DejaVuSans font";
   Image img = Image::filled(30, 20);
-  kestrel::yolo::draw_detections(img, {{-10, -10, 100, 100, 0.3f, 500}, {0, 0, 30, 20, 0.99f, -1}}, {"only"});
-  SUCCEED();
+  EXPECT_NO_THROW(
+      kestrel::yolo::draw_detections(img, {{-10, -10, 100, 100, 0.3f, 500}, {0, 0, 30, 20, 0.99f, -1}}, {"only"}));
+  // The image-sized box (drawn last: highest score) outlines the image in class -1's colour, the palette
+  // cycled backwards; its label ("class -1 0.99", wider than the image) sits inside its top edge, on
+  // that colour, with text in it. The box beyond every edge leaves no outline inside the image.
+  const auto color = kestrel::yolo::class_color(-1);
+  EXPECT_EQ(color, kestrel::yolo::class_color(19));
+  for (const auto& [x, y] : {std::pair{0, 19}, {15, 19}, {29, 19}, {0, 17}, {0, 0}})
+    EXPECT_TRUE(same(img.pixel(x, y), color)) << "pixel " << x << "," << y;
+  int text = 0;
+  for (int y = 0; y < 12; ++y)
+    for (int x = 0; x < 30; ++x) text += !same(img.pixel(x, y), color);
+  EXPECT_GT(text, 5) << "no label text drawn";
+  EXPECT_FALSE(same(img.pixel(15, 18), kestrel::yolo::class_color(500))) << "the outside box's colour inside the image";
 }
 
 // Annotates COCO 139 with the golden yolov8n output (prediction settings) and writes it to the test

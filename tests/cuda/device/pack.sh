@@ -11,8 +11,11 @@ for m in yolov8n yolov5n yolo11n; do
   with+=(--with data/models/$m.onnx --with data/golden/$m.000000000139.output.bin --with data/golden/$m.000000037777.output.bin)
 done
 with+=(--with data/golden/000000000139.input.bin --with data/golden/000000037777.input.bin --with bench)
-# The INT8 model tests calibrate on eight coco128 images.
+# The INT8 model tests calibrate on eight coco128 images; the validation test (val_gpu_test.cpp) reads
+# the first six coco-val images by name.
 for f in $(ls ../shared/data/coco128/images | sort | head -8); do with+=(--with data/coco128/images/$f); done
+with+=(--with data/coco-val/instances.json)
+for f in $(ls ../shared/data/coco-val/images | sort | head -6); do with+=(--with data/coco-val/images/$f); done
 ../shared/tools/device-bundle "${with[@]}" "$b/bin/test_cuda" "$b/bin/kestrel" "$b/bin/cuda_bench"
 find .carry -type f -size +128k ! -name '*.py' -print0 | xargs -0 -n1 -P2 xz -6
 du -sh .carry

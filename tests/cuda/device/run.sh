@@ -3,7 +3,8 @@
 # $STAGES (default: all but ncu and anchors), each with its own time limit so one hang cannot eat the
 # call; logs go to $OUT.
 #   cli      build, inspect and run YOLOv8n FP16 through the CLI (per-layer tactic table)
-#   tests    the GPU test suite (ops, models vs golden, engine file contracts)
+#   tests    the GPU test suite (ops with every tactic, models vs golden part by part, INT8, val through
+#            the engine vs the CPU, engine file contracts); KESTREL_REQUIRE_GPU=1, no unexpected skip
 #   b32      YOLOv8n FP16 batch 32: build -v and the per-layer table
 #   bench    cuda_bench batch 1 and 32, FP16, CUDA graphs (batch 1 also without PDL)
 #   ncu      Nsight Compute on a few implicit-GEMM launches of the batch-32 engine
@@ -33,10 +34,23 @@ if has cli; then
 fi
 if has tests; then
   echo "== tests ($(elapsed) s)"
-  timeout ${TEST_TIMEOUT:-200} test_cuda ${TEST_FILTER:+--gtest_filter=$TEST_FILTER} > $L/test_cuda.log 2>&1
-  echo "test_cuda exit $?"
-  grep -E "^\[(model|engine)\]|FAILED|Failure|Expected|Which is|  Actual|REJECT" $L/test_cuda.log | head -50
+  # On this machine a GPU that fails to start is a failure (KESTREL_REQUIRE_GPU), and a test that skips
+  # fails the stage unless its name matches $EXPECTED_SKIPS (an extended regex; default: none expected,
+  # every test's data is in the bundle).
+  KESTREL_REQUIRE_GPU=1 timeout ${TEST_TIMEOUT:-540} test_cuda ${TEST_FILTER:+--gtest_filter=$TEST_FILTER} > $L/test_cuda.log 2>&1
+  rc=$?
+  echo "test_cuda exit $rc"
+  grep -E "^\[(model|engine|val)\]|FAILED|Failure|Expected|Which is|  Actual|REJECT|refused" $L/test_cuda.log | head -50
   tail -3 $L/test_cuda.log
+  skipped=$(grep -E '^\[  SKIPPED \] [^ ]+\.[^ ]+' $L/test_cuda.log | awk '{print $4}' | sort -u)
+  unexpected=$(printf '%s\n' "$skipped" | grep -v '^$' | { [ -n "${EXPECTED_SKIPS:-}" ] && grep -Ev "$EXPECTED_SKIPS" || cat; })
+  echo "test_cuda skipped: $(printf '%s\n' "$skipped" | grep -c .), unexpected: $(printf '%s\n' "$unexpected" | grep -c .)"
+  if [ -n "$unexpected" ]; then
+    printf 'unexpected skip: %s\n' $unexpected
+    grep -E -B3 '^\[  SKIPPED \] [^ ]+ \(' $L/test_cuda.log | head -20  # the skip messages
+    rc=1
+  fi
+  [ $rc -eq 0 ] || tests_failed=1
   pack
 fi
 if has b32; then
@@ -71,3 +85,4 @@ if has anchors; then
 fi
 pack
 echo "== done ($(elapsed) s)"
+[ -z "${tests_failed:-}" ] || { echo "== tests FAILED (failures or unexpected skips: $L/test_cuda.log)"; exit 1; }

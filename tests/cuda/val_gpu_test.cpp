@@ -1,0 +1,180 @@
+// Validation through the CUDA engine (pipeline::validate on an InferenceEngine over an engine, as
+// `kestrel val --backend cuda` runs it) on the first coco-val images gives the CPU path's detections:
+//   FP32  vs the CPU backend: every detection of score >= 0.01 (of conf 0.001, up to 300 per image)
+//         paired one to one with the same class, corners within 0.05 px and score within 1e-4 (float
+//         rounding of two FP32 implementations); mAP50-95 within 1e-4
+//   FP16  vs the CPU backend: every detection of score >= 0.25 on either side paired, corners within
+//         4 px and score within 0.03 (fp16 storage of every activation); mAP50-95 within 0.01
+//   INT8  vs the CPU simulation of the same Q/DQ graph (`kestrel val --int8 --backend cpu`): score
+//         >= 0.25 paired, corners within 16 px and score within 0.15 (the two differ where a last-ulp
+//         difference moves an int8 code, output error 0.02-0.05 where INT8 vs FP32 is 0.08-0.2 and moves
+//         a confident box by up to 62 px: int8_models_test.cpp, int8_bounds.h); mAP50-95 within 0.03
+// A partner may have any score (validation keeps down to 0.001): a box just above 0.25 on one side and
+// just below on the other pairs.
+// Below those scores a detection may appear on one side only (near the 0.001 threshold, or the 300th).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "gpu_test_util.h"
+#include "kestrel/eval.h"
+#include "kestrel/inference.h"
+#include "kestrel/onnx.h"
+#include "kestrel/pipeline.h"
+#include "kestrel/quant.h"
+#include "test_data.h"
+
+namespace {
+
+using namespace kestrel;
+
+constexpr int kImages = 6;
+
+// The engine behind `kestrel val --backend cuda`: one execution context, host tensors in and out.
+class CudaInference : public InferenceEngine {
+ public:
+  explicit CudaInference(std::unique_ptr<Engine> e) : engine_(std::move(e)), ctx_(engine_->create_execution_context()) {}
+  Shape input_shape() const override { return engine_->info().inputs.at(0).shape; }
+  Shape output_shape() const override { return engine_->info().outputs.at(0).shape; }
+  HostTensor infer(const HostTensor& input) override { return ctx_->run({input}).at(0); }
+  std::string description() const override { return std::string("cuda ") + precision_name(engine_->info().precision); }
+  const std::map<std::string, std::string>& metadata() const override { return engine_->info().metadata; }
+
+ private:
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<ExecutionContext> ctx_;
+};
+
+// coco-val restricted to its first kImages images by file name (those tests/cuda/device/pack.sh bundles).
+eval::Dataset first_images() {
+  eval::Dataset ds = eval::load_dataset(test::data_path("coco-val").string());
+  std::sort(ds.images.begin(), ds.images.end(), [](const auto& a, const auto& b) { return a.file < b.file; });
+  EXPECT_GE(ds.images.size(), static_cast<size_t>(kImages));
+  ds.images.resize(std::min<size_t>(ds.images.size(), kImages));
+  std::set<int64_t> ids;
+  for (const auto& im : ds.images) ids.insert(im.id);
+  std::erase_if(ds.gt, [&](const eval::GtBox& g) { return !ids.count(g.image_id); });
+  return ds;
+}
+
+struct DetBounds {
+  double min_score;  // detections at or above it (on either side) must be paired
+  double box_px, score, map;
+};
+
+double iou(const eval::Detection& a, const eval::Detection& b) {
+  const double w = std::max(0.0, std::min(a.x + a.w, b.x + b.w) - std::max(a.x, b.x));
+  const double h = std::max(0.0, std::min(a.y + a.h, b.y + b.h) - std::max(a.y, b.y));
+  const double u = a.w * a.h + b.w * b.h - w * h;
+  return u > 0 ? w * h / u : 0;
+}
+
+// Pairs each detection of `a` (score >= min_score) with an unused one of `b`: same image and class,
+// IoU >= 0.5, closest score. Returns the number left without a partner; updates the worst differences.
+int unpaired(const std::vector<eval::Detection>& a, const std::vector<eval::Detection>& b, double min_score,
+             double& worst_px, double& worst_score, std::string& first) {
+  std::map<std::pair<int64_t, int>, std::vector<size_t>> by_key;
+  for (size_t j = 0; j < b.size(); ++j) by_key[{b[j].image_id, b[j].category_id}].push_back(j);
+  std::vector<bool> used(b.size(), false);
+  int missing = 0;
+  for (const eval::Detection& d : a) {
+    if (d.score < min_score) continue;
+    int best = -1;
+    double best_cost = INFINITY;
+    for (size_t j : by_key[{d.image_id, d.category_id}]) {
+      if (used[j] || iou(d, b[j]) < 0.5) continue;
+      const double cost = std::fabs(d.score - b[j].score) + 1e-3 * std::fabs(d.x - b[j].x);
+      if (cost < best_cost) {
+        best_cost = cost;
+        best = static_cast<int>(j);
+      }
+    }
+    if (best < 0) {
+      if (!missing++)
+        first = "image " + std::to_string(d.image_id) + " class " + std::to_string(d.category_id) + " score " +
+                std::to_string(d.score);
+      continue;
+    }
+    used[best] = true;
+    const eval::Detection& e = b[best];
+    worst_px = std::max({worst_px, std::fabs(d.x - e.x), std::fabs(d.y - e.y), std::fabs(d.x + d.w - e.x - e.w),
+                         std::fabs(d.y + d.h - e.y - e.h)});
+    worst_score = std::max(worst_score, std::fabs(d.score - e.score));
+  }
+  return missing;
+}
+
+void expect_same_detections(const pipeline::ValResult& gpu, const pipeline::ValResult& cpu, const DetBounds& b,
+                            const char* what) {
+  SCOPED_TRACE(what);
+  EXPECT_EQ(gpu.images, kImages);
+  EXPECT_EQ(cpu.images, kImages);
+  EXPECT_EQ(gpu.skipped, 0);
+  ASSERT_FALSE(cpu.detections.empty());
+  double px = 0, score = 0;
+  std::string first_cpu, first_gpu;
+  const int missing_on_gpu = unpaired(cpu.detections, gpu.detections, b.min_score, px, score, first_cpu);
+  const int extra_on_gpu = unpaired(gpu.detections, cpu.detections, b.min_score, px, score, first_gpu);
+  const double dmap = std::fabs(gpu.stats.stats[0] - cpu.stats.stats[0]);
+  std::printf("[val] %s: %zu vs %zu detections, %d missing / %d extra at score >= %g, corners within %.3g px, "
+              "scores within %.3g, mAP50-95 %.4f vs %.4f\n",
+              what, gpu.detections.size(), cpu.detections.size(), missing_on_gpu, extra_on_gpu, b.min_score, px, score,
+              gpu.stats.stats[0], cpu.stats.stats[0]);
+  EXPECT_EQ(missing_on_gpu, 0) << "first: " << first_cpu;
+  EXPECT_EQ(extra_on_gpu, 0) << "first: " << first_gpu;
+  EXPECT_LE(px, b.box_px);
+  EXPECT_LE(score, b.score);
+  EXPECT_LE(dmap, b.map);
+  EXPECT_GT(cpu.stats.stats[0], 0.05) << "the reference found almost nothing: the comparison would be vacuous";
+}
+
+pipeline::ValResult val(InferenceEngine& e, const eval::Dataset& ds) {
+  pipeline::ValOptions o;
+  o.progress = false;
+  return pipeline::validate(e, ds, o);
+}
+
+class GpuVal : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GpuVal, MatchesCpuPath) {
+  KESTREL_REQUIRE_GPU();
+  const std::string model = GetParam();
+  KESTREL_REQUIRE_DATA("models/" + model + ".onnx");
+  KESTREL_REQUIRE_DATA("coco-val/instances.json");
+  KESTREL_REQUIRE_DATA("coco128");
+  const eval::Dataset ds = first_images();
+  const std::string onnx = test::data_path("models/" + model + ".onnx").string();
+  auto cpu = make_cpu_engine(import_onnx(onnx));
+  const pipeline::ValResult ref = val(*cpu, ds);
+
+  for (Precision p : {Precision::FP32, Precision::FP16}) {
+    CudaInference gpu(Builder().build_from_onnx(onnx, test::config(p)));
+    const pipeline::ValResult r = val(gpu, ds);
+    if (p == Precision::FP32) expect_same_detections(r, ref, {0.01, 0.05, 1e-4, 1e-4}, "fp32");
+    else expect_same_detections(r, ref, {0.25, 4.0, 0.03, 0.01}, "fp16");
+  }
+
+  // INT8: the Q/DQ graph calibrated on eight coco128 images (as int8_models_test.cpp), on the GPU and in
+  // the CPU simulation.
+  quant::ModelForms forms = quant::plain_and_fused(import_onnx(onnx));
+  quant::CalibOptions co;
+  co.images = test::data_path("coco128").string();
+  co.max_images = 8;
+  co.progress = false;
+  quant::QuantOptions qo;
+  qo.activation_scales = quant::calibrate(forms.fused, co).scales;
+  Graph qdq = std::move(forms.fused);
+  quant::quantize_graph(qdq, qo);
+  CudaInference gpu(Builder().build(qdq, test::config(Precision::INT8), "", model));
+  auto sim = quant::make_simulated_engine(qdq);
+  expect_same_detections(val(gpu, ds), val(*sim, ds), {0.25, 16.0, 0.15, 0.03}, "int8");
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, GpuVal, ::testing::Values("yolov8n", "yolov5n", "yolo11n"),
+                         [](const auto& info) { return std::string(info.param); });
+
+}  // namespace
