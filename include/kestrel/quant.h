@@ -63,7 +63,7 @@ namespace kestrel::quant {
 // ---------------------------------------------------------------------------------------------------
 // Calibrators
 
-enum class CalibAlgo : uint8_t { Entropy, MinMax, Percentile };
+enum class CalibAlgo : uint8_t { Entropy, MinMax, Percentile, Mse };
 const char* calib_algo_name(CalibAlgo a);             // "entropy", "minmax", "percentile"
 CalibAlgo parse_calib_algo(const std::string& name);  // throws UsageError listing the valid names
 
@@ -100,9 +100,14 @@ class Histogram {
 //               (each level's mass spread evenly over its non-empty bins); amax = i * bin_width of the
 //               smallest KL(P || Q), the last one on ties. Bin 0 takes bin 1's count first, so the
 //               spike of exact zeros (ReLU, padding) does not decide the threshold.
+//   mse         the amax of least squared quantization error over the histogram: every bin's values
+//               taken at its centre c, error (c - s * min(round(c / s), 127))^2 with s = amax / 127
+//               (rounding inside the range, clipping above it), candidates amax = i * bin_width for
+//               i = 16..kBins (the smallest on ties), as pytorch-quantization's "mse" method.
 double amax_minmax(const Histogram& h);
 double amax_percentile(const Histogram& h, double percentile);
 double amax_entropy(const Histogram& h);
+double amax_mse(const Histogram& h);
 // The candidate bin count i the entropy search picks (amax = i * bin_width); exposed for tests.
 int entropy_threshold_bins(const std::vector<uint64_t>& bins, int quant_levels = 128, int start_bin = 128);
 // amax / 127, or 1 when the tensor is all zeros (any scale represents it exactly).
@@ -218,14 +223,25 @@ std::vector<LayerRule> parse_layer_rules(const std::string& spec);
 
 // The automatic search (--int8-auto): measure each INT8 conv's sensitivity -- the output error of the
 // graph with only that conv in INT8, everything else FP32 -- then promote the most sensitive convs to
-// FP16, bisecting on how many, until the error of the whole mixed graph is within `target`.
-// Error = relative L2 of the final output vs FP32, averaged over the images; for a detection head the
-// boxes and the scores are measured separately and averaged, so pixel-scale box coordinates do not
-// drown the class scores.
+// FP16, bisecting on how many, until the whole mixed graph meets `target` on `measure`.
+// Output error = relative L2 of the final output vs FP32, averaged over the images; for a detection
+// head the boxes and the scores are measured separately and averaged, so pixel-scale box coordinates
+// do not drown the class scores. It ranks the convs in both modes (it is continuous in one conv's
+// error, where detections on a few images move in steps).
+enum class AutoMeasure : uint8_t {
+  // Detection agreement with the FP32 graph on `inputs` (output_agreement): at least `target`. What a
+  // user of the detections sees; needs a YOLO detection head.
+  Agreement,
+  // Output error (output_error): at most `target`. For graphs that are not detectors.
+  OutputError,
+};
+
 struct AutoPrecision {
   bool enabled = false;
+  AutoMeasure measure = AutoMeasure::Agreement;
+  // Agreement 0.98: the target for --int8-auto (FP16 engines reach ~0.998). For OutputError,
   // 0.05 kept yolov8n / yolo11n / yolov5n within 0.5 mAP point of FP32 (bench/RESULTS.md).
-  double target = 0.05;
+  double target = 0.98;
   std::vector<HostTensor> inputs;    // a subset of the calibration set (load_inputs)
   bool progress = true;
 };
@@ -253,8 +269,10 @@ struct LayerDecision {
 struct QuantReport {
   std::vector<LayerDecision> layers;  // every kestrel.Conv and Detect node, graph order
   int int8 = 0, fp16 = 0, fp32 = 0;   // convs per precision
-  double auto_error = -1;             // auto mode: output error of the final mixed graph
-  double auto_error_all_int8 = -1;    // auto mode: the same before any promotion
+  double auto_error = -1;             // auto mode (OutputError): output error of the final mixed graph
+  double auto_error_all_int8 = -1;    // auto mode (OutputError): the same before any promotion
+  double auto_agreement = -1;          // auto mode (Agreement): agreement of the final mixed graph
+  double auto_agreement_all_int8 = -1; // auto mode (Agreement): the same before any promotion
   std::string summary() const;        // one line, plus the non-INT8 convs and why
 };
 
@@ -334,5 +352,12 @@ std::vector<int32_t> int8_conv_accumulate(const HostTensor& x_q, const HostTenso
 // The error measure of the automatic search: relative L2 of y vs ref; for detection outputs
 // ([B, 4+nc, A] or [B, A, 5+nc]) the mean of the boxes' and the scores' relative L2.
 double output_error(const HostTensor& y, const HostTensor& ref);
+
+// The agreement measure of the automatic search: the detection agreement (include/kestrel/agreement.h)
+// of raw detection-head outputs with reference (FP32) outputs of the same inputs -- both decoded with
+// the validation post-processing, the reference at conf 0.25 as ground truth, `outputs` at conf 0.001,
+// in model-input pixels (the same frame for both, so no letterbox is undone). One image per batch
+// entry. -1 when the reference has no box at all. Throws when the outputs are not a YOLO detection head.
+double output_agreement(const std::vector<HostTensor>& outputs, const std::vector<HostTensor>& refs);
 
 }  // namespace kestrel::quant

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <unordered_map>
 #include <unordered_set>
@@ -102,6 +103,8 @@ void sort_by_score_desc(std::vector<int>& idx, ScoreAt score_at) {
   });
 }
 
+}  // namespace
+
 // evaluateImg() output for one (category, area range, image) cell.
 struct ImageEval {
   bool present = false;  // pycocotools returns None (skipped by accumulate) when no GT and no detection
@@ -110,6 +113,8 @@ struct ImageEval {
   std::vector<uint8_t> matched;   // [T][D]: dtMatches != 0
   std::vector<uint8_t> ignored;   // [T][D]: dtIgnore
 };
+
+namespace {
 
 struct Prepared {
   std::vector<int64_t> img_ids;  // sorted unique: p.imgIds after np.unique
@@ -260,6 +265,69 @@ void evaluate_cell(const std::vector<int>& gidx, const std::vector<int>& didx, c
   }
 }
 
+// accumulate() for one (category, area range, maxDets) slice, given each image's cell in image order
+// (an image may appear more than once: a bootstrap resample). False when nothing is to be recalled
+// (no cell present, or no non-ignored GT): pycocotools then leaves -1.
+struct SliceResult {
+  std::vector<double> precision;  // [T][R]
+  std::vector<double> recall;     // [T]
+};
+
+bool accumulate_slice(const std::vector<const ImageEval*>& cells, size_t max_det, const CocoParams& P,
+                      SliceResult& out) {
+  const int T = static_cast<int>(P.iou_thrs.size()), R = static_cast<int>(P.rec_thrs.size());
+  const double eps = std::numeric_limits<double>::epsilon();  // np.spacing(1)
+  // Concatenate each image's first maxDet detections (image order), then rank them all by score with
+  // the same stable sort: ties keep image order.
+  std::vector<double> scores;
+  std::vector<std::pair<const ImageEval*, int>> src;  // (image cell, detection) of each entry
+  int npig = 0;
+  bool any = false;
+  for (const ImageEval* e : cells) {
+    if (!e->present) continue;
+    any = true;
+    npig += e->npig;
+    const size_t n = std::min(max_det, e->scores.size());
+    for (size_t d = 0; d < n; ++d) {
+      scores.push_back(e->scores[d]);
+      src.emplace_back(e, static_cast<int>(d));
+    }
+  }
+  if (!any || npig == 0) return false;
+  const int nd = static_cast<int>(scores.size());
+  std::vector<int> inds(nd);
+  std::iota(inds.begin(), inds.end(), 0);
+  sort_by_score_desc(inds, [&](int j) { return scores[j]; });
+
+  std::vector<double> rc(nd), pr(nd);
+  out.precision.assign(static_cast<size_t>(T) * R, 0.0);
+  out.recall.assign(T, 0.0);
+  for (int t = 0; t < T; ++t) {
+    // Cumulative TP/FP over the ranked list; ignored detections advance neither count but still
+    // occupy a position (they repeat the previous recall/precision), as in pycocotools.
+    double tp = 0, fp = 0;
+    for (int j = 0; j < nd; ++j) {
+      const auto [e, d] = src[inds[j]];
+      const size_t td = static_cast<size_t>(t) * e->scores.size() + d;
+      const bool matched = e->matched[td], ign = e->ignored[td];
+      if (!ign) (matched ? tp : fp) += 1;
+      rc[j] = tp / npig;
+      pr[j] = tp / (fp + tp + eps);
+    }
+    out.recall[t] = nd ? rc[nd - 1] : 0;
+    // Monotone envelope: precision at a rank is the best precision at any later rank.
+    for (int j = nd - 1; j > 0; --j)
+      if (pr[j] > pr[j - 1]) pr[j - 1] = pr[j];
+    // Precision at each recall threshold: first rank with rc >= threshold (searchsorted 'left');
+    // thresholds beyond the reached recall get 0.
+    for (int r = 0; r < R; ++r) {
+      const int j = static_cast<int>(std::lower_bound(rc.begin(), rc.end(), P.rec_thrs[r]) - rc.begin());
+      out.precision[static_cast<size_t>(t) * R + r] = j < nd ? pr[j] : 0.0;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 CocoAccumulation accumulate_bbox(const std::vector<int64_t>& image_ids, const std::vector<Category>& categories,
@@ -284,8 +352,6 @@ CocoAccumulation accumulate_bbox(const std::vector<int64_t>& image_ids, const st
   auto rec_at = [&](int t, int k, int a, int m) -> double& {
     return acc.recall[((static_cast<size_t>(t) * K + k) * A + a) * M + m];
   };
-  const double eps = std::numeric_limits<double>::epsilon();  // np.spacing(1)
-
 #pragma omp parallel for schedule(dynamic, 1)
   for (int k = 0; k < K; ++k) {
     std::vector<ImageEval> cells(static_cast<size_t>(A) * I);  // [A][I]
@@ -296,64 +362,67 @@ CocoAccumulation accumulate_bbox(const std::vector<int64_t>& image_ids, const st
       for (int a = 0; a < A; ++a) cells[static_cast<size_t>(a) * I + i] = std::move(tmp[a]);
     }
 
-    std::vector<double> scores, rc, pr;
-    std::vector<std::pair<int, int>> src;  // (image, detection) of each concatenated entry
-    std::vector<int> inds;
+    std::vector<const ImageEval*> slice(static_cast<size_t>(I));
+    SliceResult res;
     for (int a = 0; a < A; ++a) {
-      const ImageEval* E = &cells[static_cast<size_t>(a) * I];
+      for (int i = 0; i < I; ++i) slice[i] = &cells[static_cast<size_t>(a) * I + i];
       for (int m = 0; m < M; ++m) {
-        const size_t max_det = static_cast<size_t>(P.max_dets[m]);
-        // Concatenate each image's first maxDet detections (image order), then rank them all by score
-        // with the same stable sort: ties keep image order.
-        scores.clear();
-        src.clear();
-        int npig = 0;
-        bool any = false;
-        for (int i = 0; i < I; ++i) {
-          if (!E[i].present) continue;
-          any = true;
-          npig += E[i].npig;
-          const size_t n = std::min(max_det, E[i].scores.size());
-          for (size_t d = 0; d < n; ++d) {
-            scores.push_back(E[i].scores[d]);
-            src.emplace_back(i, static_cast<int>(d));
-          }
-        }
-        if (!any || npig == 0) continue;  // stays -1: nothing to recall in this category/area
-        const int nd = static_cast<int>(scores.size());
-        inds.resize(nd);
-        std::iota(inds.begin(), inds.end(), 0);
-        sort_by_score_desc(inds, [&](int j) { return scores[j]; });
-
-        rc.resize(nd);
-        pr.resize(nd);
+        if (!accumulate_slice(slice, static_cast<size_t>(P.max_dets[m]), P, res)) continue;
         for (int t = 0; t < T; ++t) {
-          // Cumulative TP/FP over the ranked list; ignored detections advance neither count but still
-          // occupy a position (they repeat the previous recall/precision), as in pycocotools.
-          double tp = 0, fp = 0;
-          for (int j = 0; j < nd; ++j) {
-            const auto [i, d] = src[inds[j]];
-            const size_t td = static_cast<size_t>(t) * E[i].scores.size() + d;
-            const bool matched = E[i].matched[td], ign = E[i].ignored[td];
-            if (!ign) (matched ? tp : fp) += 1;
-            rc[j] = tp / npig;
-            pr[j] = tp / (fp + tp + eps);
-          }
-          rec_at(t, k, a, m) = nd ? rc[nd - 1] : 0;
-          // Monotone envelope: precision at a rank is the best precision at any later rank.
-          for (int j = nd - 1; j > 0; --j)
-            if (pr[j] > pr[j - 1]) pr[j - 1] = pr[j];
-          // Precision at each recall threshold: first rank with rc >= threshold (searchsorted 'left');
-          // thresholds beyond the reached recall get 0.
-          for (int r = 0; r < R; ++r) {
-            const int j = static_cast<int>(std::lower_bound(rc.begin(), rc.end(), P.rec_thrs[r]) - rc.begin());
-            prec_at(t, r, k, a, m) = j < nd ? pr[j] : 0.0;
-          }
+          rec_at(t, k, a, m) = res.recall[t];
+          for (int r = 0; r < R; ++r) prec_at(t, r, k, a, m) = res.precision[static_cast<size_t>(t) * R + r];
         }
       }
     }
   }
   return acc;
+}
+
+ApByImage::ApByImage(const std::vector<int64_t>& image_ids, const std::vector<Category>& categories,
+                     const std::vector<GtBox>& gt, const std::vector<Detection>& dets) {
+  const CocoParams& P = coco_params();
+  const Prepared prep = prepare(image_ids, categories, gt, dets);
+  images_ = static_cast<int>(prep.img_ids.size());
+  categories_ = static_cast<int>(prep.cat_ids.size());
+  cells_.resize(static_cast<size_t>(categories_) * images_);
+  const int A = static_cast<int>(P.area_rng.size());
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int k = 0; k < categories_; ++k) {
+    std::vector<ImageEval> tmp(A);
+    for (int i = 0; i < images_; ++i) {
+      const size_t cell = static_cast<size_t>(k) * images_ + i;
+      evaluate_cell(prep.gts[cell], prep.dts[cell], gt, dets, prep.det_area, P, tmp.data());
+      cells_[cell] = std::make_shared<const ImageEval>(std::move(tmp[0]));  // area "all" only
+    }
+  }
+}
+
+double ApByImage::ap() const {
+  std::vector<int> all(static_cast<size_t>(images_));
+  std::iota(all.begin(), all.end(), 0);
+  return ap(all);
+}
+
+double ApByImage::ap(const std::vector<int>& images) const {
+  const CocoParams& P = coco_params();
+  const int T = static_cast<int>(P.iou_thrs.size()), R = static_cast<int>(P.rec_thrs.size()), K = categories_;
+  for (int i : images) KESTREL_CHECK(i >= 0 && i < images_, "ApByImage: image index ", i, " out of range");
+  // precision[t][r][k] as accumulate() lays it out for (area all, maxDets 100), -1 where undefined.
+  std::vector<double> prec(static_cast<size_t>(T) * R * K, -1.0);
+  std::vector<const ImageEval*> slice(images.size());
+  SliceResult res;
+  for (int k = 0; k < K; ++k) {
+    for (size_t j = 0; j < images.size(); ++j) slice[j] = cells_[static_cast<size_t>(k) * images_ + images[j]].get();
+    if (!accumulate_slice(slice, static_cast<size_t>(P.max_dets.back()), P, res)) continue;
+    for (int t = 0; t < T; ++t)
+      for (int r = 0; r < R; ++r)
+        prec[(static_cast<size_t>(t) * R + r) * K + k] = res.precision[static_cast<size_t>(t) * R + r];
+  }
+  // summarize(): the mean of the defined entries in numpy's flattening order.
+  std::vector<double> s;
+  for (double v : prec)
+    if (v > -1) s.push_back(v);
+  return s.empty() ? -1.0 : numpy_mean(s);
 }
 
 std::array<double, 12> summarize(const CocoAccumulation& acc) {

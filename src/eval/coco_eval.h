@@ -3,6 +3,7 @@
 // the numpy-compatible helpers) but not part of the public API.
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "kestrel/eval.h"
@@ -50,5 +51,26 @@ CocoAccumulation accumulate_bbox(const std::vector<int64_t>& image_ids, const st
 
 // summarize(): the 12 numbers from the accumulated arrays.
 std::array<double, 12> summarize(const CocoAccumulation& acc);
+
+// evaluateImg() output for one (category, area range, image) cell; defined in coco_eval.cpp.
+struct ImageEval;
+
+// stats[0] -- AP@[.50:.95], area all, 100 detections -- over any list of the images, without evaluating
+// them again: pycocotools' evaluateImg depends on one image only, so every image is evaluated once and
+// a list (a bootstrap resample) only re-runs accumulate and summarize. ap(list) equals evaluate_bbox's
+// stats[0] on the data set that holds the listed images in that order as distinct images (a repeated
+// image is a copy under a new, larger id); the tests check this.
+class ApByImage {
+ public:
+  ApByImage(const std::vector<int64_t>& image_ids, const std::vector<Category>& categories,
+            const std::vector<GtBox>& gt, const std::vector<Detection>& dets);
+  int images() const { return images_; }  // sorted unique image ids; ap() takes indices into them
+  double ap(const std::vector<int>& images) const;
+  double ap() const;  // every image once: evaluate_bbox's stats[0]
+
+ private:
+  int images_ = 0, categories_ = 0;
+  std::vector<std::shared_ptr<const ImageEval>> cells_;  // [K][I], area "all"
+};
 
 }  // namespace kestrel::eval::detail

@@ -1,5 +1,8 @@
-// The three ways to turn a histogram into a threshold (amax), and weight quantization.
+// The four ways to turn a histogram into a threshold (amax), and weight quantization.
+#include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 #include <limits>
 
 #include "backend/cpu/kernels.h"
@@ -12,6 +15,7 @@ const char* calib_algo_name(CalibAlgo a) {
     case CalibAlgo::Entropy: return "entropy";
     case CalibAlgo::MinMax: return "minmax";
     case CalibAlgo::Percentile: return "percentile";
+    case CalibAlgo::Mse: return "mse";
   }
   return "?";
 }
@@ -20,7 +24,8 @@ CalibAlgo parse_calib_algo(const std::string& name) {
   if (name == "entropy") return CalibAlgo::Entropy;
   if (name == "minmax") return CalibAlgo::MinMax;
   if (name == "percentile") return CalibAlgo::Percentile;
-  throw UsageError("unknown calibration algorithm '" + name + "' (expected entropy, minmax or percentile)");
+  if (name == "mse") return CalibAlgo::Mse;
+  throw UsageError("unknown calibration algorithm '" + name + "' (expected entropy, minmax, percentile or mse)");
 }
 
 double amax_minmax(const Histogram& h) { return h.max_abs(); }
@@ -99,6 +104,30 @@ double amax_entropy(const Histogram& h) {
   return std::min(i * h.bin_width(), static_cast<double>(h.range()));
 }
 
+double amax_mse(const Histogram& h) {
+  if (h.count() == 0 || h.range() <= 0) return 0;
+  const auto& bins = h.bins();
+  const double bw = h.bin_width();
+  // Only the non-empty bins cost anything: collect them once.
+  std::vector<std::pair<double, double>> filled;  // (centre, count)
+  for (int b = 0; b < Histogram::kBins; ++b)
+    if (bins[b]) filled.emplace_back((b + 0.5) * bw, static_cast<double>(bins[b]));
+  double best_err = std::numeric_limits<double>::infinity(), best = h.range();
+  for (int i = 16; i <= Histogram::kBins; ++i) {
+    const double amax = i * bw, s = amax / 127;
+    double err = 0;
+    for (const auto& [c, n] : filled) {
+      const double q = s * std::min(std::nearbyint(c / s), 127.0);
+      err += n * (c - q) * (c - q);
+    }
+    if (err < best_err) {
+      best_err = err;
+      best = amax;
+    }
+  }
+  return std::min(best, static_cast<double>(h.range()));
+}
+
 float scale_from_amax(double amax) {
   if (!(amax > 0)) return 1.f;
   return static_cast<float>(amax) / 127.f;
@@ -109,6 +138,7 @@ float compute_scale(const Histogram& h, CalibAlgo algo, double percentile) {
     case CalibAlgo::Entropy: return scale_from_amax(amax_entropy(h));
     case CalibAlgo::MinMax: return scale_from_amax(amax_minmax(h));
     case CalibAlgo::Percentile: return scale_from_amax(amax_percentile(h, percentile));
+    case CalibAlgo::Mse: return scale_from_amax(amax_mse(h));
   }
   return 1.f;
 }

@@ -44,6 +44,12 @@ std::string QuantReport::summary() const {
     std::snprintf(buf, sizeof buf, "; auto: output error %.2e (all int8: %.2e)", auto_error, auto_error_all_int8);
     os << buf;
   }
+  if (auto_agreement >= 0) {
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "; auto: agreement with FP32 %.4f (all int8: %.4f)", auto_agreement,
+                  auto_agreement_all_int8);
+    os << buf;
+  }
   os << "\n";
   for (const LayerDecision& l : layers)
     if (l.precision != LayerPrecision::Int8)

@@ -359,3 +359,53 @@ TEST(CliBackend, PrecisionFlagsAreExclusive) {
 }
 
 }  // namespace
+
+namespace {
+
+// compare --agree: a folder that is missing or holds no image is refused with one line before anything
+// is built or calibrated, and FP32 (the reference) must be among the precisions.
+TEST(CliCompare, AgreeFolderIsCheckedFirst) {
+  const fs::path empty = fs::temp_directory_path() / ("kestrel_cli_agree_empty_" + std::to_string(::getpid()));
+  fs::create_directories(empty);
+  Result r = kestrel("compare yolov8n --backend cpu --agree " + empty.string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("no images"), std::string::npos) << r.err;
+  r = kestrel("compare yolov8n --backend cpu --agree /nonexistent/agree-images");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("/nonexistent/agree-images"), std::string::npos) << r.err;
+  r = kestrel("compare yolov8n --backend cpu --precisions int8 --calib " + empty.string() + " --agree " + empty.string());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("fp32"), std::string::npos) << r.err;
+  fs::remove_all(empty);
+}
+
+// FP32's own conf 0.001 detections contain its conf 0.25 ones, ranked first: its agreement is 1, with
+// a degenerate interval, in the table and in the JSON.
+TEST(CliCompare, AgreementColumnsOnUnlabelledImages) {
+  KESTREL_REQUIRE_DATA("models/yolov8n.onnx");
+  KESTREL_REQUIRE_DATA("agree-val/images/000000000785.jpg");
+  const fs::path dir = fs::temp_directory_path() / ("kestrel_cli_agree_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  for (const char* name : {"000000000785.jpg", "000000000885.jpg"})
+    fs::create_symlink(kestrel::test::data_path(std::string("agree-val/images/") + name), dir / name);
+  const fs::path json = dir / "cmp.json";
+  Result r = kestrel("compare " + kestrel::test::data_path("models/yolov8n.onnx").string() +
+                     " --backend cpu --batch 1 --iterations 1 --duration 0 --agree " + dir.string() + " --json " +
+                     json.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("agree 95% CI"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1.0000"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[1.0000,1.0000]"), std::string::npos) << r.out;
+  std::ifstream f(json);
+  std::stringstream s;
+  s << f.rdbuf();
+  EXPECT_NE(s.str().find("\"agreement\": 1.0"), std::string::npos) << s.str();
+  EXPECT_NE(s.str().find("\"agreement_ci95\": ["), std::string::npos) << s.str();
+  EXPECT_NE(s.str().find("\"resamples\": 1000"), std::string::npos) << s.str();
+  fs::remove_all(dir);
+}
+
+}  // namespace

@@ -182,3 +182,34 @@ TEST(Weights, SymmetricPerOutputChannel) {
 }
 
 }  // namespace
+
+namespace {
+
+// Uniform |x| on [0, R]: rounding costs a^3 / (12 * 127^2 * R) and clipping (R - a)^3 / (3R); the sum is
+// least at R - a = a / 254, i.e. a = R * 254 / 255 (about 8 of the 2048 bins below R).
+TEST(Calibrators, MseOfAUniformHistogramClipsAlmostNothing) {
+  Histogram h;
+  h.add_counts(std::vector<uint64_t>(kBins, 50), 4.0, 4.f);
+  const double a = kestrel::quant::amax_mse(h);
+  EXPECT_NEAR(a, 4.0 * 254 / 255, 2 * h.bin_width());
+  EXPECT_EQ(kestrel::quant::compute_scale(h, kestrel::quant::CalibAlgo::Mse), static_cast<float>(a) / 127.f);
+  EXPECT_EQ(kestrel::quant::parse_calib_algo("mse"), kestrel::quant::CalibAlgo::Mse);
+  EXPECT_STREQ(kestrel::quant::calib_algo_name(kestrel::quant::CalibAlgo::Mse), "mse");
+}
+
+// One outlier (60) among 100000 N(0, 1) values. Rounding costs each value s^2 / 12 with s = a / 127,
+// clipping costs the outlier (60 - a)^2: the sum 1e5 a^2 / (12 * 127^2) + (60 - a)^2 is least at
+// a = 60 / (1 + 1e5 / (12 * 127^2)) = 39.6. Squared error keeps a rare large value's weight (unlike
+// a percentile), and still clips it.
+TEST(Calibrators, MseWeighsAnOutlierByItsSquaredError) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::vector<float> v(100000);
+  for (auto& x : v) x = normal(rng);
+  v[0] = 60.f;
+  const Histogram h = from_values(v);
+  EXPECT_NEAR(kestrel::quant::amax_mse(h), 60 / (1 + 1e5 / (12.0 * 127 * 127)), 1.5);
+  EXPECT_EQ(kestrel::quant::amax_mse(Histogram{}), 0.0);
+}
+
+}  // namespace

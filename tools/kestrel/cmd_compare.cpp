@@ -2,12 +2,15 @@
 // latency, throughput — with verdicts (accuracy vs FP32, determinism, p95 budget), JSON and a chart.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <sstream>
 
 #include "bench_runner.h"
@@ -16,6 +19,7 @@
 #include "compare_chart.h"
 #include "engine_arg.h"
 #include "int8_args.h"
+#include "kestrel/agreement.h"
 #include "kestrel/pipeline.h"
 #include "model_arg.h"
 #ifdef KESTREL_HAS_CUDA
@@ -28,6 +32,7 @@ namespace kestrel::cli {
 namespace {
 struct CompareArgs {
   std::string model, data, backend = "auto", json, chart;
+  std::string agree;  // unlabelled images: agreement with FP32
   Int8Args int8;
   std::vector<std::string> precisions{"fp32", "fp16"};
   std::vector<int64_t> batches{1, 32};
@@ -44,12 +49,29 @@ struct Row {
   Summary compute;
   double images_per_s = 0;
   bool deterministic = true;
+  double agreement = -1;       // with FP32's detections on the --agree images; < 0: not measured
+  eval::Interval agreement_ci;
+  eval::Interval delta_ci;     // of the mAP difference to FP32, in points
+};
+
+// What one precision's engine produced, kept for the comparisons with FP32 after every row is run.
+struct Measured {
+  std::vector<eval::Detection> val;         // --data, conf 0.001
+  std::vector<eval::Detection> agree;       // --agree images, conf 0.001
+  std::vector<eval::Detection> agree_ref;   // --agree images, conf 0.25 (FP32 only: the reference)
 };
 
 // Maximum allowed mAP drop (in points) against FP32 for each precision.
 double allowed_drop(const std::string& precision) { return precision == "fp16" ? 0.5 : precision == "int8" ? 1.0 : 0.0; }
 
 std::string verdict(bool ok) { return ok ? "PASS" : "FAIL"; }
+
+// Minimum agreement with FP32's detections on the --agree images for each precision: FP16 engines
+// reach ~0.998 (bench/RESULTS.md), the INT8 target of the default policy is 0.97.
+double min_agreement(const std::string& precision) { return precision == "fp16" ? 0.99 : precision == "int8" ? 0.97 : 0.0; }
+
+// The intervals: percentile bootstrap over images, fixed seed (eval::BootstrapOptions' defaults).
+const eval::BootstrapOptions kBootstrap{};
 
 // Runs one batch twice and compares the raw outputs bit for bit: identical outputs give identical boxes.
 bool deterministic(InferenceEngine& e) {
@@ -92,11 +114,39 @@ pipeline::ValResult validate_on(InferenceEngine& e, const eval::Dataset& ds) {
   return pipeline::validate(e, ds, vo);
 }
 
+// The accuracy side of one precision's row: mAP on --data, detections on the --agree images.
+void measure_accuracy(InferenceEngine& e, const std::string& precision, const std::optional<eval::Dataset>& ds,
+                      const std::optional<eval::Dataset>& agree, double& map, double& map50, Measured& m) {
+  if (ds) {
+    auto v = validate_on(e, *ds);
+    map = v.stats.stats[0], map50 = v.stats.stats[1];
+    m.val = std::move(v.detections);
+  }
+  if (agree) {
+    std::printf("agreement images: %s, conf %g\n", precision.c_str(), eval::kAgreementCandidateConf);
+    m.agree = eval::engine_detections(e, *agree, eval::kAgreementCandidateConf);
+    if (precision == "fp32") {
+      std::printf("agreement images: fp32 reference, conf %g\n", eval::kAgreementReferenceConf);
+      m.agree_ref = eval::engine_detections(e, *agree, eval::kAgreementReferenceConf);
+    }
+  }
+}
+
 int run_compare(CompareArgs a) {
   bool int8 = false;
   for (auto& p : a.precisions) {
     if (p != "fp32" && p != "fp16" && p != "int8") throw UsageError("unknown precision '" + p + "' (fp32, fp16, int8)");
     int8 = int8 || p == "int8";
+  }
+  if (!a.agree.empty() && std::find(a.precisions.begin(), a.precisions.end(), "fp32") == a.precisions.end())
+    throw UsageError("--agree compares with FP32's detections: include fp32 in --precisions");
+  // The agreement images are checked before anything slow (calibration, builds) runs.
+  std::optional<eval::Dataset> agree;
+  if (!a.agree.empty()) {
+    const Graph g = load_graph(a.model, 1, a.imgsz);
+    const Shape out = g.value(g.outputs.at(0)).shape;
+    const yolo::HeadKind head = yolo::detect_head(out);
+    agree = eval::unlabeled_images(a.agree, static_cast<int>(head == yolo::HeadKind::V5 ? out[2] - 5 : out[1] - 4));
   }
   const bool qdq_model = int8 && is_qdq_model(a.model);
   if (int8 && a.int8.calib.empty() && a.int8.cache.empty() && !qdq_model)
@@ -133,6 +183,7 @@ int run_compare(CompareArgs a) {
     ds = load_val_dataset(a.data);
   }
   std::vector<Row> rows;
+  std::map<std::string, Measured> measured;
   std::string device = "CPU";
   for (const auto& precision : a.precisions) {
     double map = -1, map50 = -1;
@@ -153,10 +204,7 @@ int run_compare(CompareArgs a) {
         row.images_per_s = row.compute.median > 0 ? 1000.0 * static_cast<double>(batch) / row.compute.median : 0;
         if (bi == 0) {
           det = deterministic(*e);
-          if (ds) {
-            auto v = validate_on(*e, *ds);
-            map = v.stats.stats[0], map50 = v.stats.stats[1];
-          }
+          measure_accuracy(*e, precision, ds, agree, map, map50, measured[precision]);
         }
       } else if (backend == "cpu") {
         Graph g = load_graph(a.model, batch, a.imgsz);
@@ -165,10 +213,7 @@ int run_compare(CompareArgs a) {
         if (bi == 0) {
           auto e = make_cpu_engine(load_graph(a.model, batch, a.imgsz));
           det = deterministic(*e);
-          if (ds) {
-            auto v = validate_on(*e, *ds);
-            map = v.stats.stats[0], map50 = v.stats.stats[1];
-          }
+          measure_accuracy(*e, precision, ds, agree, map, map50, measured[precision]);
         }
       } else {
 #ifdef KESTREL_HAS_CUDA
@@ -186,10 +231,7 @@ int run_compare(CompareArgs a) {
           std::error_code ec;
           std::filesystem::remove(tmp, ec);
           det = deterministic(*e);
-          if (ds) {
-            auto v = validate_on(*e, *ds);
-            map = v.stats.stats[0], map50 = v.stats.stats[1];
-          }
+          measure_accuracy(*e, precision, ds, agree, map, map50, measured[precision]);
         }
 #endif
       }
@@ -206,32 +248,72 @@ int run_compare(CompareArgs a) {
     }
   }
 
+  // Comparisons with FP32: agreement on the --agree images and the mAP difference, with intervals.
+  const auto fp32 = measured.find("fp32");
+  for (auto& [precision, m] : measured) {
+    if (fp32 == measured.end()) break;
+    Row cmp;
+    if (agree) {
+      std::printf("agreement with fp32: %s (%d bootstrap resamples)\n", precision.c_str(), kBootstrap.resamples);
+      std::vector<int64_t> ids;
+      for (auto& im : agree->images) ids.push_back(im.id);
+      const eval::Agreement ag = eval::agreement(ids, agree->categories, fp32->second.agree_ref, m.agree, kBootstrap);
+      cmp.agreement = ag.value;
+      cmp.agreement_ci = ag.ci;
+    }
+    if (ds && precision != "fp32") {
+      const eval::MapDelta d = eval::map_delta(*ds, fp32->second.val, m.val, kBootstrap);
+      cmp.delta_ci = {d.ci.lo * 100, d.ci.hi * 100};
+    }
+    for (auto& r : rows)
+      if (r.precision == precision) {
+        r.agreement = cmp.agreement;
+        r.agreement_ci = cmp.agreement_ci;
+        r.delta_ci = cmp.delta_ci;
+      }
+  }
+
   // The table.
   double fp32_map = -1;
   for (auto& r : rows)
     if (r.precision == "fp32" && r.map >= 0) fp32_map = r.map;
   std::printf("\n%s on %s (%s)%s\n", a.model.c_str(), device.c_str(), backend.c_str(),
               ds ? (", mAP on " + a.data).c_str() : ", no --data: accuracy not measured");
-  std::printf("%-9s %5s %9s %8s %8s %8s %11s %11s %10s  %-8s %-8s %-8s\n", "precision", "batch", "size MB", "mAP",
-              "mAP50", "dFP32", "median ms", "p95 ms", "images/s", "accuracy", "determ.", "budget");
+  if (agree) std::printf("agreement with FP32's detections on %zu images of %s\n", agree->images.size(), a.agree.c_str());
+  std::printf("%-9s %5s %9s %8s %8s %8s %15s %8s %15s %11s %11s %10s  %-8s %-9s %-8s %-8s\n", "precision", "batch",
+              "size MB", "mAP", "mAP50", "dFP32", "dFP32 95% CI", "agree", "agree 95% CI", "median ms", "p95 ms",
+              "images/s", "accuracy", "agreement", "determ.", "budget");
   nlohmann::json j;
   j["model"] = a.model;
   j["device"] = device;
   j["backend"] = backend;
   j["data"] = a.data;
+  j["agree"] = a.agree;
+  j["bootstrap"] = {{"method", "percentile, images resampled with replacement"},
+                    {"resamples", kBootstrap.resamples}, {"seed", kBootstrap.seed}, {"level", kBootstrap.level}};
   std::vector<ChartPoint> points;
   bool all_pass = true;
   for (auto& r : rows) {
     const double delta = (r.map >= 0 && fp32_map >= 0) ? (r.map - fp32_map) * 100 : NAN;
     std::string acc = "n/a";
     if (!std::isnan(delta) && r.precision != "fp32") acc = verdict(-delta <= allowed_drop(r.precision));
+    std::string agreement = "n/a";
+    if (r.agreement >= 0 && r.precision != "fp32") agreement = verdict(r.agreement >= min_agreement(r.precision));
     std::string budget = a.budget_ms > 0 ? verdict(r.compute.p95 <= a.budget_ms) : "n/a";
-    all_pass = all_pass && acc != "FAIL" && budget != "FAIL" && r.deterministic;
+    all_pass = all_pass && acc != "FAIL" && agreement != "FAIL" && budget != "FAIL" && r.deterministic;
     auto num = [](double v, const char* f) { return v >= 0 ? [&] { char b[32]; std::snprintf(b, 32, f, v); return std::string(b); }() : std::string("n/a"); };
-    std::printf("%-9s %5lld %9s %8s %8s %8s %11.3f %11.3f %10.1f  %-8s %-8s %-8s\n", r.precision.c_str(),
+    auto interval = [](const eval::Interval& i, const char* f) {
+      if (!i.valid()) return std::string("n/a");
+      char b[64];
+      std::snprintf(b, sizeof b, f, i.lo, i.hi);
+      return std::string(b);
+    };
+    std::printf("%-9s %5lld %9s %8s %8s %8s %15s %8s %15s %11.3f %11.3f %10.1f  %-8s %-9s %-8s %-8s\n", r.precision.c_str(),
                 static_cast<long long>(r.batch), num(r.engine_mb, "%.1f").c_str(), num(r.map, "%.4f").c_str(),
                 num(r.map50, "%.4f").c_str(), std::isnan(delta) ? "n/a" : num(std::fabs(delta), delta < 0 ? "-%.2f" : "+%.2f").c_str(),
-                r.compute.median, r.compute.p95, r.images_per_s, acc.c_str(), verdict(r.deterministic).c_str(), budget.c_str());
+                interval(r.delta_ci, "[%+.2f,%+.2f]").c_str(), num(r.agreement, "%.4f").c_str(),
+                interval(r.agreement_ci, "[%.4f,%.4f]").c_str(), r.compute.median, r.compute.p95, r.images_per_s,
+                acc.c_str(), agreement.c_str(), verdict(r.deterministic).c_str(), budget.c_str());
     nlohmann::json jr = {{"precision", r.precision}, {"batch", r.batch}, {"compute_ms", to_json(r.compute)},
                          {"images_per_s", r.images_per_s}, {"deterministic", r.deterministic},
                          {"accuracy_verdict", acc}, {"budget_verdict", budget}};
@@ -239,12 +321,25 @@ int run_compare(CompareArgs a) {
     jr["map50_95"] = r.map >= 0 ? nlohmann::json(r.map) : nlohmann::json(nullptr);
     jr["map50"] = r.map50 >= 0 ? nlohmann::json(r.map50) : nlohmann::json(nullptr);
     jr["delta_fp32_points"] = std::isnan(delta) ? nlohmann::json(nullptr) : nlohmann::json(delta);
+    auto ci_json = [](const eval::Interval& i) { return i.valid() ? nlohmann::json{i.lo, i.hi} : nlohmann::json(nullptr); };
+    jr["delta_fp32_points_ci95"] = ci_json(r.delta_ci);
+    jr["agreement"] = r.agreement >= 0 ? nlohmann::json(r.agreement) : nlohmann::json(nullptr);
+    jr["agreement_ci95"] = ci_json(r.agreement_ci);
+    jr["agreement_verdict"] = agreement;
     j["rows"].push_back(jr);
     points.push_back({r.precision + " b" + std::to_string(r.batch), r.compute.median, r.map});
   }
   std::printf("Checks: FP16 within %.1f mAP points of FP32 (INT8 within %.1f), same input twice gives identical output, "
               "p95 GPU compute within --budget-ms. Latency = %s compute per batch.\n",
               allowed_drop("fp16"), allowed_drop("int8"), backend == "cuda" ? "GPU" : "CPU");
+  if (agree)
+    std::printf("Agreement: mAP@[.5:.95] of each engine's conf %g detections against FP32's conf %g detections on the "
+                "--agree images (FP32's own row: its self-consistency); at least %.2f for FP16, %.2f for INT8.\n",
+                eval::kAgreementCandidateConf, eval::kAgreementReferenceConf, min_agreement("fp16"), min_agreement("int8"));
+  if (agree || (ds && fp32 != measured.end() && measured.size() > 1))
+    std::printf("95%% intervals: percentile bootstrap over images, %d resamples, seed %llu; the mAP difference "
+                "scored on the same resamples for both engines.\n",
+                kBootstrap.resamples, static_cast<unsigned long long>(kBootstrap.seed));
   j["all_checks_pass"] = all_pass;
   if (!a.json.empty()) {
     std::ofstream f(a.json, std::ios::trunc);
@@ -269,6 +364,9 @@ Command add_compare(CLI::App& root) {
   CLI::App* app = root.add_subcommand("compare", "Every precision in one table: size, mAP, latency, with verdicts");
   app->add_option("model", a->model, "ONNX file or built-in model name")->required();
   app->add_option("--data", a->data, "Labelled dataset for mAP (COCO or YOLO layout); without it accuracy is not measured");
+  app->add_option("--agree", a->agree,
+                  "Folder of unlabelled images: each precision's agreement with FP32's detections on them (mAP of its "
+                  "conf 0.001 detections against FP32's conf 0.25 ones), with a bootstrap 95% interval");
   add_int8_options(app, a->int8);
   app->add_option("--precisions", a->precisions, "Comma-separated: fp32,fp16,int8 (int8 needs --calib or a Q/DQ model)")->delimiter(',')->capture_default_str();
   app->add_option("--batch", a->batches, "Comma-separated batch sizes")->delimiter(',')->check(CLI::Range(1, 4096))->capture_default_str();

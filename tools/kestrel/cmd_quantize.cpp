@@ -71,6 +71,7 @@ int run_quantize(const QuantizeArgs& a) {
       j["policy"] = a.int8.int8_auto ? "auto" : (a.int8.no_default_policy ? "int8-everywhere" : "default");
       j["convs"] = {{"int8", report.int8}, {"fp16", report.fp16}, {"fp32", report.fp32}};
       if (report.auto_error >= 0) j["auto_error"] = report.auto_error;
+      if (report.auto_agreement >= 0) j["auto_agreement"] = report.auto_agreement;
       j["map50_95"] = r.stats.stats[0];
       j["map50"] = r.stats.stats[1];
       std::ofstream f(a.json);

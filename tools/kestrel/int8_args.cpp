@@ -10,9 +10,9 @@ void add_int8_options(CLI::App* app, Int8Args& a) {
       ->check(CLI::Range(1, 1000000))
       ->each([&a](const std::string&) { a.calib_images_set = true; });
   app->add_option("--calib-algo", a.algo,
-                  "Calibrator: percentile (of |x|, --percentile), minmax or entropy (TensorRT's KL search; clips "
-                  "YOLO's SiLU activations too hard, see bench/RESULTS.md)")
-      ->check(CLI::IsMember({"entropy", "minmax", "percentile"}))
+                  "Calibrator: percentile (of |x|, --percentile), minmax, entropy (TensorRT's KL search; clips "
+                  "YOLO's SiLU activations too hard, see bench/RESULTS.md) or mse (least squared quantization error)")
+      ->check(CLI::IsMember({"entropy", "minmax", "percentile", "mse"}))
       ->capture_default_str();
   app->add_option("--percentile", a.percentile, "Percentile of |x| for --calib-algo percentile")
       ->check(CLI::Range(50.0, 100.0))
@@ -24,10 +24,12 @@ void add_int8_options(CLI::App* app, Int8Args& a) {
   app->add_flag("--no-default-policy", a.no_default_policy,
                 "Quantize the detection head's output convs too (default: they and the decode stay fp16)");
   app->add_flag("--int8-auto", a.int8_auto,
-                "Measure each layer's sensitivity and promote the worst to fp16 until the output error is within "
-                "--auto-target");
-  app->add_option("--auto-target", a.auto_target, "Output error (relative L2 vs FP32) --int8-auto aims for")
-      ->check(CLI::Range(1e-6, 10.0))
+                "Measure each layer's sensitivity and promote the worst to fp16 until the detections agree with "
+                "FP32's to --auto-target on the --auto-images calibration images");
+  app->add_option("--auto-target", a.auto_target,
+                  "Agreement with FP32 --int8-auto aims for: mAP of the INT8 model's detections against FP32's "
+                  "(conf 0.25) on calibration images")
+      ->check(CLI::Range(1e-6, 1.0))
       ->capture_default_str();
   app->add_option("--auto-images", a.auto_images, "Calibration images --int8-auto measures on")
       ->check(CLI::Range(1, 1024))
