@@ -37,7 +37,8 @@ if has val; then
     for p in ${PRECS:-fp32 fp16}; do
       for path in gpu cpu; do
         extra=""; [ $path = cpu ] && extra="--cpu-prepost"
-        timeout 240 kestrel val $D/models/$m.onnx --data $D/coco-val --backend cuda --$p --batch 32 $extra \
+        [ $p != fp32 ] && extra="$extra --$p"
+        timeout 240 kestrel val $D/models/$m.onnx --data $D/coco-val --backend cuda --batch 32 $extra \
           --json $L/val_${m}_${p}_${path}.json > $L/val_${m}_${p}_${path}.log 2>&1
         echo "$m $p $path exit $? $(python3 -c "import json;d=json.load(open('$L/val_${m}_${p}_${path}.json'));print('mAP %.6f mAP50 %.6f  %.0f img/s' % (d['map50_95'], d['map50'], d['images_per_s']))" 2>/dev/null)"
       done

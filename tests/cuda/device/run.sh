@@ -51,6 +51,17 @@ if has tests; then
     rc=1
   fi
   [ $rc -eq 0 ] || tests_failed=1
+  # The other GPU test binaries (GPU pre/post-processing, the Detector), under the same rules.
+  for t in test_cuda_yolo test_model_gpu; do
+    command -v $t > /dev/null || continue
+    KESTREL_REQUIRE_GPU=1 timeout 240 $t > $L/$t.log 2>&1
+    trc=$?
+    tskipped=$(grep -cE '^\[  SKIPPED \] [^ ]+\.[^ ]+' $L/$t.log)
+    echo "$t exit $trc, skipped $tskipped"
+    grep -E "FAILED|Failure" $L/$t.log | head -10
+    tail -1 $L/$t.log
+    { [ $trc -eq 0 ] && [ "$tskipped" -eq 0 ]; } || tests_failed=1
+  done
   pack
 fi
 if has b32; then
