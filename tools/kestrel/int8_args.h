@@ -15,6 +15,8 @@ struct Int8Args {
   std::string calib, algo = "percentile", cache, rules;
   int calib_images = 128;
   bool calib_images_set = false;  // given explicitly: fewer available images is then an error
+  bool algo_set = false;          // --calib-algo or --percentile given: a cache must have been made with it
+  bool percentile_set = false;    // --percentile given: an error with another --calib-algo
   double percentile = 99.99;
   bool no_default_policy = false, int8_auto = false;
   double auto_target = quant::AutoPrecision{}.target;
