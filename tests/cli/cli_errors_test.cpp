@@ -75,8 +75,7 @@ TEST(CliErrors, NonFiniteNumbersAreRefusedInEveryVerb) {
   Dir d("nan");
   const std::string m = d / "m.onnx";
   write(m, kestrel::test::tiny_conv_model());
-  for (const std::string args :
-       {"val " + m + " --data " + d.path.string() + " --conf nan", "val " + m + " --data x --iou inf",
+  for (const std::string& args : std::vector<std::string>{"val " + m + " --data " + d.path.string() + " --conf nan", "val " + m + " --data x --iou inf",
         "predict " + m + " x.jpg --conf nan", "predict " + m + " x.jpg --iou=-inf",
         "quantize " + m + " --calib x --percentile nan -o q.onnx", "quantize " + m + " --calib x --auto-target nan -o q.onnx",
         "bench " + m + " --backend cpu --duration nan", "bench " + m + " --backend cpu --warmup inf",
@@ -109,6 +108,19 @@ TEST(CliErrors, ImgszOnAModelWithAFixedSizeIsAnError) {
   EXPECT_NE(r.err.find("fixed 8x8 input"), std::string::npos) << r.err;
 }
 
+TEST(CliErrors, Int8OptionsWithoutInt8AreErrorsInEveryVerb) {
+  Dir d("int8_opts");
+  for (const std::string& args : std::vector<std::string>{
+           "val yolov8n --data " + d.path.string() + " --calib " + d.path.string(),
+           "predict yolov8n x.jpg --calib-cache c.cache", "bench yolov8n --backend cpu --int8-auto",
+           "compare yolov8n --backend cpu --calib " + d.path.string()}) {
+    const Result r = kestrel(args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.err;
+    EXPECT_EQ(lines(r.err), 1) << args << ": " << r.err;
+    EXPECT_NE(r.err.find("only applies to INT8"), std::string::npos) << args << ": " << r.err;
+  }
+}
+
 TEST(CliErrors, CompareWithNothingToCompareFails) {
   const Result r = kestrel("compare yolov8n --backend cpu --precisions fp16 --imgsz 96 --iterations 1 --duration 0");
   EXPECT_ONE_LINE_ERROR(r, 2, "nothing to compare");
@@ -121,7 +133,7 @@ TEST(CliErrors, QuantizeRefusesToReplaceTheModelHoweverSpelled) {
   const std::string m = d / "m.onnx", model = kestrel::test::tiny_conv_model();
   write(m, model);
   fs::create_symlink(m, d / "link.onnx");
-  for (const std::string out : {m, (d.path / "." / "m.onnx").string(), d / "link.onnx"}) {
+  for (const std::string& out : std::vector<std::string>{m, (d.path / "." / "m.onnx").string(), d / "link.onnx"}) {
     const Result r = kestrel("quantize " + m + " --calib " + d.path.string() + " -o " + out);
     EXPECT_ONE_LINE_ERROR(r, 2, "refusing to overwrite an input");
     EXPECT_EQ(slurp(m), model) << out;
@@ -242,7 +254,7 @@ TEST(CliBuild, CommandLineErrors) {
   EXPECT_ONE_LINE_ERROR(r, 2, "is the model");
   EXPECT_EQ(slurp(m), model);
   r = kestrel("build " + m + " -o " + (d / "m.engine") + " --calib " + d.path.string());
-  EXPECT_ONE_LINE_ERROR(r, 2, "no effect without --int8");
+  EXPECT_ONE_LINE_ERROR(r, 2, "--calib only applies to INT8: add --int8");
   r = kestrel("build " + m + " -o " + (d / "m.engine") + " --precision-constraints obey");
   EXPECT_ONE_LINE_ERROR(r, 2, "--int8 builds only");
   r = kestrel("build " + m + " -o " + (d / "no/such/m.engine"));
@@ -339,7 +351,7 @@ TEST_F(CalibData, EverySpellingOfAFolderGivesTheSameDetections) {
     fs::copy_file(kestrel::test::data_path(std::string("coco128/images/") + id + ".jpg"), imgs / (std::string(id) + ".jpg"));
   fs::create_directory_symlink(imgs, d.path / "link");
   std::string first;
-  for (const std::string spelling : {imgs.string(), imgs.string() + "/", (d.path / "." / "imgs" / ".." / "imgs").string(),
+  for (const std::string& spelling : std::vector<std::string>{imgs.string(), imgs.string() + "/", (d.path / "." / "imgs" / ".." / "imgs").string(),
                                      (d.path / "link").string() + "/"}) {
     const Result r = kestrel("predict yolov8n --imgsz 96 --conf 0.01 " + spelling + " --no-save --save-json " + (d / "p.json"));
     ASSERT_EQ(r.code, 0) << spelling << ": " << r.err;

@@ -30,6 +30,7 @@ std::string resolve_backend(const std::string& b) {
 
 int run_bench(BenchArgs a) {
   // Fail on an unwritable --json before spending minutes measuring.
+  check_int8_options_used(a.int8, a.precision == "int8");
   check_output(a.json, "--json", {{a.model, "the model"}, {a.int8.cache, "the calibration cache"}});
   const std::string backend = resolve_backend(a.backend);
   BenchResult r;

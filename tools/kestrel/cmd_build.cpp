@@ -26,8 +26,7 @@ int run_build(const BuildArgs& a) {
   // Before minutes of tuning: the engine file must be writable and must not replace an input.
   check_output(a.output, "-o", {{a.model, "the model"}, {a.timing_cache, "the timing cache"}, {a.calib.cache, "the calibration cache"}});
   if (util::same_path(a.output, a.timing_cache)) throw UsageError("-o and --timing-cache name the same file");
-  if (!a.int8 && (!a.calib.calib.empty() || !a.calib.cache.empty() || a.calib.int8_auto || !a.calib.rules.empty()))
-    throw UsageError("--calib, --calib-cache, --int8-auto and --layer-precision have no effect without --int8");
+  check_int8_options_used(a.calib, a.int8);
   if (!a.int8 && a.precision_constraints == "obey") throw UsageError("--precision-constraints applies to --int8 builds only");
   BuilderConfig cfg;
   // --int8 runs what has no INT8 kernel (or stays FP16 by policy) in FP16, as TensorRT's --int8 --fp16.

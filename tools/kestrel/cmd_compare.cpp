@@ -102,6 +102,7 @@ int run_compare(CompareArgs a) {
     if (p != "fp32" && p != "fp16" && p != "int8") throw UsageError("unknown precision '" + p + "' (fp32, fp16, int8)");
     int8 = int8 || p == "int8";
   }
+  check_int8_options_used(a.int8, int8, "int8 to --precisions");
   const bool qdq_model = int8 && is_qdq_model(a.model);
   if (int8 && a.int8.calib.empty() && a.int8.cache.empty() && !qdq_model)
     throw UsageError("--precisions int8 needs calibration: --calib DIR, an existing --calib-cache, or a Q/DQ model");

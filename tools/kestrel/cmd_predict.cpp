@@ -30,6 +30,7 @@ struct PredictArgs {
 int run_predict(const PredictArgs& a) {
   // Folders are listed here, so that a broken entry (a dangling or looping symlink, an unreadable file)
   // is a warning naming it instead of an error that ends the run.
+  check_int8_options_used(a.int8, a.engine.precision == "int8");
   std::vector<std::string> sources;
   for (const std::string& s : a.sources) {
     std::error_code ec;

@@ -28,6 +28,7 @@ struct ValArgs {
 };
 
 int run_val(const ValArgs& a) {
+  check_int8_options_used(a.int8, a.engine.precision == "int8");
   const eval::Dataset ds = load_val_dataset(a.data);
   // Outputs are checked before minutes of work, and never replace the model or the dataset's files.
   const std::vector<NamedInput> inputs = {{a.engine.model, "the model"}, {ds.annotations, "the dataset's annotation file"},

@@ -80,6 +80,24 @@ void add_int8_options(CLI::App* app, Int8Args& a) {
       ->capture_default_str();
 }
 
+void check_int8_options_used(const Int8Args& a, bool int8, const std::string& int8_flag) {
+  if (int8) return;
+  std::string given;
+  auto note = [&](bool set, const char* flag) {
+    if (set) given += (given.empty() ? "" : ", ") + std::string(flag);
+  };
+  note(!a.calib.empty(), "--calib");
+  note(a.calib_images_set, "--calib-images");
+  note(a.algo_set, "--calib-algo/--percentile");
+  note(!a.cache.empty(), "--calib-cache");
+  note(!a.rules.empty(), "--layer-precision");
+  note(a.no_default_policy, "--no-default-policy");
+  note(a.int8_auto, "--int8-auto");
+  if (!given.empty())
+    throw UsageError(given + (given.find(',') == std::string::npos ? " only applies" : " only apply") + " to INT8: add " +
+                     int8_flag);
+}
+
 void write_qdq_onnx(const Int8Model& m, const std::string& path) {
   KESTREL_CHECK(!m.from_qdq_file, "internal: the model is a Q/DQ file already");
   Graph qdq_plain = m.plain;

@@ -41,6 +41,10 @@ struct Int8Model {
 Int8Model int8_model(const std::string& model, int64_t batch, int64_t imgsz, const Int8Args& a,
                      quant::LayerPrecision float_precision = quant::LayerPrecision::FP16);
 
+// The INT8 options do nothing unless an INT8 engine is made: given without it, a UsageError naming
+// them (`val m --calib dir` without --int8 would otherwise validate FP32 without a word).
+void check_int8_options_used(const Int8Args& a, bool int8, const std::string& int8_flag = "--int8");
+
 // Writes the model's Q/DQ ONNX (the plain graph with the decided Q/DQ and every layer's precision in
 // the metadata): what `quantize -o` writes, and what engines of other batch sizes are built from.
 void write_qdq_onnx(const Int8Model& m, const std::string& path);
