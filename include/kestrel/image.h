@@ -51,6 +51,11 @@ ImageSize probe_size(const std::string& path);
 // chosen by the extension (case-insensitive).
 void write_image(const std::string& path, const Image& img, int jpeg_quality = 95);
 
+// The images (.jpg, .jpeg, .png, any case) directly in folder `dir`, sorted by path. Symlinks are
+// followed; an entry that cannot be used (dangling or looping symlink, unreadable file) is left out
+// with one line naming it in `problems` (when given). Throws only when `dir` cannot be listed.
+std::vector<std::string> folder_images(const std::string& dir, std::vector<std::string>* problems = nullptr);
+
 std::vector<uint8_t> encode_jpeg(const Image& img, int quality = 95);
 std::vector<uint8_t> encode_png(const Image& img);
 

@@ -44,11 +44,13 @@ Backend choose_backend(const std::string& model, bool engine_file, Backend reque
 // or an existing `cache` alone; a Q/DQ model needs neither.
 struct Int8Options {
   std::string calib;                 // folder of calibration images (training images)
-  std::string algo = "percentile";   // percentile | minmax | entropy
+  std::string algo = "percentile";   // percentile | minmax | entropy | mse
   std::string cache;                 // calibration cache: reused when everything matches, else written
   std::string rules;                 // "PATTERN:int8|fp16|fp32,..." layer precision rules
   int calib_images = 128;
   bool calib_images_set = false;     // given explicitly: fewer available images is then an error
+  bool algo_set = false;             // algo or percentile given: an existing cache must have been made with it
+  bool percentile_set = false;       // percentile given: an error with another algo
   double percentile = 99.99;
   bool no_default_policy = false;    // quantize the detection head's output convs too
   bool int8_auto = false;            // promote the most sensitive layers until auto_target is met

@@ -134,7 +134,11 @@ struct CalibOptions {
   // several points (bench/RESULTS.md, "INT8 (CPU simulation)").
   CalibAlgo algo = CalibAlgo::Percentile;
   double percentile = 99.99;  // for CalibAlgo::Percentile
-  std::string cache_path;     // "": no cache; reused when every key matches, else written
+  // algo / percentile were chosen by the user: a cache read without images must have been made with
+  // them (otherwise a cache alone supplies its own algorithm).
+  bool algo_explicit = false;
+  std::string cache_path;     // "": no cache; reused when every key matches, else written. An empty
+                              // file (an interrupted write) counts as no cache when images are given.
   // What identifies the model in the cache key; empty: graph_hash() of the optimized graph. That hash
   // covers folded constants, whose last bits may depend on the CPU's math library paths, so tools that
   // know the source (file bytes, zoo name and binding) pass an id of it: a cache made on one machine
@@ -202,6 +206,8 @@ struct CacheFile {
   std::map<std::string, float> scales;
 };
 CacheFile read_cache(const std::string& path);
+// The same from the file's text; `path` only names it in messages (the fuzzer's entry point).
+CacheFile parse_cache(const std::string& text, const std::string& path);
 // Throws naming the first key that differs: "... was made for another model (model hash X, expected Y)".
 void check_cache_key(const std::string& path, const CacheKey& found, const CacheKey& expected);
 

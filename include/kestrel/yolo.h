@@ -118,16 +118,27 @@ const std::vector<std::string>& coco80_names();
 
 // Ultralytics' 20-colour palette, cycled by class index; returned as B, G, R.
 std::array<uint8_t, 3> class_color(int cls);
+// WCAG 2 contrast ratio of two colours (1 to 21; 4.5 is the threshold for readable text).
+double contrast_ratio(const std::array<uint8_t, 3>& a, const std::array<uint8_t, 3>& b);
+// The label text colour on `background`: black or white, whichever contrasts more (always >= 4.5).
+std::array<uint8_t, 3> label_text_color(const std::array<uint8_t, 3>& background);
 
 struct DrawOptions {
   int line_width = 0;     // 0: max(round((w + h) / 2 * 0.003), 2), as Ultralytics' Annotator
   int font_px = 0;        // 0: max(round((w + h) / 2 * 0.035), 12), as Ultralytics' PIL Annotator
   bool labels = true;     // "name 0.87" on a filled background
-  std::string font_path;  // TrueType font; empty: $KESTREL_FONT, then DejaVuSans
+  // TrueType font; empty: $KESTREL_FONT, then DejaVuSans, then the built-in bitmap font (printable
+  // ASCII; other characters are drawn as '?'); "builtin" asks for the built-in font.
+  std::string font_path;
 };
 
 // Draws boxes (and labels) onto a BGR image; classes beyond `names` are labelled "class N".
 void draw_detections(image::Image& img, const std::vector<Box>& boxes,
                      const std::vector<std::string>& names = coco80_names(), const DrawOptions& opts = {});
+
+// Where the annotated copy of each source image goes: OUT_DIR/<its file name>, in order. Fails, naming
+// them, when two sources share a file name (one picture would replace the other) or when a picture
+// would replace a source image (OUT_DIR is the folder being predicted), however the paths are spelled.
+std::vector<std::string> annotated_image_paths(const std::string& out_dir, const std::vector<std::string>& sources);
 
 }  // namespace kestrel::yolo

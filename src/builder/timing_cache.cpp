@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "kestrel/error.h"
+#include "util/file_io.h"
 
 namespace kestrel::bld {
 
@@ -35,17 +36,10 @@ void TimingCache::load(const std::string& path) {
 }
 
 void TimingCache::save(const std::string& path) const {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    if (!f) fail("cannot write the timing cache ", tmp);
-    f << kMagic << "\n";
-    for (auto& [k, e] : entries_) f << k << '\t' << e.tactic << '\t' << e.time_ms << '\n';
-    if (!f) fail("cannot write the timing cache ", tmp);
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) fail("cannot write the timing cache ", path, ": ", ec.message());
+  std::ostringstream f;
+  f << kMagic << "\n";
+  for (auto& [k, e] : entries_) f << k << '\t' << e.tactic << '\t' << e.time_ms << '\n';
+  util::write_file(path, f.str());
 }
 
 std::optional<TimingCache::Entry> TimingCache::get(const std::string& device_key, const std::string& signature) const {

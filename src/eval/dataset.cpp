@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "dataset_internal.h"
+#include "util/dir_listing.h"
 
 namespace kestrel::eval {
 
@@ -32,16 +33,11 @@ bool has_image_extension(const fs::path& p) {
   return std::any_of(std::begin(exts), std::end(exts), [&](const char* x) { return e == x; });
 }
 
-std::vector<fs::path> list_images(const fs::path& dir) {
-  std::vector<fs::path> out;
-  std::error_code ec;
-  for (fs::recursive_directory_iterator it(dir, fs::directory_options::follow_directory_symlink, ec), end;
-       !ec && it != end; it.increment(ec)) {
-    if (it->is_regular_file(ec) && has_image_extension(it->path())) out.push_back(it->path());
-  }
-  if (ec) fail("cannot list ", dir.string(), ": ", ec.message());
-  std::sort(out.begin(), out.end());
-  return out;
+std::vector<fs::path> list_images(const fs::path& dir, std::vector<std::string>* problems) {
+  // Broken entries (dangling or looping symlinks, unreadable files) are reported, not fatal.
+  util::Listing l = util::list_files(dir.string(), true, [](const std::string& p) { return has_image_extension(p); });
+  if (problems) problems->insert(problems->end(), l.problems.begin(), l.problems.end());
+  return {l.files.begin(), l.files.end()};
 }
 
 void mark_coco_ids(Dataset& ds) {

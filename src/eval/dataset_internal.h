@@ -18,7 +18,9 @@ bool has_image_extension(const fs::path& p);
 
 // All image files under `dir`, recursively, sorted by path (Ultralytics sorts, and a stable order
 // makes image ids and reports reproducible).
-std::vector<fs::path> list_images(const fs::path& dir);
+// Entries that cannot be used (dangling or looping symlinks, unreadable files) are left out, with a
+// line each in `problems` when given.
+std::vector<fs::path> list_images(const fs::path& dir, std::vector<std::string>* problems = nullptr);
 
 // Sets Dataset::coco_ids from the categories.
 void mark_coco_ids(Dataset& ds);

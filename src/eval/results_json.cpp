@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "dataset_internal.h"
+#include "util/file_io.h"
 
 namespace kestrel::eval {
 
@@ -93,11 +94,7 @@ std::string coco_results_json(const std::vector<Detection>& dets) {
 
 void write_coco_results(const std::string& path, const std::vector<Detection>& dets) {
   const std::string text = coco_results_json(dets);
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!f) fail("cannot write ", path);
-  f.write(text.data(), static_cast<std::streamsize>(text.size()));
-  f.close();
-  if (!f) fail("cannot write ", path);
+  util::write_file(path, text);
 }
 
 std::vector<Detection> parse_coco_results(const std::string& text, const std::string& what) {

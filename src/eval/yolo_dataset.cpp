@@ -50,10 +50,11 @@ struct Sources {
   std::vector<fs::path> images;        // sorted, unique
   std::vector<fs::path> label_dirs;    // labels folders that belong to the image folders
   std::map<int, std::string> names;    // class id → name
+  std::vector<std::string> problems;   // folder entries left out (broken symlinks, unreadable files)
 };
 
 void add_image_dir(Sources& s, const fs::path& dir) {
-  auto imgs = list_images(dir);
+  auto imgs = list_images(dir, &s.problems);
   s.images.insert(s.images.end(), imgs.begin(), imgs.end());
   if (fs::path l = label_dir_for(dir); !l.empty()) s.label_dirs.push_back(l);
 }
@@ -247,6 +248,7 @@ Dataset load_yolo(const fs::path& where, const LoadOptions& opts) {
     else if (fs::is_directory(where / "labels", ec)) src.label_dirs.push_back(where / "labels");
     else add_image_dir(src, where);
   }
+  ds.warnings.insert(ds.warnings.end(), src.problems.begin(), src.problems.end());
   if (src.names.empty())
     for (int i = 0; i < 80; ++i) src.names[i] = coco80_names()[i];
   ds.root = src.root.string();

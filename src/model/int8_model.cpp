@@ -3,6 +3,7 @@
 #include <fnmatch.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 
@@ -11,6 +12,8 @@
 #include "kestrel/zoo.h"
 #include "onnx/exporter.h"
 #include "quant/hash.h"
+#include "util/file_io.h"
+#include "util/paths.h"
 
 namespace kestrel {
 
@@ -32,12 +35,12 @@ std::optional<std::string> model_bytes(const std::string& model) {
 // The op type strings are stored verbatim in the protobuf; a match is confirmed by the import.
 bool has_qdq_ops(const std::string& onnx_bytes) { return onnx_bytes.find("QuantizeLinear") != std::string::npos; }
 
-// The model's identity for calibration caches: its file's bytes (or zoo name) and the batch it is bound
-// to (the last calibration batch is padded, so batch sizes see slightly different statistics).
-std::string model_id(const std::optional<std::string>& bytes, const std::string& model, int64_t batch) {
+// The model's identity for calibration caches: its file's bytes (or zoo name). Not the batch it is bound
+// to: calibration adds every image to the histograms on its own (quant::collect_histograms), so every
+// batch size gives the same scales, and `bench --batch 32` reuses the cache `val` made at batch 1.
+std::string model_id(const std::optional<std::string>& bytes, const std::string& model) {
   quant::detail::Fnv1a h;
   h.str(bytes ? *bytes : model);
-  h.u64(static_cast<uint64_t>(batch));
   return h.hex();
 }
 
@@ -88,6 +91,13 @@ Int8Model int8_model(const std::string& model, int64_t batch, int64_t imgsz, con
     throw UsageError("INT8 needs calibration images (--calib DIR, with --calib-cache FILE to calibrate once), an existing "
                      "--calib-cache or a Q/DQ model (kestrel quantize MODEL --calib DIR -o MODEL.qdq.onnx)");
   if (a.calib.empty() && a.int8_auto) throw UsageError("--int8-auto measures on calibration images: pass --calib DIR");
+  if (a.percentile_set && a.algo != "percentile")
+    throw UsageError("--percentile has no effect with --calib-algo " + a.algo);
+  if (!a.cache.empty()) {
+    std::error_code ec;
+    if (std::filesystem::exists(model, ec)) util::refuse_overwrite(a.cache, "--calib-cache", model, "the model");
+    if (!a.calib.empty() && !std::filesystem::exists(a.cache, ec)) util::check_writable(a.cache, "--calib-cache");
+  }
   quant::CalibOptions co;
   co.images = a.calib;
   co.max_images = a.calib_images;
@@ -96,7 +106,8 @@ Int8Model int8_model(const std::string& model, int64_t batch, int64_t imgsz, con
   co.percentile = a.percentile;
   co.cache_path = a.cache;
   co.progress = a.progress;
-  co.model_id = model_id(bytes, model, batch);
+  co.model_id = model_id(bytes, model);
+  co.algo_explicit = a.algo_set;
   quant::QuantOptions qo;
   if (!a.rules.empty()) qo.rules = quant::parse_layer_rules(a.rules);
   qo.default_policy = !a.no_default_policy;
@@ -105,6 +116,12 @@ Int8Model int8_model(const std::string& model, int64_t batch, int64_t imgsz, con
   // The plain graph is what gets exported; the fused one is what engines run, so what calibration and
   // the precision decisions see.
   quant::ModelForms forms = quant::plain_and_fused(load_graph(model, batch, imgsz));
+  if (imgsz) {
+    const Shape& in = forms.fused.value(forms.fused.inputs.at(0)).shape;
+    if (in.size() == 4 && in[2] != imgsz)
+      throw UsageError("--imgsz " + std::to_string(imgsz) + " does not apply to " + model + ": its input is fixed at " +
+                       shape_str(in));
+  }
   m.plain = std::move(forms.plain);
   const Graph& fused = forms.fused;
   // A rule that matches nothing is a typo: say so before a minute of calibration, not after.

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "kestrel/quant.h"
+#include "util/file_io.h"
 
 namespace kestrel::quant {
 
@@ -38,13 +39,20 @@ void write_cache(const std::string& path, const CacheKey& key, const std::map<st
     std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(s));  // 9 digits: the float round-trips
     os << name << ": " << buf << "\n";
   }
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!(f << os.str()) || !f.flush()) fail("cannot write calibration cache ", path);
+  util::write_file(path, os.str());
 }
 
 CacheFile read_cache(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("cannot read calibration cache ", path);
+  std::ifstream file(path, std::ios::binary);
+  if (!file) fail("cannot read calibration cache ", path);
+  std::ostringstream text;
+  text << file.rdbuf();
+  if (file.bad()) fail("cannot read calibration cache ", path);
+  return parse_cache(text.str(), path);
+}
+
+CacheFile parse_cache(const std::string& text, const std::string& path) {
+  std::istringstream f(text);
   std::string line;
   if (!std::getline(f, line) || trim(line) != kMagic)
     fail(path, " is not a kestrel calibration cache (first line must be '", kMagic, "')");
@@ -78,8 +86,9 @@ CacheFile read_cache(const std::string& path) {
     const std::string name = t.substr(0, colon), value = trim(t.substr(colon + 2));
     char* end = nullptr;
     const float s = std::strtof(value.c_str(), &end);
-    if (value.empty() || *end != '\0' || !(s > 0) || !std::isfinite(s))
-      fail("calibration cache ", path, ": line ", lineno, ": '", value, "' is not a positive scale");
+    if (value.empty() || *end != '\0' || !(s > 0) || !std::isnormal(s))
+      fail("calibration cache ", path, ": line ", lineno, ": '", value, "' is not a positive normal scale (tensor '",
+           name, "')");
     c.scales[name] = s;
   }
   return c;

@@ -3,12 +3,14 @@
 // engine never sees).
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <filesystem>
 
 #include "kestrel/image.h"
 #include "kestrel/quant.h"
 #include "kestrel/yolo.h"
 #include "quant/hash.h"
+#include "util/dir_listing.h"
 
 namespace kestrel::quant {
 
@@ -23,18 +25,19 @@ bool is_image(const fs::path& p) {
   return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
 }
 
-std::vector<std::string> list_images(const fs::path& dir) {
-  std::error_code ec;
-  std::vector<std::string> found;
-  fs::directory_iterator it(dir, ec);
-  if (ec) fail("cannot read calibration folder ", dir.string(), ": ", ec.message());
-  for (; it != fs::directory_iterator(); it.increment(ec)) {
-    if (ec) fail("cannot read calibration folder ", dir.string(), ": ", ec.message());
-    std::error_code ec2;
-    if (it->is_regular_file(ec2) && is_image(it->path())) found.push_back(it->path().string());
+// The folder's images (not its subfolders). Entries that cannot be used (dangling or looping symlinks,
+// unreadable files) are left out with a warning each (with the progress output, on stderr); the
+// calibration set is then what could be read, and its hash says so.
+std::vector<std::string> list_images(const fs::path& dir, bool warn) {
+  util::Listing l;
+  try {
+    l = util::list_files(dir.string(), false, [](const std::string& p) { return is_image(p); });
+  } catch (const Error& e) {
+    fail("cannot read calibration folder ", dir.string(), ": ", e.what());
   }
-  std::sort(found.begin(), found.end());
-  return found;
+  if (warn)
+    for (const std::string& p : l.problems) std::fprintf(stderr, "kestrel: warning: %s\n", p.c_str());
+  return l.files;
 }
 }  // namespace
 
@@ -45,9 +48,9 @@ std::vector<std::string> calibration_images(const CalibOptions& o) {
   std::error_code ec;
   if (!fs::exists(root, ec)) fail("calibration folder not found: ", o.images);
   if (!fs::is_directory(root, ec)) fail("calibration path ", o.images, " is not a folder");
-  std::vector<std::string> images = list_images(root);
+  std::vector<std::string> images = list_images(root, o.progress);
   // A dataset folder (coco128/) keeps its pictures in images/.
-  if (images.empty() && fs::is_directory(root / "images", ec)) images = list_images(root / "images");
+  if (images.empty() && fs::is_directory(root / "images", ec)) images = list_images(root / "images", o.progress);
   if (images.empty()) fail("calibration folder ", o.images, " contains no images (.jpg, .jpeg, .png)");
   const size_t want = static_cast<size_t>(o.max_images);
   if (o.images_explicit && images.size() < want)

@@ -52,8 +52,11 @@ std::map<std::string, Histogram> collect_histograms(const Graph& g, const std::v
       const HostTensor& t = *values.at(name);
       KESTREL_CHECK(t.dtype() == DType::F32 && t.rank() >= 1 && t.dim(0) == B, "calibration: tensor '", name,
                     "' is not a float32 batch-major tensor");
-      // Only the real images of a padded last batch count.
-      hists[name].add(t.data<float>(), t.numel() / B * static_cast<int64_t>(n));
+      // One image at a time, only the real images of a padded last batch: the histogram grows its range
+      // as larger values arrive, so adding per image makes the statistics (and a cache's scales) the
+      // same whatever batch the model is bound to.
+      const int64_t per_image = t.numel() / B;
+      for (size_t k = 0; k < n; ++k) hists[name].add(t.data<float>() + static_cast<int64_t>(k) * per_image, per_image);
     }
     if (bar) bar->advance(static_cast<int64_t>(n));
   }
@@ -77,13 +80,23 @@ Calibration calibrate(const Graph& g, const CalibOptions& o) {
   const std::vector<std::string> tensors = quantizable_tensors(g);
   if (tensors.empty()) fail("the model has no convolution to quantize");
   std::error_code ec;
+  // A 0-byte cache holds nothing to reuse (a write cut short, e.g. by a full disk, before writes were
+  // atomic): with images it is made again; alone it is an error that says so.
+  const bool cache_exists = !o.cache_path.empty() && std::filesystem::exists(o.cache_path, ec);
+  const bool cache_empty = cache_exists && std::filesystem::is_regular_file(o.cache_path, ec) &&
+                           std::filesystem::file_size(o.cache_path, ec) == 0;
   if (o.images.empty()) {
     // A cache alone, as TensorRT reads one without its calibrator's images: it must still be this
     // model's, at this input size and preprocessing; its algorithm and image set are taken as they are.
     if (o.cache_path.empty()) throw UsageError("calibration needs images (--calib DIR) or a calibration cache");
     if (!std::filesystem::exists(o.cache_path, ec))
       throw UsageError("calibration cache " + o.cache_path + " does not exist: pass --calib DIR to make it");
+    if (cache_empty)
+      fail("calibration cache ", o.cache_path, " is empty (an interrupted write?): pass --calib DIR to make it again");
     CacheFile c = read_cache(o.cache_path);
+    if (o.algo_explicit && c.key.algorithm != algorithm_key(o))
+      fail("calibration cache ", o.cache_path, " was made with ", c.key.algorithm, ", not the requested ", algorithm_key(o),
+           " (pass --calib DIR to calibrate with it, or leave out --calib-algo / --percentile to use the cache)");
     Calibration cal;
     cal.key = c.key;
     cal.key.model_hash = o.model_id.empty() ? graph_hash(g) : o.model_id;
@@ -107,7 +120,7 @@ Calibration calibrate(const Graph& g, const CalibOptions& o) {
   cal.key.image_count = static_cast<int64_t>(images.size());
   cal.key.image_set_hash = image_set_hash(images);
 
-  if (!o.cache_path.empty() && std::filesystem::exists(o.cache_path, ec)) {
+  if (cache_exists && !cache_empty) {
     CacheFile c = read_cache(o.cache_path);
     check_cache_key(o.cache_path, c.key, cal.key);
     for (auto& t : tensors)

@@ -129,8 +129,10 @@ double amax_mse(const Histogram& h) {
 }
 
 float scale_from_amax(double amax) {
-  if (!(amax > 0)) return 1.f;
-  return static_cast<float>(amax) / 127.f;
+  // All zeros, or values so small that amax / 127 is no normal float (they quantize to 0 whatever the
+  // scale): 1, since a zero or denormal scale is refused wherever scales are read.
+  const float s = static_cast<float>(amax) / 127.f;
+  return std::isnormal(s) && s > 0 ? s : 1.f;
 }
 
 float compute_scale(const Histogram& h, CalibAlgo algo, double percentile) {

@@ -40,6 +40,10 @@ inline constexpr const char* kReasonAttr = "kestrel_precision_reason";
 inline constexpr const char* kOutputPrecisionAttr = "kestrel_output_precision";
 
 bool is_qdq(const Node& n);
+// Fails, naming `where` (e.g. "QuantizeLinear node 'q3'"), unless every scale is a positive normal
+// float: 0 divides by zero (every code saturates: mAP 0 with no error), inf and NaN poison every
+// output, and a denormal has lost its precision and is flushed to zero on the GPU.
+void check_scales(const std::string& where, const std::vector<float>& scales);
 // A name not used yet by any value (or node, for node names) of g, derived from base.
 std::string unique_value_name(const Graph& g, const std::string& base);
 

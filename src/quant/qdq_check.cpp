@@ -2,6 +2,8 @@
 // consume it, so every other placement is refused up front with the node's name -- rather than run
 // as silent fake quantization, which would report an INT8 accuracy no engine reproduces.
 #include <algorithm>
+#include <cmath>
+#include <string>
 
 #include "quant/internal.h"
 
@@ -29,6 +31,18 @@ void check_zero_point(const Graph& g, const Node& n) {
 std::string describe(const Node& n) { return n.op + " node '" + n.name + "'"; }
 }  // namespace
 
+namespace detail {
+void check_scales(const std::string& where, const std::vector<float>& scales) {
+  for (size_t i = 0; i < scales.size(); ++i) {
+    const float s = scales[i];
+    if (std::isnormal(s) && s > 0) continue;
+    const char* what = std::isnan(s) ? "NaN" : std::isinf(s) ? "infinite" : s == 0 ? "zero" : s < 0 ? "negative" : "denormal";
+    fail(where, " has a ", what, " scale (", s, scales.size() > 1 ? ", channel " + std::to_string(i) : std::string(),
+         "): a scale must be a positive normal float");
+  }
+}
+}  // namespace detail
+
 void check_qdq_placement(const Graph& g) {
   const auto prod = g.producers();
   const auto cons = g.consumers();
@@ -38,6 +52,7 @@ void check_qdq_placement(const Graph& g) {
   };
   auto is_output = [&](const std::string& v) { return std::count(g.outputs.begin(), g.outputs.end(), v) != 0; };
   for (const Node& n : g.nodes) {
+    if (detail::is_qdq(n)) detail::check_scales(describe(n), param(g, n, 1, "scale").to_f32());
     if (n.op == "QuantizeLinear") {
       check_zero_point(g, n);
       if (param(g, n, 1, "scale").numel() != 1)

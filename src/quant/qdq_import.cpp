@@ -46,6 +46,11 @@ std::map<std::string, WeightDq> weight_dqs(const onnx::ModelProto& m) {
     for (auto& i : n.input()) all_const = all_const && (i.empty() || constant.count(i) || consts.count(i));
     if (n.op_type() == "Constant" || all_const)
       for (auto& o : n.output()) constant.insert(o);
+    // Every constant scale in the file is checked, also those of nodes the importer folds away.
+    if ((n.op_type() == "QuantizeLinear" || n.op_type() == "DequantizeLinear") && n.input_size() >= 2 &&
+        consts.count(n.input(1)))
+      detail::check_scales(n.op_type() + " node '" + n.name() + "'",
+                           onnx_import::to_host_tensor(*consts[n.input(1)]).to_f32());
     if (n.op_type() != "DequantizeLinear" || n.input_size() < 2 || !constant.count(n.input(0))) continue;
     if (!consts.count(n.input(1))) continue;  // a computed scale: nothing to restore from
     WeightDq w;

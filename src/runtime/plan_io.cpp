@@ -74,9 +74,11 @@ class Reader {
     for (uint64_t i = 0; i < n; ++i) v.push_back(str());
     return v;
   }
-  size_t count(size_t limit = 1u << 24) {
+  // A record count, bounded by `limit` and by the bytes left (each record takes at least
+  // `min_bytes` of them): a corrupt count must not allocate gigabytes before the reads fail.
+  size_t count(size_t limit = 1u << 24, size_t min_bytes = 1) {
     const uint64_t n = pod<uint64_t>();
-    if (n > limit) corrupt("bad count");
+    if (n > limit || n > (n_ - pos_) / min_bytes) corrupt("bad count");
     return static_cast<size_t>(n);
   }
   [[noreturn]] void corrupt(const char* what) const {
@@ -105,10 +107,12 @@ HostTensor read_tensor(Reader& r) {
   if (static_cast<uint8_t>(dt) > static_cast<uint8_t>(DType::Bool)) r.corrupt("bad dtype");
   Shape s = r.vec<int64_t>();
   auto [p, n] = r.bytes();
+  // The stored bytes must be exactly the shape's, checked before anything is allocated for it.
+  int64_t bytes = static_cast<int64_t>(dtype_size(dt));
   for (int64_t d : s)
-    if (d < 0) r.corrupt("bad shape");
+    if (d < 0 || __builtin_mul_overflow(bytes, d, &bytes)) r.corrupt("bad shape");
+  if (static_cast<uint64_t>(bytes) != n) r.corrupt("tensor size mismatch");
   HostTensor t(dt, s);
-  if (n != t.nbytes()) r.corrupt("tensor size mismatch");
   if (n) std::memcpy(t.raw(), p, n);
   return t;
 }
@@ -134,7 +138,7 @@ void write_attrs(Writer& w, const Attributes& a) {
 
 Attributes read_attrs(Reader& r) {
   Attributes a;
-  const size_t n = r.count();
+  const size_t n = r.count(1u << 24, 9);  // a key (8-byte length) and a tag at least
   for (size_t i = 0; i < n; ++i) {
     std::string k = r.str();
     switch (r.pod<uint8_t>()) {
@@ -258,7 +262,7 @@ Plan deserialize_plan(const void* data, size_t size) {
     h.metadata[k] = r.str();
   }
 
-  plan.tensors.resize(r.count());
+  plan.tensors.resize(r.count(1u << 24, 39));  // the fixed-size fields of one tensor
   for (PlanTensor& t : plan.tensors) {
     t.name = r.str();
     const uint8_t dt = r.pod<uint8_t>();
@@ -274,7 +278,7 @@ Plan deserialize_plan(const void* data, size_t size) {
     t.offset = r.pod<int64_t>();
     t.channels_last = r.pod<uint8_t>() != 0;
   }
-  plan.layers.resize(r.count());
+  plan.layers.resize(r.count(1u << 24, 76));  // the fixed-size fields of one layer
   for (PlanLayer& l : plan.layers) {
     l.name = r.str();
     l.op = r.str();
@@ -303,7 +307,9 @@ Plan deserialize_plan(const void* data, size_t size) {
   for (auto& l : plan.layers) {
     for (int32_t id : l.inputs) check_id(id, true);
     for (int32_t id : l.outputs) check_id(id, false);
-    if (l.scratch_bytes < 0 || l.scratch_offset < 0 || l.scratch_offset + l.scratch_bytes > plan.arena_bytes)
+    int64_t scratch_end = 0;
+    if (l.scratch_bytes < 0 || l.scratch_offset < 0 ||
+        __builtin_add_overflow(l.scratch_offset, l.scratch_bytes, &scratch_end) || scratch_end > plan.arena_bytes)
       r.corrupt("scratch outside the arena");
   }
   for (int32_t id : plan.inputs) check_id(id, false);
@@ -314,13 +320,18 @@ Plan deserialize_plan(const void* data, size_t size) {
       if (t.shape[d] < 0 || t.strides[d] < 0) r.corrupt("negative extent");
       if (t.shape[d] == 0) span = 0;
     }
-    if (span) {
-      for (size_t d = 0; d < t.shape.size(); ++d) span += (t.shape[d] - 1) * t.strides[d];
+    // Overflow-checked: a corrupt shape or stride must not wrap around into a small, "valid" extent.
+    int64_t bytes = 0, end = 0;
+    for (size_t d = 0; span && d < t.shape.size(); ++d) {
+      int64_t step = 0;
+      if (__builtin_mul_overflow(t.shape[d] - 1, t.strides[d], &step) || __builtin_add_overflow(span, step, &span))
+        r.corrupt("tensor extent overflows");
     }
-    const int64_t bytes = span * static_cast<int64_t>(dtype_size(t.dtype));
-    if (t.storage == Storage::Arena && (t.offset < 0 || t.offset + bytes > plan.arena_bytes))
-      r.corrupt("tensor outside the arena");
-    if (t.storage == Storage::Weights && (t.offset < 0 || t.offset + bytes > static_cast<int64_t>(plan.weights.size())))
+    if (__builtin_mul_overflow(span, static_cast<int64_t>(dtype_size(t.dtype)), &bytes) ||
+        __builtin_add_overflow(t.offset, bytes, &end))
+      r.corrupt("tensor extent overflows");
+    if (t.storage == Storage::Arena && (t.offset < 0 || end > plan.arena_bytes)) r.corrupt("tensor outside the arena");
+    if (t.storage == Storage::Weights && (t.offset < 0 || end > static_cast<int64_t>(plan.weights.size())))
       r.corrupt("tensor outside the weights");
     if ((t.storage == Storage::Input && (t.slot < 0 || t.slot >= static_cast<int32_t>(plan.inputs.size()))) ||
         (t.storage == Storage::Output && (t.slot < 0 || t.slot >= static_cast<int32_t>(plan.outputs.size()))))

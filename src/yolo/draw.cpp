@@ -1,4 +1,5 @@
-// Box + label annotation, sized like Ultralytics' Annotator, text rendered with FreeType.
+// Box + label annotation, sized like Ultralytics' Annotator, text rendered with FreeType, or with the
+// built-in bitmap font (fallback_font.inc) where no TrueType font is installed.
 #include <ft2build.h>
 #include FT_FREETYPE_H
 
@@ -7,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 
 #include "kestrel/error.h"
 #include "kestrel/yolo.h"
@@ -23,39 +25,116 @@ constexpr uint32_t kPalette[20] = {0x042AFF, 0x0BDBEB, 0xF3F3F3, 0x00DFB7, 0x111
                                    0xCCED00, 0x00F344, 0xBD00FF, 0x00B4FF, 0xDD00BA, 0x00FFFF, 0x26C000,
                                    0x01FFB3, 0x7D24FF, 0x7B0068, 0xFF1B6C, 0xFC6D2F, 0xA2FF0B};
 
-struct FontFace {
-  FT_Library lib = nullptr;
-  FT_Face face = nullptr;
-  FontFace() = default;
-  FontFace(const FontFace&) = delete;
-  FontFace& operator=(const FontFace&) = delete;
-  ~FontFace() {
-    if (face) FT_Done_Face(face);
-    if (lib) FT_Done_FreeType(lib);
-  }
+struct FallbackGlyph {
+  unsigned cp;
+  int advance, left, top;
+  unsigned width, rows;
+  const char* coverage;  // rows x width hex digits
+};
+#include "fallback_font.inc"
+
+// One rendered glyph: coverage 0..255, its origin offset and advance in pixels.
+struct Glyph {
+  int left = 0, top = 0, advance = 0, width = 0, rows = 0;
+  std::vector<uint8_t> alpha;
 };
 
-void load_font(FontFace& f, const DrawOptions& opts, int px) {
-  std::vector<std::string> candidates;
-  if (!opts.font_path.empty()) {
-    candidates.push_back(opts.font_path);  // an explicit choice is not silently replaced
-  } else {
-    if (const char* env = std::getenv("KESTREL_FONT"); env && *env) candidates.emplace_back(env);
-    candidates.emplace_back("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf");  // Debian/Ubuntu
-    candidates.emplace_back("/usr/share/fonts/TTF/DejaVuSans.ttf");              // Arch
-    candidates.emplace_back("/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf"); // Fedora
-  }
-  if (FT_Init_FreeType(&f.lib) != 0) fail("cannot initialise FreeType");
-  for (const std::string& path : candidates) {
-    if (FT_New_Face(f.lib, path.c_str(), 0, &f.face) == 0) {
-      if (FT_Set_Pixel_Sizes(f.face, 0, static_cast<FT_UInt>(px)) == 0) return;
-      FT_Done_Face(f.face);
-      f.face = nullptr;
+// The label font: a TrueType face when one loads, else the built-in bitmap font scaled to the size.
+class LabelFont {
+ public:
+  LabelFont(const DrawOptions& opts, int px) {
+    std::vector<std::string> candidates;
+    if (!opts.font_path.empty()) {
+      candidates.push_back(opts.font_path);  // an explicit choice is not silently replaced
+    } else {
+      if (const char* env = std::getenv("KESTREL_FONT"); env && *env) candidates.emplace_back(env);
+      candidates.emplace_back("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf");  // Debian/Ubuntu
+      candidates.emplace_back("/usr/share/fonts/TTF/DejaVuSans.ttf");              // Arch
+      candidates.emplace_back("/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf"); // Fedora
     }
+    // "builtin" (font_path or $KESTREL_FONT) asks for the built-in font: the same pixels on every machine.
+    const bool builtin_asked = opts.font_path == "builtin" || (!candidates.empty() && candidates.front() == "builtin");
+    if (!builtin_asked && FT_Init_FreeType(&lib_) == 0) {
+      for (const std::string& path : candidates) {
+        if (FT_New_Face(lib_, path.c_str(), 0, &face_) == 0) {
+          if (FT_Set_Pixel_Sizes(face_, 0, static_cast<FT_UInt>(px)) == 0) break;
+          FT_Done_Face(face_);
+        }
+        face_ = nullptr;
+      }
+    }
+    if (face_) {
+      ascent_ = static_cast<int>((face_->size->metrics.ascender + 63) >> 6);
+      descent_ = static_cast<int>((-face_->size->metrics.descender + 63) >> 6);
+      return;
+    }
+    if (!opts.font_path.empty() && !builtin_asked)
+      fail("cannot load the label font ", opts.font_path, " (leave DrawOptions::font_path empty for the built-in font)");
+    scale_ = static_cast<double>(px) / kFallbackPx;
+    ascent_ = static_cast<int>(std::ceil(kFallbackAscent * scale_));
+    descent_ = static_cast<int>(std::ceil(kFallbackDescent * scale_));
   }
-  fail("cannot load a TrueType font for labels (tried ", candidates.front(),
-       "); set KESTREL_FONT or DrawOptions::font_path, or draw with labels = false");
-}
+  LabelFont(const LabelFont&) = delete;
+  LabelFont& operator=(const LabelFont&) = delete;
+  ~LabelFont() {
+    if (face_) FT_Done_Face(face_);
+    if (lib_) FT_Done_FreeType(lib_);
+  }
+  int ascent() const { return ascent_; }
+  int descent() const { return descent_; }
+
+  // False when neither the code point nor '?' can be drawn.
+  bool glyph(uint32_t cp, Glyph& g) const { return face_ ? truetype(cp, g) : builtin(cp, g); }
+
+ private:
+  bool truetype(uint32_t cp, Glyph& out) const {
+    if (FT_Load_Char(face_, cp, FT_LOAD_RENDER) != 0 && FT_Load_Char(face_, '?', FT_LOAD_RENDER) != 0) return false;
+    const FT_GlyphSlot g = face_->glyph;
+    const FT_Bitmap& bm = g->bitmap;
+    out.left = g->bitmap_left, out.top = g->bitmap_top, out.advance = static_cast<int>(g->advance.x >> 6);
+    out.width = static_cast<int>(bm.width), out.rows = static_cast<int>(bm.rows);
+    out.alpha.assign(static_cast<size_t>(out.width) * out.rows, 0);
+    for (int r = 0; r < out.rows; ++r) {
+      const unsigned char* src = bm.buffer + static_cast<ptrdiff_t>(r) * bm.pitch;
+      for (int c = 0; c < out.width; ++c)
+        out.alpha[static_cast<size_t>(r) * out.width + c] =
+            bm.pixel_mode == FT_PIXEL_MODE_MONO ? ((src[c >> 3] >> (7 - (c & 7))) & 1) * 255 : src[c];
+    }
+    return true;
+  }
+
+  // The bitmap glyph resampled (area average of the 32 px coverage) to the requested size.
+  bool builtin(uint32_t cp, Glyph& out) const {
+    if (cp < 32 || cp > 126) cp = '?';
+    const FallbackGlyph& f = kFallbackGlyphs[cp - 32];
+    out.left = static_cast<int>(std::lround(f.left * scale_));
+    out.top = static_cast<int>(std::lround(f.top * scale_));
+    out.advance = std::max(1, static_cast<int>(std::lround(f.advance * scale_)));
+    out.width = f.width ? std::max(1, static_cast<int>(std::lround(f.width * scale_))) : 0;
+    out.rows = f.rows ? std::max(1, static_cast<int>(std::lround(f.rows * scale_))) : 0;
+    out.alpha.assign(static_cast<size_t>(out.width) * out.rows, 0);
+    auto at = [&](int r, int c) {
+      const char h = f.coverage[static_cast<size_t>(r) * f.width + c];
+      return (h <= '9' ? h - '0' : h - 'a' + 10) * 17;  // 0..15 -> 0..255
+    };
+    for (int r = 0; r < out.rows; ++r)
+      for (int c = 0; c < out.width; ++c) {
+        // Source pixels covered by this destination pixel.
+        const int r0 = r * static_cast<int>(f.rows) / out.rows, r1 = std::max(r0 + 1, (r + 1) * static_cast<int>(f.rows) / out.rows);
+        const int c0 = c * static_cast<int>(f.width) / out.width, c1 = std::max(c0 + 1, (c + 1) * static_cast<int>(f.width) / out.width);
+        int sum = 0;
+        for (int y = r0; y < r1; ++y)
+          for (int x = c0; x < c1; ++x) sum += at(y, x);
+        out.alpha[static_cast<size_t>(r) * out.width + c] = static_cast<uint8_t>(sum / ((r1 - r0) * (c1 - c0)));
+      }
+    return true;
+  }
+
+  FT_Library lib_ = nullptr;
+  FT_Face face_ = nullptr;
+  double scale_ = 1;
+  int ascent_ = 0, descent_ = 0;
+};
 
 // Fills the inclusive rectangle [x0, x1] x [y0, y1], clipped to the image.
 void fill_rect(Image& img, int x0, int y0, int x1, int y1, const Color& c) {
@@ -91,40 +170,43 @@ std::vector<uint32_t> utf8_codepoints(const std::string& s) {
   return out;
 }
 
-bool load_glyph(FT_Face face, uint32_t cp) {
-  if (FT_Load_Char(face, cp, FT_LOAD_RENDER) == 0) return true;
-  return FT_Load_Char(face, '?', FT_LOAD_RENDER) == 0;
-}
-
-int text_width(FT_Face face, const std::vector<uint32_t>& cps) {
+int text_width(const LabelFont& font, const std::vector<uint32_t>& cps) {
   int w = 0;
+  Glyph g;
   for (uint32_t cp : cps)
-    if (load_glyph(face, cp)) w += static_cast<int>(face->glyph->advance.x >> 6);
+    if (font.glyph(cp, g)) w += g.advance;
   return w;
 }
 
 // Alpha-blends the text (anti-aliased coverage) with its baseline at `baseline`.
-void draw_text(Image& img, FT_Face face, const std::vector<uint32_t>& cps, int x, int baseline, const Color& c) {
+void draw_text(Image& img, const LabelFont& font, const std::vector<uint32_t>& cps, int x, int baseline, const Color& c) {
+  Glyph g;
   for (uint32_t cp : cps) {
-    if (!load_glyph(face, cp)) continue;
-    const FT_GlyphSlot g = face->glyph;
-    const FT_Bitmap& bm = g->bitmap;
-    const int left = x + g->bitmap_left, top = baseline - g->bitmap_top;
-    for (unsigned r = 0; r < bm.rows; ++r) {
-      const int y = top + static_cast<int>(r);
+    if (!font.glyph(cp, g)) continue;
+    const int left = x + g.left, top = baseline - g.top;
+    for (int r = 0; r < g.rows; ++r) {
+      const int y = top + r;
       if (y < 0 || y >= img.height) continue;
-      const unsigned char* src = bm.buffer + static_cast<ptrdiff_t>(r) * bm.pitch;
-      for (unsigned col = 0; col < bm.width; ++col) {
-        const int px = left + static_cast<int>(col);
+      for (int col = 0; col < g.width; ++col) {
+        const int px = left + col;
         if (px < 0 || px >= img.width) continue;
-        const int a = bm.pixel_mode == FT_PIXEL_MODE_MONO ? ((src[col >> 3] >> (7 - (col & 7))) & 1) * 255 : src[col];
+        const int a = g.alpha[static_cast<size_t>(r) * g.width + col];
         if (a == 0) continue;
         uint8_t* p = img.pixel(px, y);
         for (int k = 0; k < 3; ++k) p[k] = static_cast<uint8_t>((p[k] * (255 - a) + c[k] * a + 127) / 255);
       }
     }
-    x += static_cast<int>(g->advance.x >> 6);
+    x += g.advance;
   }
+}
+
+// WCAG relative luminance of an sRGB colour (B, G, R order).
+double relative_luminance(const Color& bgr) {
+  auto lin = [](uint8_t v) {
+    const double c = v / 255.0;
+    return c <= 0.04045 ? c / 12.92 : std::pow((c + 0.055) / 1.055, 2.4);
+  };
+  return 0.0722 * lin(bgr[0]) + 0.7152 * lin(bgr[1]) + 0.2126 * lin(bgr[2]);
 }
 
 int to_pixel(float v) {
@@ -134,6 +216,16 @@ int to_pixel(float v) {
 }
 
 }  // namespace
+
+double contrast_ratio(const std::array<uint8_t, 3>& a, const std::array<uint8_t, 3>& b) {
+  const double la = relative_luminance(a), lb = relative_luminance(b);
+  return (std::max(la, lb) + 0.05) / (std::min(la, lb) + 0.05);
+}
+
+std::array<uint8_t, 3> label_text_color(const std::array<uint8_t, 3>& background) {
+  const Color black{0, 0, 0}, white{255, 255, 255};
+  return contrast_ratio(background, black) >= contrast_ratio(background, white) ? black : white;
+}
 
 std::array<uint8_t, 3> class_color(int cls) {
   const int n = 20;
@@ -152,13 +244,12 @@ void draw_detections(Image& img, const std::vector<Box>& boxes, const std::vecto
   const int font_px =
       opts.font_px > 0 ? opts.font_px : std::max(static_cast<int>(std::nearbyint(mean_side * 0.035)), 12);
 
-  FontFace font;
+  std::optional<LabelFont> font;
   int ascent = 0, text_h = 0;
   if (opts.labels) {
-    load_font(font, opts, font_px);
-    ascent = static_cast<int>((font.face->size->metrics.ascender + 63) >> 6);
-    const int descent = static_cast<int>((-font.face->size->metrics.descender + 63) >> 6);
-    text_h = ascent + descent;
+    font.emplace(opts, font_px);
+    ascent = font->ascent();
+    text_h = ascent + font->descent();
   }
   const int before = lw / 2, after = lw - 1 - before;  // the line straddles the box edge
   const int pad_x = std::max(2, font_px / 5), pad_y = std::max(1, font_px / 10);
@@ -183,16 +274,14 @@ void draw_detections(Image& img, const std::vector<Box>& boxes, const std::vecto
     std::snprintf(score, sizeof(score), " %.2f", b->score);
     label += score;
     const std::vector<uint32_t> cps = utf8_codepoints(label);
-    const int label_w = text_width(font.face, cps) + 2 * pad_x, label_h = text_h + 2 * pad_y;
+    const int label_w = text_width(*font, cps) + 2 * pad_x, label_h = text_h + 2 * pad_y;
     // Above the box when it fits, else just inside its top edge; shifted left to stay in the image.
     int lx = std::max(0, std::min(x1 - before, img.width - label_w));
     int ly = y1 - before - label_h >= 0 ? y1 - before - label_h : std::max(0, y1 - before);
     ly = std::max(0, std::min(ly, img.height - label_h));
     fill_rect(img, lx, ly, lx + label_w - 1, ly + label_h - 1, color);
-    // Dark text on light colours (e.g. F3F3F3, CCED00), white on the rest.
-    const double luma = 0.114 * color[0] + 0.587 * color[1] + 0.299 * color[2];
-    const Color text = luma > 150 ? Color{0, 0, 0} : Color{255, 255, 255};
-    draw_text(img, font.face, cps, lx + pad_x, ly + pad_y + ascent, text);
+    // Black or white, whichever contrasts more with the label's colour (WCAG ratio >= 4.5 for every colour).
+    draw_text(img, *font, cps, lx + pad_x, ly + pad_y + ascent, label_text_color(color));
   }
 }
 

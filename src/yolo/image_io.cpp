@@ -7,6 +7,7 @@
 
 #include "image_internal.h"
 #include "kestrel/error.h"
+#include "util/file_io.h"
 
 namespace kestrel::image {
 
@@ -125,9 +126,7 @@ void write_image(const std::string& path, const Image& img, int jpeg_quality) {
     bytes = encode_png(img);
   else
     fail(path, ": cannot tell the image format from the extension (use .jpg, .jpeg or .png)");
-  File f = open_file(path, "wb");
-  if (std::fwrite(bytes.data(), 1, bytes.size(), f.get()) != bytes.size() || std::fflush(f.get()) != 0)
-    fail(path, ": write error (", std::strerror(errno), ")");
+  util::write_file(path, bytes.data(), bytes.size());
 }
 
 }  // namespace kestrel::image

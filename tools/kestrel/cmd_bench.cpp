@@ -1,9 +1,9 @@
 // kestrel bench MODEL|ENGINE: trtexec-class latency and throughput measurement.
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "bench_runner.h"
+#include "cli_checks.h"
 #include "kestrel/inference.h"
 #include "kestrel/pipeline.h"
 #include "command.h"
@@ -53,7 +53,8 @@ nlohmann::json end_to_end(InferenceEngine& engine, const std::string& images) {
 
 int run_bench(BenchArgs a) {
   // Fail on an unwritable --json before spending minutes measuring.
-  if (!a.json.empty() && !std::ofstream(a.json, std::ios::app)) fail("cannot write ", a.json);
+  check_int8_options_used(a.int8, a.precision == "int8");
+  check_output(a.json, "--json", {{a.model, "the model"}, {a.int8.cache, "the calibration cache"}});
   const EngineSpec spec{a.model, a.backend, a.precision, a.batch, a.imgsz, &a.int8};
   const Backend backend = resolve_backend(spec);
   BenchResult r;
@@ -62,6 +63,7 @@ int run_bench(BenchArgs a) {
     if (a.precision != "fp32") throw UsageError("bench on the cpu backend runs fp32 only (asked for " + a.precision + ")");
     if (a.o.cuda_graph || a.o.streams != 1) throw UsageError("--cuda-graph and --streams need --backend cuda");
     Graph g = load_graph(a.model, a.batch, a.imgsz);
+    check_imgsz_applied(a.imgsz, g.value(g.inputs.at(0)).shape, a.model);
     std::printf("bench %s on the CPU backend, batch %lld\n", a.model.c_str(), static_cast<long long>(g.batch()));
     r = bench_cpu(g, a.o);
     r.model = a.model;
@@ -73,6 +75,7 @@ int run_bench(BenchArgs a) {
   } else {
 #ifdef KESTREL_HAS_CUDA
     auto engine = cuda_engine_for(spec);
+    check_imgsz_applied(a.imgsz, engine->info().inputs.at(0).shape, a.model);
     std::printf("bench %s on %s, %s, batch %lld\n", a.model.c_str(), engine->info().gpu_name.c_str(),
                 precision_name(engine->info().precision), static_cast<long long>(engine->info().batch));
     r = bench_cuda(*engine, a.o);
@@ -88,10 +91,9 @@ int run_bench(BenchArgs a) {
 #endif
   }
   if (!a.json.empty()) {
-    std::ofstream f(a.json, std::ios::trunc);
     nlohmann::json j = to_json(r);
     if (!e2e.is_null()) j["end_to_end"] = e2e;
-    if (!(f << j.dump(2) << "\n")) fail("cannot write ", a.json);
+    write_json(a.json, j.dump(2));
     std::printf("JSON written to %s\n", a.json.c_str());
   }
   return 0;
@@ -107,9 +109,9 @@ Command add_bench(CLI::App& root) {
   add_int8_options(app, a->int8);
   app->add_option("--batch", a->batch, "Batch size")->check(CLI::Range(1, 4096));
   app->add_option("--imgsz", a->imgsz, "Input size for models with dynamic spatial dims")->check(CLI::Range(32, 8192));
-  app->add_option("--warmup", a->o.warmup_ms, "Warm-up time in ms")->check(CLI::Range(0.0, 600000.0))->capture_default_str();
+  app->add_option("--warmup", a->o.warmup_ms, "Warm-up time in ms")->check(finite_range(0.0, 600000.0))->capture_default_str();
   app->add_option("--iterations", a->o.iterations, "At least this many inferences")->check(CLI::Range(1, 100000000))->capture_default_str();
-  app->add_option("--duration", a->o.duration_s, "And at least this many seconds")->check(CLI::Range(0.0, 86400.0))->capture_default_str();
+  app->add_option("--duration", a->o.duration_s, "And at least this many seconds")->check(finite_range(0.0, 86400.0))->capture_default_str();
   app->add_flag("--cuda-graph", a->o.cuda_graph, "Capture the enqueue into a CUDA graph and replay it");
   app->add_option("--streams", a->o.streams, "Concurrent streams, one execution context each")->check(CLI::Range(1, 64));
   app->add_flag("--no-data-transfers", [a](int64_t) { a->o.data_transfers = false; }, "Leave out H2D and D2H copies");

@@ -3,11 +3,13 @@
 // calibrates the model first (or reads a Q/DQ ONNX with its own scales).
 #include <cstdio>
 
+#include "cli_checks.h"
 #include "command.h"
 #include "int8_args.h"
 #include "kestrel/builder.h"
 #include "model_arg.h"
 #include "util/file_io.h"
+#include "util/paths.h"
 
 namespace kestrel::cli {
 
@@ -16,10 +18,16 @@ struct BuildArgs {
   std::string model, output, timing_cache, precision_constraints = "prefer";
   bool fp16 = false, int8 = false, tf32 = false, no_optimize = false, verbose = false;
   Int8Args calib;
-  int64_t batch = 0, imgsz = 0, workspace_mib = 1024;
+  int64_t batch = 0, imgsz = 0;
+  int64_t workspace_mib = BuilderConfig{}.workspace_limit >> 20;  // the library's default, in MiB
 };
 
 int run_build(const BuildArgs& a) {
+  // Before minutes of tuning: the engine file must be writable and must not replace an input.
+  check_output(a.output, "-o", {{a.model, "the model"}, {a.timing_cache, "the timing cache"}, {a.calib.cache, "the calibration cache"}});
+  if (util::same_path(a.output, a.timing_cache)) throw UsageError("-o and --timing-cache name the same file");
+  check_int8_options_used(a.calib, a.int8);
+  if (!a.int8 && a.precision_constraints == "obey") throw UsageError("--precision-constraints applies to --int8 builds only");
   BuilderConfig cfg;
   // --int8 runs what has no INT8 kernel (or stays FP16 by policy) in FP16, as TensorRT's --int8 --fp16.
   cfg.precision = a.int8 ? Precision::INT8 : a.fp16 ? Precision::FP16 : Precision::FP32;
@@ -32,6 +40,7 @@ int run_build(const BuildArgs& a) {
   cfg.verbose = a.verbose;
   cfg.obey_precision_constraints = a.precision_constraints == "obey";
   Graph g = a.int8 ? int8_model(a.model, a.batch, a.imgsz, a.calib).qdq : load_graph(a.model, a.batch, a.imgsz);
+  check_imgsz_applied(a.imgsz, g.value(g.inputs.at(0)).shape, a.model);
   std::string hash;
   try {
     const std::vector<char> bytes = util::read_file(a.model);
@@ -75,7 +84,9 @@ Command add_build(CLI::App& root) {
                   "INT8: obey = every INT8 layer exactly as quantized; prefer (default) = the tuner may run a layer "
                   "above INT8 where that is faster (as trtexec's --precisionConstraints)")
       ->check(CLI::IsMember({"prefer", "obey"}));
-  app->add_option("--workspace", args->workspace_mib, "Scratch limit per layer, MiB (default 1024)")->check(CLI::Range(0, 1 << 20));
+  app->add_option("--workspace", args->workspace_mib, "Scratch limit per layer, MiB")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
   app->add_flag("--no-optimize", args->no_optimize, "Skip the fusion passes (run the graph op by op)");
   app->add_flag("--verbose,-v", args->verbose, "Print every tactic's time per layer");
   return {app, [args] { return run_build(*args); }};

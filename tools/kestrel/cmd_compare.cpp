@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "bench_runner.h"
+#include "cli_checks.h"
 #include "command.h"
 #include "dataset_arg.h"
 #include "compare_chart.h"
@@ -22,6 +23,8 @@
 #include "kestrel/agreement.h"
 #include "kestrel/pipeline.h"
 #include "model_arg.h"
+#include "util/file_io.h"
+#include "util/paths.h"
 #ifdef KESTREL_HAS_CUDA
 #include "cuda_cli.h"
 #include "kestrel/runtime.h"
@@ -37,6 +40,7 @@ struct CompareArgs {
   std::vector<std::string> precisions{"fp32", "fp16"};
   std::vector<int64_t> batches{1, 32};
   double budget_ms = 0;
+  bool precisions_set = false;
   int64_t imgsz = 0;
   BenchOptions o;
 };
@@ -138,6 +142,7 @@ int run_compare(CompareArgs a) {
     if (p != "fp32" && p != "fp16" && p != "int8") throw UsageError("unknown precision '" + p + "' (fp32, fp16, int8)");
     int8 = int8 || p == "int8";
   }
+  check_int8_options_used(a.int8, int8, "int8 to --precisions");
   if (!a.agree.empty() && std::find(a.precisions.begin(), a.precisions.end(), "fp32") == a.precisions.end())
     throw UsageError("--agree compares with FP32's detections: include fp32 in --precisions");
   // The agreement images are checked before anything slow (calibration, builds) runs.
@@ -151,7 +156,10 @@ int run_compare(CompareArgs a) {
   const bool qdq_model = int8 && is_qdq_model(a.model);
   if (int8 && a.int8.calib.empty() && a.int8.cache.empty() && !qdq_model)
     throw UsageError("--precisions int8 needs calibration: --calib DIR, an existing --calib-cache, or a Q/DQ model");
-  if (!a.json.empty() && !std::ofstream(a.json, std::ios::app)) fail("cannot write ", a.json);
+  const std::vector<NamedInput> inputs = {{a.model, "the model"}, {a.int8.cache, "the calibration cache"}};
+  check_output(a.json, "--json", inputs);
+  check_output(a.chart, "--chart", inputs);
+  if (!a.json.empty() && util::same_path(a.json, a.chart)) throw UsageError("--json and --chart name the same file");
   if (is_engine_file(a.model))
     throw UsageError(a.model + " is an engine file: compare builds every precision from the model, so pass the ONNX "
                      "model (or a built-in name) it was built from");
@@ -161,6 +169,9 @@ int run_compare(CompareArgs a) {
     std::vector<std::string> p;
     for (auto& x : a.precisions)
       if (x != "fp16") p.push_back(x);
+    if (p.empty()) throw UsageError("nothing to compare: the cpu backend runs fp32, and int8 as a simulation, not fp16");
+    if (p.size() != a.precisions.size() && a.precisions_set)  // asked for: say it is not measured
+      std::fprintf(stderr, "kestrel: warning: fp16 left out: the cpu backend runs fp32, and int8 as a simulation\n");
     a.precisions = p;
   }
   QdqFile qdq;
@@ -176,6 +187,7 @@ int run_compare(CompareArgs a) {
   // The model must be a detector before anything is built or timed.
   {
     Graph g = load_graph(a.model, 1, a.imgsz);
+    check_imgsz_applied(a.imgsz, g.value(g.inputs.at(0)).shape, a.model);
     yolo::detect_head(g.value(g.outputs.at(0)).shape);
   }
   std::optional<eval::Dataset> ds;
@@ -247,6 +259,8 @@ int run_compare(CompareArgs a) {
       rows.push_back(row);
     }
   }
+
+  if (rows.empty()) fail("nothing was compared (no precision and batch size ran)");
 
   // Comparisons with FP32: agreement on the --agree images and the mAP difference, with intervals.
   const auto fp32 = measured.find("fp32");
@@ -342,14 +356,12 @@ int run_compare(CompareArgs a) {
                 kBootstrap.resamples, static_cast<unsigned long long>(kBootstrap.seed));
   j["all_checks_pass"] = all_pass;
   if (!a.json.empty()) {
-    std::ofstream f(a.json, std::ios::trunc);
-    if (!(f << j.dump(2) << "\n")) fail("cannot write ", a.json);
+    write_json(a.json, j.dump(2));
     std::printf("JSON written to %s\n", a.json.c_str());
   }
   const std::string chart = a.chart.empty() ? "" : a.chart;
   if (!chart.empty()) {
-    std::ofstream f(chart, std::ios::trunc);
-    if (!(f << latency_map_svg(a.model + " on " + device, points))) fail("cannot write ", chart);
+    util::write_file(chart, latency_map_svg(a.model + " on " + device, points));
     std::printf("chart written to %s\n", chart.c_str());
   }
   return all_pass ? 0 : kExitFailure;
@@ -368,13 +380,15 @@ Command add_compare(CLI::App& root) {
                   "Folder of unlabelled images: each precision's agreement with FP32's detections on them (mAP of its "
                   "conf 0.001 detections against FP32's conf 0.25 ones), with a bootstrap 95% interval");
   add_int8_options(app, a->int8);
-  app->add_option("--precisions", a->precisions, "Comma-separated: fp32,fp16,int8 (int8 needs --calib or a Q/DQ model)")->delimiter(',')->capture_default_str();
+  app->add_option("--precisions", a->precisions, "Comma-separated: fp32,fp16,int8 (int8 needs --calib or a Q/DQ model)")->delimiter(',')->capture_default_str()->each([a](const std::string&) {
+    a->precisions_set = true;
+  });
   app->add_option("--batch", a->batches, "Comma-separated batch sizes")->delimiter(',')->check(CLI::Range(1, 4096))->capture_default_str();
-  app->add_option("--budget-ms", a->budget_ms, "p95 latency budget per batch, ms")->check(CLI::Range(0.0, 1e9));
+  app->add_option("--budget-ms", a->budget_ms, "p95 latency budget per batch, ms")->check(finite_range(0.0, 1e9));
   add_backend_option(app, a->backend);
   app->add_option("--imgsz", a->imgsz, "Input size for models with dynamic spatial dims")->check(CLI::Range(32, 8192));
   app->add_option("--iterations", a->o.iterations, "Timed inferences per row (at least)")->check(CLI::Range(1, 1000000));
-  app->add_option("--duration", a->o.duration_s, "Seconds per row (at least)")->check(CLI::Range(0.0, 3600.0));
+  app->add_option("--duration", a->o.duration_s, "Seconds per row (at least)")->check(finite_range(0.0, 3600.0));
   app->add_flag("--no-cuda-graph", [a](int64_t) { a->o.cuda_graph = false; }, "Time plain enqueues instead of CUDA-graph replays");
   app->add_option("--json", a->json, "Write the table as JSON");
   app->add_option("--chart", a->chart, "Write a latency-vs-mAP chart (SVG)");

@@ -3,15 +3,16 @@
 // (default policy, --layer-precision rules, --int8-auto), writes the Q/DQ ONNX of the plain graph and,
 // with --val, measures the INT8 mAP on the CPU simulation of the engine.
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cli_checks.h"
 #include "command.h"
 #include "dataset_arg.h"
 #include "int8_args.h"
 #include "kestrel/pipeline.h"
 #include "kestrel/quant.h"
 #include "model_arg.h"
+#include "util/paths.h"
 
 namespace kestrel::cli {
 
@@ -38,6 +39,13 @@ int run_quantize(const QuantizeArgs& a) {
   if (a.out.empty() && a.val.empty() && a.int8.cache.empty())
     throw UsageError("nothing to do: pass -o FILE (the Q/DQ model), --val DATA and/or --calib-cache FILE");
   if (is_qdq_model(a.model)) throw UsageError(a.model + " is already quantized (it has QuantizeLinear nodes)");
+  if (!a.json.empty() && a.val.empty()) throw UsageError("--json writes the --val figures: it has no effect without --val");
+  // Outputs are checked before the calibration minute, and never replace an input.
+  std::vector<NamedInput> inputs = {{a.model, "the model"}, {a.int8.cache, "the calibration cache"}};
+  check_output(a.out, "-o", inputs);
+  inputs.push_back({a.out, "the -o model"});
+  check_output(a.json, "--json", inputs);
+  if (util::same_path(a.int8.cache, a.out)) throw UsageError("-o and --calib-cache name the same file " + a.out);
   const quant::LayerPrecision float_precision = quant::parse_precision(a.float_precision);
   const Int8Model m = int8_model(a.model, 0, a.imgsz, a.int8, float_precision);
   const Graph& q = m.qdq;
@@ -74,8 +82,7 @@ int run_quantize(const QuantizeArgs& a) {
       if (report.auto_agreement >= 0) j["auto_agreement"] = report.auto_agreement;
       j["map50_95"] = r.stats.stats[0];
       j["map50"] = r.stats.stats[1];
-      std::ofstream f(a.json);
-      if (!(f << j.dump(2) << "\n")) fail("cannot write ", a.json);
+      write_json(a.json, j.dump(2));
     }
   }
   return 0;

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "cli_checks.h"
 #include "command.h"
 #include "engine_arg.h"
 #include "kestrel/cpu_backend.h"
@@ -28,6 +29,7 @@ std::string output_path(const std::string& base, size_t i) {
 }
 
 int run_run(const RunArgs& a) {
+  check_output(a.output, "--output", {{a.model, "the model"}, {a.input, "the input tensor"}});
   if (resolve_backend(EngineSpec{a.model, a.backend, "fp32", a.batch, a.imgsz}) == Backend::Cuda) {
 #ifdef KESTREL_HAS_CUDA
     return run_cuda(a.model, a.input, a.output, a.batch, a.imgsz);
@@ -38,6 +40,7 @@ int run_run(const RunArgs& a) {
   Graph g = load_graph(a.model, a.batch, a.imgsz);
   KESTREL_CHECK(g.inputs.size() == 1, "the model has ", g.inputs.size(), " inputs; kestrel run feeds exactly one");
   const Value& in = g.value(g.inputs[0]);
+  check_imgsz_applied(a.imgsz, in.shape, a.model);
   KESTREL_CHECK(in.dtype == DType::F32, "input '", in.name, "' is ", dtype_name(in.dtype), "; kestrel run feeds float32");
   HostTensor x(DType::F32, in.shape);
   if (a.input.empty()) {
@@ -63,6 +66,7 @@ int run_run(const RunArgs& a) {
   for (size_t i = 0; i < ys.size(); ++i) {
     HostTensor y = ys[i].dtype() == DType::F32 ? ys[i] : ys[i].cast(DType::F32);
     const std::string path = a.output.empty() ? "(not written)" : output_path(a.output, i);
+    if (i > 0) check_output(path, "--output", {{a.model, "the model"}, {a.input, "the input tensor"}});
     if (!a.output.empty()) util::write_file(path, y.raw(), y.nbytes());
     double mn = INFINITY, mx = -INFINITY, sum = 0;
     for (float v : y.span<float>()) mn = std::min<double>(mn, v), mx = std::max<double>(mx, v), sum += v;

@@ -1,13 +1,15 @@
 // kestrel val MODEL --data PATH: COCO mAP on a labelled dataset (COCO json or YOLO layout).
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cli_checks.h"
 #include "command.h"
 #include "dataset_arg.h"
 #include "engine_arg.h"
 #include "int8_args.h"
 #include "kestrel/pipeline.h"
+#include "kestrel/yolo.h"
+#include "util/paths.h"
 
 namespace kestrel::cli {
 
@@ -16,18 +18,34 @@ struct ValArgs {
   EngineSpec engine;
   Int8Args int8;
   std::string data, save_json, json;
-  float conf = 0.001f;
+  // The defaults are the library's (one definition: yolo::NmsOptions::validation()); the IoU default
+  // depends on the head, so < 0 leaves it to the validator.
+  float conf = yolo::NmsOptions::validation(yolo::HeadKind::V8).conf;
   double iou = -1;
-  int max_det = 300;
+  int max_det = yolo::NmsOptions::validation(yolo::HeadKind::V8).max_det;
   bool per_class = false, cpu_prepost = false;
   std::string head = "auto";
 };
 
 int run_val(const ValArgs& a) {
+  check_int8_options_used(a.int8, a.engine.precision == "int8");
   const eval::Dataset ds = load_val_dataset(a.data);
+  // Outputs are checked before minutes of work, and never replace the model or the dataset's files.
+  const std::vector<NamedInput> inputs = {{a.engine.model, "the model"}, {ds.annotations, "the dataset's annotation file"},
+                                          {a.int8.cache, "the calibration cache"}};
+  check_output(a.save_json, "--save-json", inputs);
+  check_output(a.json, "--json", inputs);
+  if (!a.save_json.empty() && util::same_path(a.save_json, a.json))
+    throw UsageError("--save-json and --json name the same file " + a.json);
+  for (const std::string* out : {&a.save_json, &a.json})
+    if (!out->empty() && util::is_within(*out, ds.root))
+      for (const auto& im : ds.images)
+        if (util::same_path(*out, im.file))
+          throw UsageError(*out + " is one of the dataset's images: refusing to overwrite an input");
   EngineSpec spec = a.engine;
   spec.int8 = &a.int8;
   auto engine = open_engine(spec);
+  check_imgsz_applied(a.engine.imgsz, engine->input_shape(), a.engine.model);
   pipeline::ValOptions o;
   o.conf = a.conf;
   o.iou = a.iou;
@@ -72,8 +90,7 @@ int run_val(const ValArgs& a) {
     for (size_t i = 0; i < 12; ++i) j["stats"][eval::CocoStats::names()[i]] = r.stats.stats[i];
     j["map50_95"] = r.stats.stats[0];
     j["map50"] = r.stats.stats[1];
-    std::ofstream f(a.json);
-    if (!(f << j.dump(2) << "\n")) fail("cannot write ", a.json);
+    write_json(a.json, j.dump(2));
   }
   return 0;
 }
@@ -86,9 +103,11 @@ Command add_val(CLI::App& root) {
   app->add_option("--data", a->data, "Dataset: COCO folder/json (instances*.json + images/) or YOLO layout")->required();
   app->add_option("--imgsz", a->engine.imgsz, "Input size for models with dynamic spatial dims")->check(CLI::Range(32, 8192));
   app->add_option("--batch", a->engine.batch, "Batch size")->check(CLI::Range(1, 1024));
-  app->add_option("--conf", a->conf, "Confidence threshold")->check(CLI::Range(0.0, 1.0));
-  app->add_option("--iou", a->iou, "NMS IoU threshold (default 0.7; 0.6 for YOLOv5 heads)")->check(CLI::Range(0.0, 1.0));
-  app->add_option("--max-det", a->max_det, "Detections kept per image")->check(CLI::Range(1, 100000));
+  app->add_option("--conf", a->conf, "Confidence threshold")->check(finite_range(0.0, 1.0))->capture_default_str();
+  app->add_option("--iou", a->iou,
+                  "NMS IoU threshold (default " + std::to_string(yolo::NmsOptions::validation(yolo::HeadKind::V8).iou).substr(0, 3) +
+                      "; " + std::to_string(yolo::NmsOptions::validation(yolo::HeadKind::V5).iou).substr(0, 3) + " for YOLOv5 heads)")->check(finite_range(0.0, 1.0));
+  app->add_option("--max-det", a->max_det, "Detections kept per image")->check(CLI::Range(1, 100000))->capture_default_str();
   add_backend_option(app, a->engine.backend);
   add_precision_flags(app, a->engine.precision);
   add_int8_options(app, a->int8);

@@ -14,6 +14,10 @@ eval::Dataset load_val_dataset(const std::string& path) {
   };
   eval::Dataset ds = eval::load_dataset(path, lo);
   for (auto& w : ds.warnings) std::fprintf(stderr, "kestrel: warning: %s\n", w.c_str());
+  // Without a single labelled box every AP is undefined: a run would "measure" nothing.
+  if (ds.gt.empty())
+    fail("no labelled boxes in ", path, " (", ds.images.size(),
+         " images, no labels found): nothing to evaluate; for a YOLO dataset, labels/ must sit beside images/");
   return ds;
 }
 

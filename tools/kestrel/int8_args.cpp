@@ -1,5 +1,8 @@
 #include "int8_args.h"
 
+#include "cli_checks.h"
+#include "kestrel/error.h"
+
 namespace kestrel::cli {
 
 void add_int8_options(CLI::App* app, Int8Args& a) {
@@ -13,10 +16,12 @@ void add_int8_options(CLI::App* app, Int8Args& a) {
                   "Calibrator: percentile (of |x|, --percentile), minmax, entropy (TensorRT's KL search; clips "
                   "YOLO's SiLU activations too hard, see bench/RESULTS.md) or mse (least squared quantization error)")
       ->check(CLI::IsMember({"entropy", "minmax", "percentile", "mse"}))
-      ->capture_default_str();
+      ->capture_default_str()
+      ->each([&a](const std::string&) { a.algo_set = true; });
   app->add_option("--percentile", a.percentile, "Percentile of |x| for --calib-algo percentile")
-      ->check(CLI::Range(50.0, 100.0))
-      ->capture_default_str();
+      ->check(finite_range(50.0, 100.0))
+      ->capture_default_str()
+      ->each([&a](const std::string&) { a.algo_set = a.percentile_set = true; });
   app->add_option("--calib-cache", a.cache,
                   "Calibration cache: reused when model, preprocessing, algorithm and images all match, else written");
   app->add_option("--layer-precision", a.rules,
@@ -29,11 +34,29 @@ void add_int8_options(CLI::App* app, Int8Args& a) {
   app->add_option("--auto-target", a.auto_target,
                   "Agreement with FP32 --int8-auto aims for: mAP of the INT8 model's detections against FP32's "
                   "(conf 0.25) on calibration images")
-      ->check(CLI::Range(1e-6, 1.0))
+      ->check(finite_range(1e-6, 1.0))
       ->capture_default_str();
   app->add_option("--auto-images", a.auto_images, "Calibration images --int8-auto measures on")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
+}
+
+void check_int8_options_used(const Int8Args& a, bool int8, const std::string& int8_flag) {
+  if (int8) return;
+  std::string given;
+  auto note = [&](bool set, const char* flag) {
+    if (set) given += (given.empty() ? "" : ", ") + std::string(flag);
+  };
+  note(!a.calib.empty(), "--calib");
+  note(a.calib_images_set, "--calib-images");
+  note(a.algo_set, "--calib-algo/--percentile");
+  note(!a.cache.empty(), "--calib-cache");
+  note(!a.rules.empty(), "--layer-precision");
+  note(a.no_default_policy, "--no-default-policy");
+  note(a.int8_auto, "--int8-auto");
+  if (!given.empty())
+    throw UsageError(given + (given.find(',') == std::string::npos ? " only applies" : " only apply") + " to INT8: add " +
+                     int8_flag);
 }
 
 }  // namespace kestrel::cli

@@ -1,4 +1,5 @@
 // kestrel: build, run, measure and validate YOLO engines. One verb per file (cmd_*.cpp).
+#include <csignal>
 #include <cstdio>
 #include <vector>
 
@@ -8,6 +9,9 @@
 
 int main(int argc, char** argv) {
   using namespace kestrel::cli;
+  // Past a file-size limit (ulimit -f) a write fails with EFBIG and is reported like a full disk,
+  // instead of the process being killed by SIGXFSZ halfway through a file.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App root{"Kestrel: fast, verified YOLO engines for NVIDIA GPUs (and a CPU reference backend)", "kestrel"};
   root.set_version_flag("--version", std::string("kestrel ") + KESTREL_VERSION_STRING);
   root.require_subcommand(1);

@@ -1,0 +1,71 @@
+// Seed corpora for the engine, calibration cache and dataset fuzzers: one small valid input each (and
+// a few near misses), so that mutations start from the formats' real structure.
+//   make_extra_seeds ENGINE_DIR CACHE_DIR DATASET_DIR
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "runtime/plan.h"
+
+namespace fs = std::filesystem;
+using namespace kestrel;
+
+namespace {
+void put(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
+
+// A two-tensor, one-layer plan: enough to exercise every section of the file.
+std::string engine_bytes() {
+  rt::Plan p;
+  p.header.format_version = rt::kFormatVersion;
+  p.header.cc_major = 9;
+  p.header.kestrel_version = "0";
+  p.header.gpu_name = "fuzz";
+  p.header.model_name = "tiny";
+  p.header.batch = 1;
+  p.header.imgsz = 8;
+  p.header.metadata["names"] = "{0: 'a'}";
+  rt::PlanTensor x;
+  x.name = "images";
+  x.shape = {1, 3, 8, 8};
+  x.strides = {192, 64, 8, 1};
+  x.storage = rt::Storage::Input;
+  x.slot = 0;
+  rt::PlanTensor y = x;
+  y.name = "output0";
+  y.storage = rt::Storage::Output;
+  p.tensors = {x, y};
+  rt::PlanLayer l;
+  l.name = "relu";
+  l.op = "Relu";
+  l.inputs = {0};
+  l.outputs = {1};
+  l.tactic = "elementwise";
+  p.layers = {l};
+  p.inputs = {0};
+  p.outputs = {1};
+  p.weights = {1, 2, 3, 4};
+  const std::vector<uint8_t> b = rt::serialize_plan(p);
+  return std::string(b.begin(), b.end());
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 4) return 2;
+  const fs::path engine = argv[1], cache = argv[2], dataset = argv[3];
+  for (const fs::path& d : {engine, cache, dataset}) fs::create_directories(d);
+  const std::string e = engine_bytes();
+  put(engine / "valid", e);
+  put(engine / "truncated", e.substr(0, e.size() / 2));
+  put(cache / "valid",
+      "# kestrel calibration cache v1\nmodel=0123abcd imgsz=640 letterbox=ultralytics-center-114 algorithm=percentile:99.99 "
+      "images=128 image_set=89ab\n/model.0/conv/Conv_input: 0.0078125\nimages: 0.00787402\n");
+  put(cache / "bad_scale", "# kestrel calibration cache v1\nmodel=x\nt: 1e-42\n");
+  put(dataset / "coco",
+      std::string("{\"images\": [{\"id\": 1, \"file_name\": \"a.jpg\", \"width\": 640, \"height\": 480}], "
+                  "\"annotations\": [{\"id\": 1, \"image_id\": 1, \"category_id\": 1, \"bbox\": [10, 20, 30, 40], "
+                  "\"area\": 1200, \"iscrowd\": 0}], \"categories\": [{\"id\": 1, \"name\": \"person\"}]}") +
+          '\0' + '\1');
+  put(dataset / "yolo", std::string("names:\n  0: person\n  1: car\nval: images\n") + '\0' + '\0' +
+                            "0 0.5 0.5 0.2 0.3\n1 0.25 0.25 0.1 0.1\n");
+  return 0;
+}
