@@ -17,9 +17,9 @@ namespace kestrel::pipeline {
 std::vector<std::string> class_names(const std::map<std::string, std::string>& metadata, int num_classes);
 
 struct ValOptions {
-  float conf = 0.001f;
-  double iou = -1;  // < 0: 0.7, or 0.6 for YOLOv5-style heads (as each project's own validation)
-  int max_det = 300;
+  float conf = yolo::NmsOptions::validation(yolo::HeadKind::V8).conf;
+  double iou = -1;  // < 0: NmsOptions::validation(head).iou (0.7, or 0.6 for YOLOv5-style heads)
+  int max_det = yolo::NmsOptions::validation(yolo::HeadKind::V8).max_det;
   yolo::HeadKind head = yolo::HeadKind::Auto;
   bool progress = true;
   bool per_class = false;
@@ -79,9 +79,9 @@ std::vector<std::vector<yolo::Box>> reference_detect(InferenceEngine& engine, st
 ValResult validate(InferenceEngine& engine, const eval::Dataset& dataset, const ValOptions& options = {});
 
 struct PredictOptions {
-  float conf = 0.25f;
-  double iou = 0.7;
-  int max_det = 300;
+  float conf = yolo::NmsOptions::prediction().conf;
+  double iou = yolo::NmsOptions::prediction().iou;
+  int max_det = yolo::NmsOptions::prediction().max_det;
   yolo::HeadKind head = yolo::HeadKind::Auto;
   std::string out_dir;  // annotated images go here ("" = none)
   bool quiet = false;   // no per-image summary line

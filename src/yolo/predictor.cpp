@@ -37,23 +37,15 @@ std::vector<std::string> class_names(const std::map<std::string, std::string>& m
   return names;
 }
 
-namespace {
-bool is_image_file(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
-}
-}  // namespace
-
 std::vector<std::string> expand_sources(const std::vector<std::string>& sources) {
   std::vector<std::string> out;
   for (const std::string& s : sources) {
     std::error_code ec;
     if (fs::is_directory(s, ec)) {
-      std::vector<std::string> found;
-      for (auto& e : fs::directory_iterator(s, ec))
-        if (e.is_regular_file() && is_image_file(e.path())) found.push_back(e.path().string());
-      std::sort(found.begin(), found.end());
+      // A broken entry (dangling or looping symlink, unreadable file) is one warning, not the end of the run.
+      std::vector<std::string> problems;
+      std::vector<std::string> found = image::folder_images(s, &problems);
+      for (const auto& p : problems) std::fprintf(stderr, "kestrel: warning: %s\n", p.c_str());
       if (found.empty()) fail("no images (.jpg, .jpeg, .png) in folder ", s);
       out.insert(out.end(), found.begin(), found.end());
     } else if (s.find_first_of("*?[") != std::string::npos) {
@@ -95,6 +87,10 @@ std::vector<ImagePrediction> predict(InferenceEngine& engine, const std::vector<
   std::vector<ImagePrediction> preds;
   preds.reserve(images.size());
   image::ImageLoader loader(images, options.decode_threads, static_cast<size_t>(4 * B));
+  // Where each annotated picture goes, decided before any work: two sources with one file name, or a
+  // picture that would replace its source, are refused up front.
+  const std::vector<std::string> pictures =
+      options.out_dir.empty() ? std::vector<std::string>{} : yolo::annotated_image_paths(options.out_dir, images);
   run_detection(engine, loader, head, nms, false, [&](DetectedBatch& b) {
     size_t decoded = 0;
     for (auto& li : b.items) decoded += li.error.empty();
@@ -116,7 +112,7 @@ std::vector<ImagePrediction> predict(InferenceEngine& engine, const std::vector<
         if (!options.out_dir.empty()) {
           try {
             yolo::draw_detections(li.image, p.boxes, names);
-            p.saved_to = (fs::path(options.out_dir) / fs::path(p.source).filename()).string();
+            p.saved_to = pictures.at(li.index);
             image::write_image(p.saved_to, li.image);
           } catch (const Error& e) {
             p.saved_to.clear();

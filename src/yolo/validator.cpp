@@ -34,7 +34,7 @@ ValResult validate(InferenceEngine& engine, const eval::Dataset& dataset, const 
   if (dataset.images.empty()) fail("the dataset at ", dataset.root, " has no images");
   ValResult r;
   r.head = options.head == yolo::HeadKind::Auto ? yolo::detect_head(out_shape) : options.head;
-  r.iou = options.iou >= 0 ? options.iou : (r.head == yolo::HeadKind::V5 ? 0.6 : 0.7);
+  r.iou = options.iou >= 0 ? options.iou : yolo::NmsOptions::validation(r.head).iou;
   const int nc = head_classes(out_shape, r.head);
   if (nc != static_cast<int>(dataset.categories.size()))
     fail("the model predicts ", nc, " classes but the dataset has ", dataset.categories.size(),

@@ -75,8 +75,11 @@ double iou(const eval::Detection& a, const eval::Detection& b) {
 
 // Pairs each detection of `a` (score >= min_score) with an unused one of `b`: same image and class,
 // IoU >= 0.5, closest score. Returns the number left without a partner; updates the worst differences.
-int unpaired(const std::vector<eval::Detection>& a, const std::vector<eval::Detection>& b, double min_score,
+// The cost is each difference over its bound, so that among overlapping boxes of one class with equal
+// scores (common at low scores) the geometrically closest is the partner, not the first one found.
+int unpaired(const std::vector<eval::Detection>& a, const std::vector<eval::Detection>& b, const DetBounds& bounds,
              double& worst_px, double& worst_score, std::string& first) {
+  const double min_score = bounds.min_score;
   std::map<std::pair<int64_t, int>, std::vector<size_t>> by_key;
   for (size_t j = 0; j < b.size(); ++j) by_key[{b[j].image_id, b[j].category_id}].push_back(j);
   std::vector<bool> used(b.size(), false);
@@ -87,7 +90,9 @@ int unpaired(const std::vector<eval::Detection>& a, const std::vector<eval::Dete
     double best_cost = INFINITY;
     for (size_t j : by_key[{d.image_id, d.category_id}]) {
       if (used[j] || iou(d, b[j]) < 0.5) continue;
-      const double cost = std::fabs(d.score - b[j].score) + 1e-3 * std::fabs(d.x - b[j].x);
+      const double px = std::max({std::fabs(d.x - b[j].x), std::fabs(d.y - b[j].y), std::fabs(d.x + d.w - b[j].x - b[j].w),
+                                  std::fabs(d.y + d.h - b[j].y - b[j].h)});
+      const double cost = std::fabs(d.score - b[j].score) / bounds.score + px / bounds.box_px;
       if (cost < best_cost) {
         best_cost = cost;
         best = static_cast<int>(j);
@@ -117,8 +122,8 @@ void expect_same_detections(const pipeline::ValResult& gpu, const pipeline::ValR
   ASSERT_FALSE(cpu.detections.empty());
   double px = 0, score = 0;
   std::string first_cpu, first_gpu;
-  const int missing_on_gpu = unpaired(cpu.detections, gpu.detections, b.min_score, px, score, first_cpu);
-  const int extra_on_gpu = unpaired(gpu.detections, cpu.detections, b.min_score, px, score, first_gpu);
+  const int missing_on_gpu = unpaired(cpu.detections, gpu.detections, b, px, score, first_cpu);
+  const int extra_on_gpu = unpaired(gpu.detections, cpu.detections, b, px, score, first_gpu);
   const double dmap = std::fabs(gpu.stats.stats[0] - cpu.stats.stats[0]);
   std::printf("[val] %s: %zu vs %zu detections, %d missing / %d extra at score >= %g, corners within %.3g px, "
               "scores within %.3g, mAP50-95 %.4f vs %.4f\n",
