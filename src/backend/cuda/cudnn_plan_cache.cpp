@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "runtime/plan.h"
+#include "util/file_io.h"
 
 namespace kestrel::cuda {
 
@@ -85,20 +86,12 @@ void store_cudnn_plan(const std::string& key, const std::string& json) {
   std::filesystem::create_directories(dir, ec);
   if (ec) return;
   const std::filesystem::path path = entry_path(dir, k);
-  // Written beside, then renamed: a concurrent reader sees the old entry or the whole new one.
-  const std::filesystem::path tmp = path.string() + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) return;
-    out << k << '\n' << json;
-    if (!out) {
-      out.close();
-      std::filesystem::remove(tmp, ec);
-      return;
-    }
+  // util::write_file writes beside, syncs and renames: a concurrent reader (or a crash) sees the old entry
+  // or the whole new one. The cache only saves time, so a failed write is left at that.
+  try {
+    util::write_file(path.string(), k + '\n' + json);
+  } catch (const Error&) {
   }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) std::filesystem::remove(tmp, ec);
 }
 
 }  // namespace kestrel::cuda
