@@ -189,8 +189,10 @@ void infer_expand(InferContext& c) {
 }
 
 void infer_range(InferContext& c) {
-  const double start = c.constant(0).to_f32().at(0), limit = c.constant(1).to_f32().at(0),
-               delta = c.constant(2).to_f32().at(0);
+  // start, limit and delta are scalars: an empty (or longer) tensor is the model's error, named.
+  for (int i = 0; i < 3; ++i)
+    if (c.constant(i).numel() != 1) c.error("start, limit and delta must be one value each");
+  const double start = c.constant(0).to_f32()[0], limit = c.constant(1).to_f32()[0], delta = c.constant(2).to_f32()[0];
   if (delta == 0) c.error("delta is 0");
   const int64_t n = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((limit - start) / delta)));
   c.set_output(0, c.dtype(0), {n});

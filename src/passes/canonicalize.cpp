@@ -11,6 +11,14 @@ bool const_input(const Graph& g, const Node& n, size_t i) {
 }
 const HostTensor& cinput(const Graph& g, const Node& n, size_t i) { return *g.value(n.inputs[i]).constant; }
 
+// A scalar parameter (Clip's min / max, Pad's constant value): ONNX makes it one element; an empty or
+// longer tensor is the model's error, named, never an out-of-range read.
+float scalar_input(const Graph& g, const Node& n, size_t i, const char* what) {
+  const std::vector<float> v = cinput(g, n, i).to_f32();
+  if (v.size() != 1) fail(n.op, " node '", n.name, "': its ", what, " must be one value, got ", v.size());
+  return v[0];
+}
+
 // Drops inputs from index `from` on (they are now attributes).
 void truncate_inputs(Node& n, size_t from) {
   if (n.inputs.size() > from) n.inputs.resize(from);
@@ -50,14 +58,14 @@ void canonicalize(Graph& g) {
       n.attrs.set("kestrel_sizes", g.value(n.outputs[0]).shape);
       truncate_inputs(n, 1);
     } else if (op == "Clip" && n.inputs.size() > 1) {
-      if (const_input(g, n, 1)) n.attrs.set("min", cinput(g, n, 1).to_f32().at(0));
-      if (const_input(g, n, 2)) n.attrs.set("max", cinput(g, n, 2).to_f32().at(0));
+      if (const_input(g, n, 1)) n.attrs.set("min", scalar_input(g, n, 1, "min"));
+      if (const_input(g, n, 2)) n.attrs.set("max", scalar_input(g, n, 2, "max"));
       if ((n.inputs.size() < 2 || n.inputs[1].empty() || const_input(g, n, 1)) &&
           (n.inputs.size() < 3 || n.inputs[2].empty() || const_input(g, n, 2)))
         truncate_inputs(n, 1);
     } else if (op == "Pad" && const_input(g, n, 1) && (n.inputs.size() < 3 || n.inputs[2].empty() || const_input(g, n, 2))) {
       n.attrs.set("pads", cinput(g, n, 1).to_i64());
-      if (const_input(g, n, 2)) n.attrs.set("value", cinput(g, n, 2).to_f32().at(0));
+      if (const_input(g, n, 2)) n.attrs.set("value", scalar_input(g, n, 2, "constant value"));
       truncate_inputs(n, 1);
     }
   }
