@@ -282,7 +282,6 @@ class CudaDetector final : public ImageDetector {
         out = yolo::nms(decode_candidates(host.data(), channels, anchors, sl.head, nms), nms);
         scale_boxes(out, sl.geo[i]);
       }
-      cpu_fallbacks_ += static_cast<int64_t>(cpu_images.size());
     }
     if (times) {
       // Each stage's own span: with two batches in flight, a letterbox may wait for the network before it.
@@ -316,7 +315,6 @@ class CudaDetector final : public ImageDetector {
   Slot slots_[kDepth];
   std::deque<int> queue_;
   int next_slot_ = 0;
-  int64_t cpu_fallbacks_ = 0;
 };
 
 }  // namespace
