@@ -23,6 +23,10 @@ void fold_constants(Graph& g, const FoldOptions& options = {});
 void canonicalize(Graph& g);
 // Removes nodes none of whose outputs reach a graph output, then unused values.
 void eliminate_dead_nodes(Graph& g);
+// The graph at another batch (for engines that hold a plan per batch): input shapes change, baked
+// Reshape targets and Resize sizes that lead with the batch follow, shapes are re-inferred. A graph
+// whose outputs do not follow the batch is an error.
+void rebatch(Graph& g, int64_t batch);
 
 // ---------------------------------------------------------------------------------------------
 // Fusion passes. They rewrite ONNX patterns into Kestrel's fused ops, whose contract (shared with
