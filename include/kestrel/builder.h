@@ -17,6 +17,11 @@ struct BuilderConfig {
   Precision precision = Precision::FP32;
   bool tf32 = false;                 // allow TF32 tensor cores for FP32 convolutions / matmuls
   int64_t batch = 0;                 // batch to bind (0: the model's own)
+  // Batch profile (TensorRT's min/opt/max shapes, for the batch dimension): one engine that runs any
+  // batch in [min_batch, max_batch], holding a plan tuned for min, opt, max and each power of two
+  // between (another batch runs as slices through them, never padded). max_batch 0: no profile, one
+  // plan for `batch`. min_batch 0 means 1, opt_batch 0 means max_batch. Exclusive with `batch`.
+  int64_t min_batch = 0, opt_batch = 0, max_batch = 0;
   int64_t imgsz = 0;                 // input size for models with dynamic spatial dims
   int64_t workspace_limit = 1ll << 30;  // bytes of scratch one layer's tactic may use
   std::string timing_cache_path;     // read before and written after tuning (empty: none)
@@ -48,7 +53,8 @@ struct BuildReport {
     std::string layer;
     std::vector<std::string> tactics;
   };
-  std::vector<LayerCandidates> candidates;
+  std::vector<LayerCandidates> candidates;  // of the last plan built (the largest batch)
+  std::vector<int64_t> plan_batches;         // one plan per batch
 };
 
 class Builder {
@@ -56,6 +62,7 @@ class Builder {
   explicit Builder(int device = 0);
   std::unique_ptr<Engine> build_from_onnx(const std::string& onnx_path, const BuilderConfig& config);
   // The graph must have inferred shapes; model_hash identifies the source in the engine header.
+  // With a batch profile the graph is re-batched in memory (passes::rebatch) for each plan.
   std::unique_ptr<Engine> build(const Graph& graph, const BuilderConfig& config, const std::string& model_hash = "",
                                 const std::string& model_name = "");
   const BuildReport& report() const { return report_; }

@@ -16,6 +16,7 @@
 #include "kestrel/graph.h"
 #include "kestrel/inference.h"
 #include "kestrel/quant.h"
+#include "kestrel/runtime.h"
 
 namespace kestrel {
 
@@ -62,7 +63,10 @@ struct Int8Options {
 struct ModelOptions {
   Backend backend = Backend::Auto;
   std::string precision = "fp32";  // fp32 | fp16 (cuda) | int8 (cuda; cpu: the exact simulation)
-  int64_t batch = 0;               // 0: the model's own (an engine file: the batch it was built for)
+  int64_t batch = 0;               // 0: the model's own (an engine file: its max_batch); within an engine's profile
+  // Built engines only: a batch profile (BuilderConfig's min/opt/max_batch; exclusive with batch).
+  int64_t min_batch = 0, opt_batch = 0, max_batch = 0;
+  RuntimeConfig runtime;           // cuda: the execution context's settings
   int64_t imgsz = 0;               // 0: the model's own, or 640; for models with dynamic spatial dims
   Int8Options int8;
   std::string timing_cache;        // cuda builds: tactic timing cache file (read, then updated); "" = none

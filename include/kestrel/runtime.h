@@ -47,17 +47,32 @@ struct EngineInfo {
   int cuda_runtime_version = 0, cudnn_version = 0;
   Precision precision = Precision::FP32;
   bool tf32 = false;
-  int64_t batch = 0, imgsz = 0;
+  int64_t batch = 0, imgsz = 0;  // batch: the largest the engine runs (max_batch)
+  // The batch profile (TensorRT's optimization profile, for the batch dimension): the engine runs any
+  // batch in [min_batch, max_batch]. It holds a plan tuned for each batch in `plans` (opt_batch among
+  // them); another batch runs as consecutive slices through those plans.
+  int64_t min_batch = 0, opt_batch = 0, max_batch = 0;
+  struct PlanSummary {
+    int64_t batch = 0, layers = 0, arena_bytes = 0;
+  };
+  std::vector<PlanSummary> plans;
   std::map<std::string, std::string> metadata;  // the source model's (class names, strides, ...)
-  std::vector<EngineTensorInfo> inputs, outputs;
-  std::vector<EngineLayerInfo> layers;
-  int64_t arena_bytes = 0;        // peak activation memory after packing (one per context)
+  std::vector<EngineTensorInfo> inputs, outputs;  // shapes at max_batch
+  std::vector<EngineLayerInfo> layers;            // the plan for opt_batch
+  int64_t arena_bytes = 0;        // peak activation memory after packing (one per context, shared by the plans)
   int64_t activation_bytes = 0;   // sum of all activation buffers before packing (no reuse)
   int64_t weight_bytes = 0;
   int64_t eliminated_copies = 0;  // Concat/Split/Slice/Reshape layers turned into views
 };
 
 class ExecutionContext;
+
+// Settings of one execution context (a server sets them per context; the CLI maps KESTREL_CUDA_SYNC=1
+// to sync_each_layer).
+struct RuntimeConfig {
+  bool cuda_graphs = true;       // capture each batch's enqueue once and replay it (one launch)
+  bool sync_each_layer = false;  // synchronize after every layer, graphs off: pins an asynchronous fault on its layer
+};
 
 class Engine {
  public:
@@ -70,7 +85,8 @@ class Engine {
   void save(const std::string& path) const;
 
   // A new context (own arena and handles) sharing this engine's weights. The engine must outlive it.
-  std::unique_ptr<ExecutionContext> create_execution_context() const;
+  // Contexts are independent: N threads may each run their own context of one engine at once.
+  std::unique_ptr<ExecutionContext> create_execution_context(const RuntimeConfig& config = {}) const;
 
   struct Impl;
   explicit Engine(std::shared_ptr<Impl> impl);
@@ -103,15 +119,33 @@ class ExecutionContext {
   ExecutionContext(const ExecutionContext&) = delete;
   ExecutionContext& operator=(const ExecutionContext&) = delete;
 
-  // Device-pointer API. Inputs and outputs in the engine's order, as float32 row-major device buffers
-  // of the shapes in info(); enqueues on `stream` (nullptr: the context's own stream) and returns.
+  // The batch the next enqueue runs: any in [info().min_batch, info().max_batch]; max_batch until set.
+  // Every input's and output's leading dimension is this batch.
+  void set_batch(int64_t batch);
+  int64_t batch() const;
+
+  // Named I/O, as TensorRT's setInputShape / getTensorShape / setTensorAddress / enqueueV3. Only the
+  // batch of an input shape may differ from info()'s; an unknown name is an error listing the names.
+  void set_input_shape(const std::string& name, const Shape& shape);
+  Shape tensor_shape(const std::string& name) const;  // at the current batch
+  void set_tensor_address(const std::string& name, void* address);
+  // Enqueues the current batch with the addresses set by name on `stream` (nullptr: the context's own).
+  void enqueue(cudaStream_t stream);
+
+  // Device-pointer API. Inputs and outputs in the engine's order, as row-major device buffers of the
+  // dtypes in info() and the current batch; enqueues on `stream` (nullptr: the context's own) and returns.
   void enqueue(const std::vector<const void*>& inputs, const std::vector<void*>& outputs, cudaStream_t stream);
-  // Host convenience API: copies in, runs, copies out, synchronizes.
+  // Host convenience API: copies in, runs (at the inputs' batch), copies out, synchronizes.
   std::vector<HostTensor> run(const std::vector<HostTensor>& inputs);
 
-  // With CUDA graphs on (the default), the first enqueue with a given set of I/O pointers is captured
-  // into a graph and later ones replay it (one launch for the whole network).
-  // Per-layer GPU time: runs the layers one by one (no CUDA graph) with an event pair around each,
+  // With CUDA graphs on (the default), the first enqueue of a batch is captured into a graph and later
+  // ones replay it (one launch for the whole network). New I/O addresses for a captured batch update
+  // the graph's kernel parameters (a capture and cudaGraphExecUpdate, no new instantiation).
+  struct GraphStats {
+    int64_t captures = 0, instantiations = 0, updates = 0;
+  };
+  GraphStats graph_stats() const;
+  // Per-layer GPU time of the plan for the current batch (one the engine was tuned for): runs the layers one by one (no CUDA graph) with an event pair around each,
   // `runs` times, and returns each layer's mean in ms. A separate run from any timing of the whole
   // network, since the events between layers perturb it.
   std::vector<std::pair<std::string, double>> profile(const std::vector<const void*>& inputs,

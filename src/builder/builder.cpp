@@ -1,6 +1,7 @@
 // Builder: ONNX (or a graph) -> Engine. import -> fuse -> lower -> views -> tune -> pack -> emit.
 #include "kestrel/builder.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <sstream>
@@ -14,6 +15,7 @@
 #include "kestrel/passes.h"
 #include "kestrel/quant.h"
 #include "kestrel/version.h"
+#include "runtime/batch_profile.h"
 #include "runtime/device.h"
 #include "runtime/engine_impl.h"
 #include "util/file_io.h"
@@ -24,6 +26,63 @@ namespace {
 double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
+
+// One batch's plan: lower -> views -> layout -> weights -> tune -> pack -> emit.
+rt::Plan make_plan(const Graph& g, const BuilderConfig& config, const rt::DeviceInfo& dev, const std::string& model_hash,
+                   const std::string& model_name, BuildReport& report) {
+  bld::BuildPlan p = bld::lower(g, config);
+  auto note = [&](const std::string& s) {  // once, whatever the number of plans
+    if (std::find(report.notes.begin(), report.notes.end(), s) == report.notes.end()) report.notes.push_back(s);
+  };
+  if (const int folded = bld::fold_requantize(p))
+    note(std::to_string(folded) + " INT8 convolutions write int8 for the next INT8 layer");
+  bld::plan_views(p);
+  bld::resolve_layout(p);
+  bld::assemble_weights(p);
+
+  const auto t_tune = std::chrono::steady_clock::now();
+  bld::TuneOptions to;
+  to.workspace_limit = config.workspace_limit;
+  to.cache_path = config.timing_cache_path;
+  to.device_key = rt::device_key(dev);
+  to.verbose = config.verbose;
+  to.reference_only = config.reference_tactics;
+  to.obey_precision = config.obey_precision_constraints;
+  to.forced = config.forced_tactics;
+  const bld::TuneStats ts = bld::tune(p, to);
+  report.candidates.clear();
+  for (const auto& [layer, tactics] : ts.candidates) report.candidates.push_back({layer, tactics});
+  report.tune_s += since(t_tune);
+  report.layers_tuned += ts.tuned;
+  report.layers_from_cache += ts.cached;
+  report.tactics_rejected += ts.rejected;
+  for (const std::string& n : ts.notes) note(n);
+
+  bld::pack_arena(p);
+
+  rt::EngineHeader h;
+  h.format_version = rt::kFormatVersion;
+  h.cc_major = dev.cc_major;
+  h.cc_minor = dev.cc_minor;
+  h.kestrel_version = KESTREL_VERSION_STRING;
+  h.gpu_name = dev.name;
+  h.model_name = model_name.empty() ? g.name : model_name;
+  h.model_hash = model_hash;
+  h.cuda_runtime_version = dev.cuda_runtime_version;
+  h.cudnn_version = dev.cudnn_version;
+  h.precision = config.precision;
+  h.tf32 = config.tf32;
+  h.batch = g.batch();
+  if (!g.inputs.empty() && g.value(g.inputs[0]).shape.size() == 4) h.imgsz = g.value(g.inputs[0]).shape[3];
+  std::ostringstream opts;
+  opts << "precision=" << precision_name(config.precision) << " tf32=" << (config.tf32 ? 1 : 0) << " batch=" << h.batch
+       << " imgsz=" << h.imgsz << " workspace=" << (config.workspace_limit >> 20) << "MiB"
+       << " optimize=" << (config.optimize ? 1 : 0);
+  h.build_options = opts.str();
+  h.metadata = g.metadata;
+  return bld::emit(p, h);
+}
+
 }  // namespace
 
 std::string hash_bytes(const void* data, size_t size) {
@@ -76,54 +135,31 @@ std::unique_ptr<Engine> Builder::build(const Graph& graph, const BuilderConfig& 
   }
   report_.optimize_s = since(t_opt);
 
-  bld::BuildPlan p = bld::lower(g, config);
-  if (const int folded = bld::fold_requantize(p))
-    report_.notes.push_back(std::to_string(folded) + " INT8 convolutions write int8 for the next INT8 layer");
-  bld::plan_views(p);
-  bld::resolve_layout(p);
-  bld::assemble_weights(p);
-
-  const auto t_tune = std::chrono::steady_clock::now();
-  bld::TuneOptions to;
-  to.workspace_limit = config.workspace_limit;
-  to.cache_path = config.timing_cache_path;
-  to.device_key = rt::device_key(dev);
-  to.verbose = config.verbose;
-  to.reference_only = config.reference_tactics;
-  to.obey_precision = config.obey_precision_constraints;
-  to.forced = config.forced_tactics;
-  const bld::TuneStats ts = bld::tune(p, to);
-  for (const auto& [layer, tactics] : ts.candidates) report_.candidates.push_back({layer, tactics});
-  report_.tune_s = since(t_tune);
-  report_.layers_tuned = ts.tuned;
-  report_.layers_from_cache = ts.cached;
-  report_.tactics_rejected = ts.rejected;
-  report_.notes.insert(report_.notes.end(), ts.notes.begin(), ts.notes.end());
-
-  bld::pack_arena(p);
-
-  rt::EngineHeader h;
-  h.format_version = rt::kFormatVersion;
-  h.cc_major = dev.cc_major;
-  h.cc_minor = dev.cc_minor;
-  h.kestrel_version = KESTREL_VERSION_STRING;
-  h.gpu_name = dev.name;
-  h.model_name = model_name.empty() ? g.name : model_name;
-  h.model_hash = model_hash;
-  h.cuda_runtime_version = dev.cuda_runtime_version;
-  h.cudnn_version = dev.cudnn_version;
-  h.precision = config.precision;
-  h.tf32 = config.tf32;
-  h.batch = g.batch();
-  if (!g.inputs.empty() && g.value(g.inputs[0]).shape.size() == 4) h.imgsz = g.value(g.inputs[0]).shape[3];
-  std::ostringstream opts;
-  opts << "precision=" << precision_name(config.precision) << " tf32=" << (config.tf32 ? 1 : 0) << " batch=" << h.batch
-       << " imgsz=" << h.imgsz << " workspace=" << (config.workspace_limit >> 20) << "MiB"
-       << " optimize=" << (config.optimize ? 1 : 0);
-  h.build_options = opts.str();
-  h.metadata = g.metadata;
-  rt::Plan plan = bld::emit(p, h);
-  auto engine = std::make_unique<Engine>(rt::make_engine_impl(std::move(plan), device_));
+  // The plans: one per batch of the profile, or the graph's own batch.
+  rt::EngineFile file;
+  std::vector<int64_t> batches{g.batch()};
+  if (config.max_batch > 0) {
+    KESTREL_CHECK(config.batch == 0, "a batch (", config.batch, ") and a batch profile (max ", config.max_batch,
+                  ") are exclusive: give one");
+    file.min_batch = config.min_batch > 0 ? config.min_batch : 1;
+    file.opt_batch = config.opt_batch > 0 ? config.opt_batch : config.max_batch;
+    file.max_batch = config.max_batch;
+    batches = rt::profile_batches(file.min_batch, file.opt_batch, file.max_batch);
+  } else {
+    KESTREL_CHECK(config.min_batch == 0 && config.opt_batch == 0, "a batch profile needs max_batch");
+    file.min_batch = file.opt_batch = file.max_batch = g.batch();
+  }
+  report_.plan_batches = batches;
+  for (int64_t b : batches) {
+    Graph gb = g;
+    passes::rebatch(gb, b);
+    file.plans.push_back(make_plan(gb, config, dev, model_hash, model_name, report_));
+  }
+  if (config.max_batch > 0)
+    for (rt::Plan& p : file.plans)
+      p.header.build_options += " profile=" + std::to_string(file.min_batch) + "/" + std::to_string(file.opt_batch) + "/" +
+                                std::to_string(file.max_batch);
+  auto engine = std::make_unique<Engine>(rt::make_engine_impl(std::move(file), device_));
   report_.total_s = since(t0);
   return engine;
 }

@@ -39,9 +39,15 @@ std::unique_ptr<Engine> open_cuda_engine(const std::string& model, const ModelOp
   if (is_engine_file(model)) {
     auto e = Runtime().load(model);
     const EngineInfo& info = e->info();
-    if (options.batch && options.batch != info.batch)
-      throw UsageError("the engine " + model + " was built for batch " + std::to_string(info.batch) + ", not " +
-                       std::to_string(options.batch));
+    if (options.max_batch || options.min_batch || options.opt_batch)
+      throw UsageError("a batch profile is a build setting; the engine " + model + " has its own (" +
+                       std::to_string(info.min_batch) + " to " + std::to_string(info.max_batch) + ")");
+    if (options.batch && (options.batch < info.min_batch || options.batch > info.max_batch))
+      throw UsageError(info.min_batch == info.max_batch
+                           ? "the engine " + model + " was built for batch " + std::to_string(info.batch) + ", not " +
+                                 std::to_string(options.batch) + " (build one for a range with --max-batch)"
+                           : "the engine " + model + " runs batches " + std::to_string(info.min_batch) + " to " +
+                                 std::to_string(info.max_batch) + ", not " + std::to_string(options.batch));
     const Shape& in = info.inputs.at(0).shape;
     if (options.imgsz && in.size() == 4 && (in[2] != options.imgsz || in[3] != options.imgsz))
       throw UsageError("the engine " + model + " takes " + shape_str(in) + " images, not imgsz " +
@@ -54,7 +60,11 @@ std::unique_ptr<Engine> open_cuda_engine(const std::string& model, const ModelOp
   }
   BuilderConfig cfg;
   cfg.precision = cuda_precision(options.precision);
-  cfg.batch = options.batch;
+  cfg.batch = options.max_batch ? 0 : options.batch;  // with a profile, --batch picks the batch to run
+  cfg.min_batch = options.min_batch, cfg.opt_batch = options.opt_batch, cfg.max_batch = options.max_batch;
+  if (options.max_batch && options.batch && (options.batch > options.max_batch || options.batch < std::max<int64_t>(options.min_batch, 1)))
+    throw UsageError("batch " + std::to_string(options.batch) + " is outside the batch profile [" +
+                     std::to_string(std::max<int64_t>(options.min_batch, 1)) + ", " + std::to_string(options.max_batch) + "]");
   cfg.imgsz = options.imgsz;
   cfg.timing_cache_path = options.timing_cache;
   Graph g;

@@ -25,7 +25,7 @@ std::unique_ptr<InferenceEngine> open_model(const std::string& model, const Mode
     return make_cpu_engine(load_model(model, lo));
   }
 #ifdef KESTREL_HAS_CUDA
-  return make_cuda_inference(open_cuda_engine(model, options));
+  return make_cuda_inference(open_cuda_engine(model, options), options.batch, options.runtime);
 #else
   fail("internal: the CUDA backend was chosen in a build without it");
 #endif

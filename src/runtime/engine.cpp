@@ -12,7 +12,7 @@
 namespace kestrel {
 
 Engine::Impl::~Impl() {
-  if (weights) cudaFree(weights);
+  for (void* p : allocations) cudaFree(p);
 }
 
 namespace rt {
@@ -30,17 +30,26 @@ cuda::LayerSpec layer_spec(const Plan& plan, const PlanLayer& l, const std::vect
   return cuda::make_layer_spec(l.name, l.op, l.attrs, l.inputs, l.outputs, metas, plan.header.precision, plan.header.tf32);
 }
 
-std::shared_ptr<Engine::Impl> make_engine_impl(Plan plan, int device) {
+std::shared_ptr<Engine::Impl> make_engine_impl(EngineFile file, int device) {
   auto impl = std::make_shared<Engine::Impl>();
   impl->device = device;
   KCUDA(cudaSetDevice(device));
-  for (const PlanTensor& t : plan.tensors) impl->metas.push_back(tensor_meta(t));
-  if (!plan.weights.empty()) {
-    KCUDA(cudaMalloc(&impl->weights, plan.weights.size()));
-    KCUDA(cudaMemcpy(impl->weights, plan.weights.data(), plan.weights.size(), cudaMemcpyHostToDevice));
+  for (size_t k = 0; k < file.plans.size(); ++k) {
+    const Plan& plan = file.plans[k];
+    Engine::Impl::PlanOnDevice d;
+    for (const PlanTensor& t : plan.tensors) d.metas.push_back(tensor_meta(t));
+    for (size_t j = 0; j < k && !d.weights; ++j)
+      if (file.plans[j].weights == plan.weights) d.weights = impl->on_device[j].weights;
+    if (!d.weights && !plan.weights.empty()) {
+      KCUDA(cudaMalloc(&d.weights, plan.weights.size()));
+      impl->allocations.push_back(d.weights);
+      KCUDA(cudaMemcpy(d.weights, plan.weights.data(), plan.weights.size(), cudaMemcpyHostToDevice));
+    }
+    impl->on_device.push_back(std::move(d));
+    impl->batches.push_back(plan.header.batch);
   }
-  impl->info = plan_info(plan);
-  impl->plan = std::move(plan);
+  impl->info = engine_info(file);
+  impl->file = std::move(file);
   return impl;
 }
 
@@ -49,7 +58,7 @@ std::shared_ptr<Engine::Impl> make_engine_impl(Plan plan, int device) {
 Engine::Engine(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() = default;
 const EngineInfo& Engine::info() const { return impl_->info; }
-std::vector<uint8_t> Engine::serialize() const { return rt::serialize_plan(impl_->plan); }
+std::vector<uint8_t> Engine::serialize() const { return rt::serialize_engine(impl_->file); }
 
 void Engine::save(const std::string& path) const {
   const std::vector<uint8_t> bytes = serialize();
@@ -72,8 +81,7 @@ std::unique_ptr<Engine> Runtime::deserialize(const void* data, size_t size) cons
       fail("this engine was built for compute capability ", major, ".", minor, ", but this GPU (", dev.name,
            ") has compute capability ", dev.cc_major, ".", dev.cc_minor, "; rebuild the engine on this GPU");
   }
-  rt::Plan plan = rt::deserialize_plan(data, size);
-  return std::make_unique<Engine>(rt::make_engine_impl(std::move(plan), device_));
+  return std::make_unique<Engine>(rt::make_engine_impl(rt::deserialize_engine(data, size), device_));
 }
 
 std::unique_ptr<Engine> Runtime::load(const std::string& path) const {
@@ -85,7 +93,7 @@ std::unique_ptr<Engine> Runtime::load(const std::string& path) const {
   }
 }
 
-EngineInfo Runtime::read_info(const void* data, size_t size) { return rt::plan_info(rt::deserialize_plan(data, size)); }
+EngineInfo Runtime::read_info(const void* data, size_t size) { return rt::engine_info(rt::deserialize_engine(data, size)); }
 
 EngineInfo Runtime::read_info(const std::string& path) {
   const std::vector<char> bytes = util::read_file(path);

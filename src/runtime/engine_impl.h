@@ -13,17 +13,22 @@
 namespace kestrel {
 
 struct Engine::Impl {
-  rt::Plan plan;
+  rt::EngineFile file;  // the plans, ascending batch
   EngineInfo info;
   int device = 0;
-  void* weights = nullptr;              // the plan's weights on the device (shared by contexts)
-  std::vector<cuda::TensorMeta> metas;  // per plan tensor
+  std::vector<int64_t> batches;   // each plan's batch
+  struct PlanOnDevice {
+    void* weights = nullptr;              // the plan's weights on the device (shared by contexts)
+    std::vector<cuda::TensorMeta> metas;  // per plan tensor
+  };
+  std::vector<PlanOnDevice> on_device;  // per plan
+  std::vector<void*> allocations;       // plans with the same weight bytes share one
   ~Impl();
 };
 
 namespace rt {
-// Uploads the weights and derives tensor metadata; the plan must be valid (deserialize checked it).
-std::shared_ptr<Engine::Impl> make_engine_impl(Plan plan, int device);
+// Uploads the weights and derives tensor metadata; the file must be valid (deserialize checked it).
+std::shared_ptr<Engine::Impl> make_engine_impl(EngineFile file, int device);
 // The metadata layers see for a plan tensor.
 cuda::TensorMeta tensor_meta(const PlanTensor& t);
 // A LayerSpec for a plan layer whose tensors' metadata is `metas`.

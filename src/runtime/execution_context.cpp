@@ -1,15 +1,16 @@
-// ExecutionContext: one activation arena, one set of library handles and the layers of one engine,
-// bound to that arena; I/O pointers are patched in per enqueue. With CUDA graphs on, the whole
-// enqueue is captured once per set of I/O pointers and replayed (one launch per inference).
-// KESTREL_CUDA_SYNC=1 synchronizes after every layer (graphs off) to pin an asynchronous fault on the
-// layer that caused it.
+// ExecutionContext: one activation arena (sized for the engine's largest plan), one set of library
+// handles and the layers of every plan of one engine, bound to that arena. A batch runs as slices
+// through the plans (batch_profile.h), one after the other on one stream, so they share the arena.
+// I/O pointers (plus each slice's offset) are patched in per enqueue. With CUDA graphs on, the whole
+// enqueue of a batch is captured once and replayed; new I/O addresses update the graph's kernel
+// parameters in place (cudaGraphExecUpdate) instead of instantiating another.
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 
 #include "backend/cuda/check.h"
+#include "runtime/batch_profile.h"
 #include "runtime/engine_impl.h"
 
 namespace kestrel {
@@ -23,39 +24,58 @@ struct Patch {
 };
 
 char* at(void* base, int64_t off) { return static_cast<char*>(base) + off; }
+
+// One plan's layers bound to the context's arena.
+struct BoundPlan {
+  std::vector<std::unique_ptr<cuda::Layer>> layers;
+  std::vector<cuda::LayerIO> ios;
+  std::vector<Patch> patches;
+  bool warmed = false;
+};
+
+struct CapturedBatch {
+  cudaGraphExec_t exec = nullptr;
+  std::vector<const void*> key;  // the I/O addresses it was captured or last updated with
+};
 }  // namespace
 
 struct ExecutionContext::Impl {
   std::shared_ptr<Engine::Impl> engine;
+  RuntimeConfig config;
   cudaStream_t stream = nullptr;
   cuda::Handles handles;
   void* arena = nullptr;
-  std::vector<std::unique_ptr<cuda::Layer>> layers;
-  std::vector<cuda::LayerIO> ios;
-  std::vector<Patch> patches;
-  std::vector<void*> host_in, host_out;  // device buffers of the host API
-  bool graphs = true, sync_each = false, warmed = false;
-  cudaGraphExec_t graph = nullptr;
-  std::vector<const void*> graph_key;
+  std::vector<BoundPlan> plans;
+  int64_t batch = 0;
+  std::vector<int64_t> in_image_bytes, out_image_bytes;  // per I/O slot, one image
+  std::vector<std::string> in_names, out_names;
+  std::vector<const void*> named_in;  // set_tensor_address
+  std::vector<void*> named_out;
+  std::vector<void*> host_in, host_out;  // device buffers of the host API, at max_batch
+  std::map<int64_t, CapturedBatch> graphs;
+  GraphStats stats;
 
   ~Impl() {
-    if (graph) cudaGraphExecDestroy(graph);
+    for (auto& [b, g] : graphs)
+      if (g.exec) cudaGraphExecDestroy(g.exec);
     for (void* p : host_in) cudaFree(p);
     for (void* p : host_out) cudaFree(p);
-    layers.clear();  // descriptors before handles
+    plans.clear();  // descriptors before handles
     if (handles.cudnn) cudnnDestroy(handles.cudnn);
     if (handles.lt) cublasLtDestroy(handles.lt);
     if (arena) cudaFree(arena);
     if (stream) cudaStreamDestroy(stream);
   }
 
-  void run_layers(cudaStream_t s) {
-    const rt::Plan& plan = engine->plan;
-    for (size_t i = 0; i < layers.size(); ++i) {
-      const rt::PlanLayer& l = plan.layers[i];
+  const rt::Plan& plan(size_t k) const { return engine->file.plans[k]; }
+
+  void run_layers(size_t k, cudaStream_t s) {
+    BoundPlan& b = plans[k];
+    for (size_t i = 0; i < b.layers.size(); ++i) {
+      const rt::PlanLayer& l = plan(k).layers[i];
       try {
-        layers[i]->enqueue(ios[i], s, handles);
-        if (sync_each) {
+        b.layers[i]->enqueue(b.ios[i], s, handles);
+        if (config.sync_each_layer) {
           KCUDA(cudaStreamSynchronize(s));
           KCUDA(cudaGetLastError());
         }
@@ -64,147 +84,260 @@ struct ExecutionContext::Impl {
       }
     }
   }
+
+  void patch(size_t k, const std::vector<const void*>& in, const std::vector<void*>& out, int64_t start) {
+    for (const Patch& p : plans[k].patches) {
+      if (p.output) plans[k].ios[p.layer].out[p.index] = at(out[p.slot], start * out_image_bytes[p.slot]);
+      else plans[k].ios[p.layer].in[p.index] = at(const_cast<void*>(in[p.slot]), start * in_image_bytes[p.slot]);
+    }
+  }
+
+  // Every slice of the current batch through its plan.
+  void run_batch(const std::vector<const void*>& in, const std::vector<void*>& out, cudaStream_t s) {
+    for (const rt::BatchSlice& slice : rt::split_batch(batch, engine->batches)) {
+      patch(slice.plan, in, out, slice.start);
+      run_layers(slice.plan, s);
+    }
+  }
+
+  // Libraries load kernels and set up lazily, which must not happen inside a capture: each plan
+  // runs once eagerly before its first capture.
+  void warm_up(const std::vector<const void*>& in, const std::vector<void*>& out, cudaStream_t s) {
+    bool ran = false;
+    for (const rt::BatchSlice& slice : rt::split_batch(batch, engine->batches)) {
+      if (plans[slice.plan].warmed) continue;
+      patch(slice.plan, in, out, slice.start);
+      run_layers(slice.plan, s);
+      plans[slice.plan].warmed = ran = true;
+    }
+    if (ran) KCUDA(cudaStreamSynchronize(s));
+  }
+
+  // Captured on the context's own stream (the legacy default stream cannot be captured).
+  cudaGraph_t capture(const std::vector<const void*>& in, const std::vector<void*>& out) {
+    KCUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed));
+    cudaGraph_t g = nullptr;
+    try {
+      run_batch(in, out, stream);
+    } catch (...) {
+      cudaStreamEndCapture(stream, &g);
+      if (g) cudaGraphDestroy(g);
+      throw;
+    }
+    KCUDA(cudaStreamEndCapture(stream, &g));
+    ++stats.captures;
+    return g;
+  }
+
+  void enqueue(const std::vector<const void*>& in, const std::vector<void*>& out, cudaStream_t caller) {
+    const rt::Plan& p0 = plan(0);
+    KESTREL_CHECK(in.size() == p0.inputs.size(), "expected ", p0.inputs.size(), " input buffers, got ", in.size());
+    KESTREL_CHECK(out.size() == p0.outputs.size(), "expected ", p0.outputs.size(), " output buffers, got ", out.size());
+    for (size_t i = 0; i < in.size(); ++i) KESTREL_CHECK(in[i], "no address for input '", in_names[i], "'");
+    for (size_t i = 0; i < out.size(); ++i) KESTREL_CHECK(out[i], "no address for output '", out_names[i], "'");
+    KCUDA(cudaSetDevice(engine->device));
+    cudaStream_t s = caller ? caller : stream;
+    if (!config.cuda_graphs) {
+      run_batch(in, out, s);
+      return;
+    }
+    std::vector<const void*> key(in.begin(), in.end());
+    key.insert(key.end(), out.begin(), out.end());
+    CapturedBatch& cb = graphs[batch];
+    if (!cb.exec || key != cb.key) {
+      warm_up(in, out, s);
+      cudaGraph_t g = capture(in, out);
+      cudaError_t e = cudaErrorUnknown;
+      if (cb.exec) {
+        // Same batch, same kernels, new addresses: only kernel parameters change.
+        cudaGraphExecUpdateResultInfo info{};
+        e = cudaGraphExecUpdate(cb.exec, g, &info);
+        if (e == cudaSuccess) {
+          ++stats.updates;
+        } else {
+          cudaGetLastError();  // the failed update is not a sticky error; instantiate instead
+          KCUDA(cudaGraphExecDestroy(cb.exec));
+          cb.exec = nullptr;
+        }
+      }
+      if (!cb.exec) {
+        e = cudaGraphInstantiate(&cb.exec, g, 0);
+        if (e == cudaSuccess) ++stats.instantiations;
+      }
+      cudaGraphDestroy(g);
+      if (e != cudaSuccess) graphs.erase(batch);
+      KCUDA(e);
+      cb.key = std::move(key);
+    }
+    KCUDA(cudaGraphLaunch(cb.exec, s));
+  }
+
+  size_t in_slot(const std::string& name) const {
+    for (size_t i = 0; i < in_names.size(); ++i)
+      if (in_names[i] == name) return i;
+    return SIZE_MAX;
+  }
+  size_t out_slot(const std::string& name) const {
+    for (size_t i = 0; i < out_names.size(); ++i)
+      if (out_names[i] == name) return i;
+    return SIZE_MAX;
+  }
+  [[noreturn]] void unknown_tensor(const std::string& name) const {
+    std::string names;
+    for (auto& n : in_names) names += (names.empty() ? "" : ", ") + n;
+    for (auto& n : out_names) names += (names.empty() ? "" : ", ") + n;
+    fail("the engine has no input or output named '", name, "' (it has ", names, ")");
+  }
 };
 
 ExecutionContext::ExecutionContext(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ExecutionContext::~ExecutionContext() = default;
 
-std::unique_ptr<ExecutionContext> Engine::create_execution_context() const {
+std::unique_ptr<ExecutionContext> Engine::create_execution_context(const RuntimeConfig& config) const {
   auto c = std::make_unique<ExecutionContext::Impl>();
   c->engine = impl_;
-  const rt::Plan& plan = impl_->plan;
+  c->config = config;
+  if (config.sync_each_layer) c->config.cuda_graphs = false;
+  const rt::EngineFile& file = impl_->file;
+  c->batch = file.max_batch;
   KCUDA(cudaSetDevice(impl_->device));
   KCUDA(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
   KCUDNN(cudnnCreate(&c->handles.cudnn));
   KCUBLAS(cublasLtCreate(&c->handles.lt));
-  if (plan.arena_bytes) KCUDA(cudaMalloc(&c->arena, static_cast<size_t>(plan.arena_bytes)));
-  if (const char* e = std::getenv("KESTREL_CUDA_SYNC"); e && std::strcmp(e, "1") == 0) {
-    c->sync_each = true;
-    c->graphs = false;
-  }
-  auto resolve = [&](int32_t id) -> void* {
-    if (id < 0) return nullptr;
-    const rt::PlanTensor& t = plan.tensors[id];
-    switch (t.storage) {
-      case rt::Storage::Arena: return at(c->arena, t.offset);
-      case rt::Storage::Weights: return at(impl_->weights, t.offset);
-      default: return nullptr;  // I/O: patched per enqueue
-    }
+  int64_t arena_bytes = 0;
+  for (const rt::Plan& p : file.plans) arena_bytes = std::max(arena_bytes, p.arena_bytes);
+  if (arena_bytes) KCUDA(cudaMalloc(&c->arena, static_cast<size_t>(arena_bytes)));
+  const rt::Plan& p0 = file.plans[0];
+  auto image_bytes = [&](int32_t id) {
+    const rt::PlanTensor& t = p0.tensors[id];
+    const int64_t n = t.shape.empty() || t.shape[0] == 0 ? 0 : shape_numel(t.shape) / t.shape[0];
+    return n * static_cast<int64_t>(dtype_size(t.dtype));
   };
-  for (size_t i = 0; i < plan.layers.size(); ++i) {
-    const rt::PlanLayer& l = plan.layers[i];
-    std::unique_ptr<cuda::Layer> layer;
-    try {
-      layer = cuda::create_layer(rt::layer_spec(plan, l, impl_->metas));
-      layer->set_tactic(l.tactic, c->handles);
-    } catch (const Error& e) {
-      fail("cannot set up layer '", l.name, "' (", l.op, ", tactic ", l.tactic, "): ", e.what());
+  for (int32_t id : p0.inputs) c->in_names.push_back(p0.tensors[id].name), c->in_image_bytes.push_back(image_bytes(id));
+  for (int32_t id : p0.outputs) c->out_names.push_back(p0.tensors[id].name), c->out_image_bytes.push_back(image_bytes(id));
+  c->named_in.assign(c->in_names.size(), nullptr);
+  c->named_out.assign(c->out_names.size(), nullptr);
+
+  for (size_t k = 0; k < file.plans.size(); ++k) {
+    const rt::Plan& plan = file.plans[k];
+    const Engine::Impl::PlanOnDevice& dev = impl_->on_device[k];
+    BoundPlan b;
+    auto resolve = [&](int32_t id) -> void* {
+      if (id < 0) return nullptr;
+      const rt::PlanTensor& t = plan.tensors[id];
+      switch (t.storage) {
+        case rt::Storage::Arena: return at(c->arena, t.offset);
+        case rt::Storage::Weights: return at(dev.weights, t.offset);
+        default: return nullptr;  // I/O: patched per enqueue
+      }
+    };
+    for (size_t i = 0; i < plan.layers.size(); ++i) {
+      const rt::PlanLayer& l = plan.layers[i];
+      std::unique_ptr<cuda::Layer> layer;
+      try {
+        layer = cuda::create_layer(rt::layer_spec(plan, l, dev.metas));
+        layer->set_tactic(l.tactic, c->handles);
+      } catch (const Error& e) {
+        fail("cannot set up layer '", l.name, "' (", l.op, ", tactic ", l.tactic, "): ", e.what());
+      }
+      KESTREL_CHECK(layer->scratch_bytes() <= l.scratch_bytes, "layer '", l.name, "' tactic ", l.tactic, " needs ",
+                    layer->scratch_bytes(), " bytes of scratch but the engine reserved ", l.scratch_bytes,
+                    " (the libraries differ from the build machine's; rebuild the engine)");
+      cuda::LayerIO io;
+      for (size_t j = 0; j < l.inputs.size(); ++j) {
+        io.in.push_back(resolve(l.inputs[j]));
+        if (l.inputs[j] >= 0 && plan.tensors[l.inputs[j]].storage == rt::Storage::Input)
+          b.patches.push_back({i, false, j, plan.tensors[l.inputs[j]].slot});
+        KESTREL_CHECK(l.inputs[j] < 0 || plan.tensors[l.inputs[j]].storage != rt::Storage::Output, "internal: layer '",
+                      l.name, "' reads an engine output");
+      }
+      for (size_t j = 0; j < l.outputs.size(); ++j) {
+        io.out.push_back(resolve(l.outputs[j]));
+        if (plan.tensors[l.outputs[j]].storage == rt::Storage::Output)
+          b.patches.push_back({i, true, j, plan.tensors[l.outputs[j]].slot});
+      }
+      io.scratch = l.scratch_bytes ? at(c->arena, l.scratch_offset) : nullptr;
+      b.layers.push_back(std::move(layer));
+      b.ios.push_back(std::move(io));
     }
-    KESTREL_CHECK(layer->scratch_bytes() <= l.scratch_bytes, "layer '", l.name, "' tactic ", l.tactic, " needs ",
-                  layer->scratch_bytes(), " bytes of scratch but the engine reserved ", l.scratch_bytes,
-                  " (the libraries differ from the build machine's; rebuild the engine)");
-    cuda::LayerIO io;
-    for (size_t k = 0; k < l.inputs.size(); ++k) {
-      io.in.push_back(resolve(l.inputs[k]));
-      if (l.inputs[k] >= 0 && plan.tensors[l.inputs[k]].storage == rt::Storage::Input)
-        c->patches.push_back({i, false, k, plan.tensors[l.inputs[k]].slot});
-      KESTREL_CHECK(l.inputs[k] < 0 || plan.tensors[l.inputs[k]].storage != rt::Storage::Output,
-                    "internal: layer '", l.name, "' reads an engine output");
-    }
-    for (size_t k = 0; k < l.outputs.size(); ++k) {
-      io.out.push_back(resolve(l.outputs[k]));
-      if (plan.tensors[l.outputs[k]].storage == rt::Storage::Output)
-        c->patches.push_back({i, true, k, plan.tensors[l.outputs[k]].slot});
-    }
-    io.scratch = l.scratch_bytes ? at(c->arena, l.scratch_offset) : nullptr;
-    c->layers.push_back(std::move(layer));
-    c->ios.push_back(std::move(io));
+    c->plans.push_back(std::move(b));
   }
   return std::make_unique<ExecutionContext>(std::move(c));
 }
 
+void ExecutionContext::set_batch(int64_t batch) {
+  const EngineInfo& e = impl_->engine->info;
+  if (batch < e.min_batch || batch > e.max_batch) {
+    if (e.min_batch == e.max_batch)
+      fail("this engine runs batch ", e.max_batch, " only, not ", batch,
+           " (build one for a range of batches with --min-batch/--opt-batch/--max-batch)");
+    fail("batch ", batch, " is outside this engine's profile [", e.min_batch, ", ", e.max_batch, "]");
+  }
+  impl_->batch = batch;
+}
+
+int64_t ExecutionContext::batch() const { return impl_->batch; }
+
+void ExecutionContext::set_input_shape(const std::string& name, const Shape& shape) {
+  const size_t i = impl_->in_slot(name);
+  if (i == SIZE_MAX) impl_->unknown_tensor(name);
+  const Shape& full = impl_->engine->info.inputs[i].shape;
+  KESTREL_CHECK(shape.size() == full.size() && !shape.empty() && std::equal(shape.begin() + 1, shape.end(), full.begin() + 1),
+                "input '", name, "' takes ", shape_str(full), " (any batch in [", impl_->engine->info.min_batch, ", ",
+                impl_->engine->info.max_batch, "]), not ", shape_str(shape));
+  set_batch(shape[0]);
+}
+
+Shape ExecutionContext::tensor_shape(const std::string& name) const {
+  const EngineInfo& e = impl_->engine->info;
+  Shape s;
+  if (size_t i = impl_->in_slot(name); i != SIZE_MAX) s = e.inputs[i].shape;
+  else if (size_t o = impl_->out_slot(name); o != SIZE_MAX) s = e.outputs[o].shape;
+  else impl_->unknown_tensor(name);
+  s[0] = impl_->batch;
+  return s;
+}
+
+void ExecutionContext::set_tensor_address(const std::string& name, void* address) {
+  if (size_t i = impl_->in_slot(name); i != SIZE_MAX) impl_->named_in[i] = address;
+  else if (size_t o = impl_->out_slot(name); o != SIZE_MAX) impl_->named_out[o] = address;
+  else impl_->unknown_tensor(name);
+}
+
+void ExecutionContext::enqueue(cudaStream_t stream) { impl_->enqueue(impl_->named_in, impl_->named_out, stream); }
+
 void ExecutionContext::enqueue(const std::vector<const void*>& inputs, const std::vector<void*>& outputs,
                                cudaStream_t stream) {
-  Impl& c = *impl_;
-  const rt::Plan& plan = c.engine->plan;
-  KESTREL_CHECK(inputs.size() == plan.inputs.size(), "expected ", plan.inputs.size(), " input buffers, got ", inputs.size());
-  KESTREL_CHECK(outputs.size() == plan.outputs.size(), "expected ", plan.outputs.size(), " output buffers, got ", outputs.size());
-  for (auto* p : inputs) KESTREL_CHECK(p, "null input buffer");
-  for (auto* p : outputs) KESTREL_CHECK(p, "null output buffer");
-  for (const Patch& p : c.patches) {
-    if (p.output) c.ios[p.layer].out[p.index] = outputs[p.slot];
-    else c.ios[p.layer].in[p.index] = const_cast<void*>(inputs[p.slot]);
-  }
-  KCUDA(cudaSetDevice(c.engine->device));
-  cudaStream_t s = stream ? stream : c.stream;
-  if (!c.graphs) {
-    c.run_layers(s);
-    return;
-  }
-  std::vector<const void*> key(inputs.begin(), inputs.end());
-  key.insert(key.end(), outputs.begin(), outputs.end());
-  if (!c.graph || key != c.graph_key) {
-    if (c.graph) {
-      KCUDA(cudaGraphExecDestroy(c.graph));
-      c.graph = nullptr;
-    }
-    // One eager run first: libraries load kernels and set up lazily, which must not happen inside a
-    // capture. Then capture on the context's own stream (the legacy default stream cannot be captured)
-    // and launch the graph on the caller's.
-    if (!c.warmed) {
-      c.run_layers(s);
-      KCUDA(cudaStreamSynchronize(s));
-      c.warmed = true;
-    }
-    KCUDA(cudaStreamBeginCapture(c.stream, cudaStreamCaptureModeRelaxed));
-    cudaGraph_t g = nullptr;
-    try {
-      c.run_layers(c.stream);
-    } catch (...) {
-      cudaStreamEndCapture(c.stream, &g);
-      if (g) cudaGraphDestroy(g);
-      throw;
-    }
-    KCUDA(cudaStreamEndCapture(c.stream, &g));
-    const cudaError_t e = cudaGraphInstantiate(&c.graph, g, 0);
-    cudaGraphDestroy(g);
-    KCUDA(e);
-    c.graph_key = key;
-  }
-  KCUDA(cudaGraphLaunch(c.graph, s));
+  impl_->enqueue(inputs, outputs, stream);
 }
 
 std::vector<HostTensor> ExecutionContext::run(const std::vector<HostTensor>& inputs) {
   Impl& c = *impl_;
-  const rt::Plan& plan = c.engine->plan;
-  KESTREL_CHECK(inputs.size() == plan.inputs.size(), "expected ", plan.inputs.size(), " inputs, got ", inputs.size());
-  KCUDA(cudaSetDevice(c.engine->device));
-  if (c.host_in.empty()) {
-    for (int32_t id : plan.inputs) {
-      void* p = nullptr;
-      KCUDA(cudaMalloc(&p, std::max<size_t>(1, shape_numel(plan.tensors[id].shape) * dtype_size(plan.tensors[id].dtype))));
-      c.host_in.push_back(p);
-    }
-    for (int32_t id : plan.outputs) {
-      void* p = nullptr;
-      KCUDA(cudaMalloc(&p, std::max<size_t>(1, shape_numel(plan.tensors[id].shape) * dtype_size(plan.tensors[id].dtype))));
-      c.host_out.push_back(p);
-    }
-  }
+  const EngineInfo& e = c.engine->info;
+  KESTREL_CHECK(inputs.size() == e.inputs.size(), "expected ", e.inputs.size(), " inputs, got ", inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
-    const rt::PlanTensor& t = plan.tensors[plan.inputs[i]];
-    KESTREL_CHECK(inputs[i].shape() == t.shape, "input '", t.name, "' expects shape ", shape_str(t.shape), ", got ",
-                  shape_str(inputs[i].shape()));
-    KESTREL_CHECK(inputs[i].dtype() == t.dtype, "input '", t.name, "' expects ", dtype_name(t.dtype), ", got ",
-                  dtype_name(inputs[i].dtype()));
-    KCUDA(cudaMemcpyAsync(c.host_in[i], inputs[i].raw(), inputs[i].nbytes(), cudaMemcpyHostToDevice, c.stream));
+    KESTREL_CHECK(inputs[i].dtype() == e.inputs[i].dtype, "input '", e.inputs[i].name, "' expects ",
+                  dtype_name(e.inputs[i].dtype), ", got ", dtype_name(inputs[i].dtype()));
+    set_input_shape(e.inputs[i].name, inputs[i].shape());
+    KESTREL_CHECK(inputs[i].shape()[0] == inputs[0].shape()[0], "inputs with different batches");
   }
+  KCUDA(cudaSetDevice(c.engine->device));
+  auto alloc = [](const EngineTensorInfo& t) {
+    void* p = nullptr;
+    KCUDA(cudaMalloc(&p, std::max<size_t>(1, shape_numel(t.shape) * dtype_size(t.dtype))));
+    return p;
+  };
+  if (c.host_in.empty()) {
+    for (const auto& t : e.inputs) c.host_in.push_back(alloc(t));
+    for (const auto& t : e.outputs) c.host_out.push_back(alloc(t));
+  }
+  for (size_t i = 0; i < inputs.size(); ++i)
+    KCUDA(cudaMemcpyAsync(c.host_in[i], inputs[i].raw(), inputs[i].nbytes(), cudaMemcpyHostToDevice, c.stream));
   std::vector<const void*> in(c.host_in.begin(), c.host_in.end());
-  enqueue(in, c.host_out, c.stream);
+  c.enqueue(in, c.host_out, c.stream);
   std::vector<HostTensor> outs;
-  for (size_t i = 0; i < plan.outputs.size(); ++i) {
-    const rt::PlanTensor& t = plan.tensors[plan.outputs[i]];
-    HostTensor y(t.dtype, t.shape);
+  for (size_t i = 0; i < e.outputs.size(); ++i) {
+    HostTensor y(e.outputs[i].dtype, tensor_shape(e.outputs[i].name));
     KCUDA(cudaMemcpyAsync(y.raw(), c.host_out[i], y.nbytes(), cudaMemcpyDeviceToHost, c.stream));
     outs.push_back(std::move(y));
   }
@@ -215,27 +348,30 @@ std::vector<HostTensor> ExecutionContext::run(const std::vector<HostTensor>& inp
 std::vector<std::pair<std::string, double>> ExecutionContext::profile(const std::vector<const void*>& inputs,
                                                                      const std::vector<void*>& outputs, int runs) {
   Impl& c = *impl_;
-  const rt::Plan& plan = c.engine->plan;
+  size_t k = c.plans.size();
+  for (size_t j = 0; j < c.engine->batches.size(); ++j)
+    if (c.engine->batches[j] == c.batch) k = j;
+  KESTREL_CHECK(k < c.plans.size(), "profile: the engine holds no plan for batch ", c.batch,
+                " (it profiles the batches it was tuned for)");
+  const rt::Plan& plan = c.plan(k);
   KESTREL_CHECK(inputs.size() == plan.inputs.size() && outputs.size() == plan.outputs.size(),
                 "profile: wrong number of I/O buffers");
-  for (const Patch& p : c.patches) {
-    if (p.output) c.ios[p.layer].out[p.index] = outputs[p.slot];
-    else c.ios[p.layer].in[p.index] = const_cast<void*>(inputs[p.slot]);
-  }
+  c.patch(k, inputs, outputs, 0);
   KCUDA(cudaSetDevice(c.engine->device));
-  std::vector<cudaEvent_t> ev(c.layers.size() + 1);
+  BoundPlan& b = c.plans[k];
+  std::vector<cudaEvent_t> ev(b.layers.size() + 1);
   for (auto& e : ev) KCUDA(cudaEventCreate(&e));
-  std::vector<double> total(c.layers.size(), 0.0);
+  std::vector<double> total(b.layers.size(), 0.0);
   try {
-    c.run_layers(c.stream);  // warm-up: lazy library set-up stays out of the figures
+    c.run_layers(k, c.stream);  // warm-up: lazy library set-up stays out of the figures
     for (int r = 0; r < std::max(runs, 1); ++r) {
       KCUDA(cudaEventRecord(ev[0], c.stream));
-      for (size_t i = 0; i < c.layers.size(); ++i) {
-        c.layers[i]->enqueue(c.ios[i], c.stream, c.handles);
+      for (size_t i = 0; i < b.layers.size(); ++i) {
+        b.layers[i]->enqueue(b.ios[i], c.stream, c.handles);
         KCUDA(cudaEventRecord(ev[i + 1], c.stream));
       }
       KCUDA(cudaEventSynchronize(ev.back()));
-      for (size_t i = 0; i < c.layers.size(); ++i) {
+      for (size_t i = 0; i < b.layers.size(); ++i) {
         float ms = 0;
         KCUDA(cudaEventElapsedTime(&ms, ev[i], ev[i + 1]));
         total[i] += ms;
@@ -247,14 +383,15 @@ std::vector<std::pair<std::string, double>> ExecutionContext::profile(const std:
   }
   for (auto& e : ev) cudaEventDestroy(e);
   std::vector<std::pair<std::string, double>> out;
-  for (size_t i = 0; i < c.layers.size(); ++i)
+  for (size_t i = 0; i < b.layers.size(); ++i)
     out.emplace_back(plan.layers[i].name + " (" + plan.layers[i].op + ", " + plan.layers[i].tactic + ")",
                      total[i] / std::max(runs, 1));
   return out;
 }
 
-void ExecutionContext::set_cuda_graphs(bool on) { impl_->graphs = on && !impl_->sync_each; }
-bool ExecutionContext::cuda_graphs() const { return impl_->graphs; }
+void ExecutionContext::set_cuda_graphs(bool on) { impl_->config.cuda_graphs = on && !impl_->config.sync_each_layer; }
+bool ExecutionContext::cuda_graphs() const { return impl_->config.cuda_graphs; }
+ExecutionContext::GraphStats ExecutionContext::graph_stats() const { return impl_->stats; }
 cudaStream_t ExecutionContext::stream() const { return impl_->stream; }
 const EngineInfo& ExecutionContext::info() const { return impl_->engine->info; }
 

@@ -48,14 +48,26 @@ struct EngineHeader {
   std::map<std::string, std::string> metadata;  // the model's (Ultralytics names / stride / imgsz)
 };
 
+// One batch's plan.
 struct Plan {
-  EngineHeader header;
+  EngineHeader header;  // header.batch: this plan's batch
   std::vector<PlanTensor> tensors;
   std::vector<PlanLayer> layers;
   std::vector<int32_t> inputs, outputs;  // tensor ids of the I/O slots
   int64_t arena_bytes = 0, activation_bytes = 0, eliminated_copies = 0;
   std::vector<uint8_t> weights;          // the blob Storage::Weights offsets point into
 };
+
+// What an engine file holds: one plan per batch it was tuned for (ascending), all of one model,
+// precision and set of I/O names; the engine runs any batch in [min_batch, max_batch] as a sequence
+// of these plans on consecutive slices of the batch (see batch_split.h). Plans whose weights are the
+// same bytes share them (in the file and on the device).
+struct EngineFile {
+  std::vector<Plan> plans;
+  int64_t min_batch = 0, opt_batch = 0, max_batch = 0;
+};
+// A file of one plan: its batch is min, opt and max.
+EngineFile single_plan_file(Plan plan);
 
 // File layout (little endian): a fixed prefix that every version keeps, so an old or foreign engine
 // is recognized and refused by name:
@@ -64,20 +76,24 @@ struct Plan {
 //   12 i32      compute capability major
 //   16 i32      compute capability minor
 //   20 u64      total file size in bytes
-//   28 ...      header strings and the body (see plan_io.cpp)
+//   28 ...      header strings, the batch profile, then each plan's body (see plan_io.cpp)
 //   end-8 u64   FNV-1a 64 of every byte before it
 constexpr char kEngineMagic[8] = {'K', 'E', 'S', 'T', 'R', 'L', 'E', 'N'};
-constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kFormatVersion = 2;
 constexpr size_t kOffsetFormatVersion = 8;
 constexpr size_t kOffsetCcMajor = 12;
 constexpr size_t kOffsetCcMinor = 16;
 constexpr size_t kOffsetFileSize = 20;
 
-std::vector<uint8_t> serialize_plan(const Plan& plan);
-// Parses and checks the file (magic, size, format version, checksum). The compute capability is not
-// compared here (the Runtime does it against the device), but is checked before the checksum so a
-// foreign engine is reported as such.
-Plan deserialize_plan(const void* data, size_t size);
+std::vector<uint8_t> serialize_engine(const EngineFile& file);
+std::vector<uint8_t> serialize_plan(const Plan& plan);  // a file of this one plan
+// Parses and checks the file (magic, size, format version, checksum, every id, extent and the batch
+// profile). The compute capability is not compared here (the Runtime does it against the device),
+// but is checked before the checksum so a foreign engine is reported as such.
+EngineFile deserialize_engine(const void* data, size_t size);
+// The engine as inspect shows it: the header and profile, the I/O at max_batch, the layers of the
+// plan tuned for opt_batch.
+EngineInfo engine_info(const EngineFile& file);
 EngineInfo plan_info(const Plan& plan);
 
 uint64_t fnv1a64(const void* data, size_t size, uint64_t seed = 1469598103934665603ull);

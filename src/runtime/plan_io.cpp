@@ -1,5 +1,6 @@
 // Engine file (de)serialization. A small tagged binary format; every read is bounds-checked so that a
 // truncated or corrupt file ends in one kestrel::Error, never a crash.
+#include <algorithm>
 #include <cstring>
 
 #include "kestrel/version.h"
@@ -157,28 +158,10 @@ Attributes read_attrs(Reader& r) {
 
 }  // namespace
 
-std::vector<uint8_t> serialize_plan(const Plan& plan) {
-  Writer w;
-  const EngineHeader& h = plan.header;
-  w.buf.insert(w.buf.end(), kEngineMagic, kEngineMagic + 8);
-  w.pod<uint32_t>(kFormatVersion);
-  w.pod<int32_t>(h.cc_major);
-  w.pod<int32_t>(h.cc_minor);
-  w.pod<uint64_t>(0);  // file size, patched below
-  w.str(h.kestrel_version);
-  w.str(h.gpu_name);
-  w.str(h.model_name);
-  w.str(h.model_hash);
-  w.str(h.build_options);
-  w.pod<int32_t>(h.cuda_runtime_version);
-  w.pod<int32_t>(h.cudnn_version);
-  w.pod<uint8_t>(static_cast<uint8_t>(h.precision));
-  w.pod<uint8_t>(h.tf32);
-  w.pod<int64_t>(h.batch);
-  w.pod<int64_t>(h.imgsz);
-  w.pod<uint64_t>(h.metadata.size());
-  for (auto& [k, v] : h.metadata) w.str(k), w.str(v);
+namespace {
 
+void write_body(Writer& w, const Plan& plan) {
+  w.pod<int64_t>(plan.header.batch);
   w.pod<uint64_t>(plan.tensors.size());
   for (const PlanTensor& t : plan.tensors) {
     w.str(t.name);
@@ -208,60 +191,10 @@ std::vector<uint8_t> serialize_plan(const Plan& plan) {
   w.pod<int64_t>(plan.arena_bytes);
   w.pod<int64_t>(plan.activation_bytes);
   w.pod<int64_t>(plan.eliminated_copies);
-  w.bytes(plan.weights.data(), plan.weights.size());
-
-  const uint64_t total = w.buf.size() + sizeof(uint64_t);
-  std::memcpy(w.buf.data() + kOffsetFileSize, &total, sizeof(total));
-  const uint64_t sum = fnv1a64(w.buf.data(), w.buf.size());
-  w.pod<uint64_t>(sum);
-  return std::move(w.buf);
 }
 
-Plan deserialize_plan(const void* data, size_t size) {
-  const auto* p = static_cast<const uint8_t*>(data);
-  if (size < 8 || std::memcmp(p, kEngineMagic, 8) != 0)
-    fail("not a Kestrel engine file (bad magic; build one with `kestrel build MODEL -o FILE.engine`)");
-  if (size < 36) fail("engine file is truncated (", size, " bytes)");
-  uint32_t version;
-  std::memcpy(&version, p + kOffsetFormatVersion, 4);
-  if (version != kFormatVersion)
-    fail("engine format version ", version, " is not supported by this runtime (it reads format version ", kFormatVersion,
-         "); rebuild the engine with this Kestrel (", KESTREL_VERSION_STRING, ")");
-  uint64_t declared;
-  std::memcpy(&declared, p + kOffsetFileSize, 8);
-  if (declared != size)
-    fail("engine file is truncated or has trailing bytes (", size, " bytes, the header says ", declared, ")");
-  uint64_t stored;
-  std::memcpy(&stored, p + size - 8, 8);
-  if (fnv1a64(p, size - 8) != stored) fail("engine file is corrupt (checksum mismatch)");
-
-  Reader r(p, size - 8);
-  Plan plan;
-  EngineHeader& h = plan.header;
-  for (int i = 0; i < 8; ++i) r.pod<char>();
-  h.format_version = r.pod<uint32_t>();
-  h.cc_major = r.pod<int32_t>();
-  h.cc_minor = r.pod<int32_t>();
-  r.pod<uint64_t>();
-  h.kestrel_version = r.str();
-  h.gpu_name = r.str();
-  h.model_name = r.str();
-  h.model_hash = r.str();
-  h.build_options = r.str();
-  h.cuda_runtime_version = r.pod<int32_t>();
-  h.cudnn_version = r.pod<int32_t>();
-  const uint8_t prec = r.pod<uint8_t>();
-  if (prec > 2) r.corrupt("bad precision");
-  h.precision = static_cast<Precision>(prec);
-  h.tf32 = r.pod<uint8_t>() != 0;
-  h.batch = r.pod<int64_t>();
-  h.imgsz = r.pod<int64_t>();
-  const size_t nmeta = r.count(1u << 16);
-  for (size_t i = 0; i < nmeta; ++i) {
-    std::string k = r.str();
-    h.metadata[k] = r.str();
-  }
-
+void read_body(Reader& r, Plan& plan) {
+  plan.header.batch = r.pod<int64_t>();
   plan.tensors.resize(r.count(1u << 24, 39));  // the fixed-size fields of one tensor
   for (PlanTensor& t : plan.tensors) {
     t.name = r.str();
@@ -296,10 +229,10 @@ Plan deserialize_plan(const void* data, size_t size) {
   plan.arena_bytes = r.pod<int64_t>();
   plan.activation_bytes = r.pod<int64_t>();
   plan.eliminated_copies = r.pod<int64_t>();
-  auto [wp, wn] = r.bytes();
-  plan.weights.assign(wp, wp + wn);
+}
 
-  // Cross-checks, so a consistent-looking but wrong file still cannot index out of range.
+// Cross-checks, so a consistent-looking but wrong file still cannot index out of range.
+void check_plan(const Reader& r, const Plan& plan) {
   const int32_t nt = static_cast<int32_t>(plan.tensors.size());
   auto check_id = [&](int32_t id, bool allow_none) {
     if (id < (allow_none ? -1 : 0) || id >= nt) r.corrupt("tensor id out of range");
@@ -337,7 +270,147 @@ Plan deserialize_plan(const void* data, size_t size) {
         (t.storage == Storage::Output && (t.slot < 0 || t.slot >= static_cast<int32_t>(plan.outputs.size()))))
       r.corrupt("bad I/O slot");
   }
-  return plan;
+}
+
+// Plans after the first must run on slices of one batch: the same I/O names and dtypes, every I/O
+// tensor dense with the plan's batch leading and the same shape per image.
+void check_profile(const Reader& r, const EngineFile& f) {
+  if (f.min_batch < 1 || f.min_batch > f.opt_batch || f.opt_batch > f.max_batch) r.corrupt("bad batch profile");
+  const Plan& first = f.plans.front();
+  if (first.header.batch != f.min_batch || f.plans.back().header.batch != f.max_batch)
+    r.corrupt("plans do not span the batch profile");
+  for (size_t k = 0; k < f.plans.size(); ++k) {
+    const Plan& p = f.plans[k];
+    if (k > 0 && p.header.batch <= f.plans[k - 1].header.batch) r.corrupt("plan batches not ascending");
+    if (f.plans.size() == 1) continue;
+    if (p.inputs.size() != first.inputs.size() || p.outputs.size() != first.outputs.size())
+      r.corrupt("plans with different inputs or outputs");
+    auto same_io = [&](int32_t a, int32_t b) {
+      const PlanTensor &x = p.tensors[a], &y = first.tensors[b];
+      if (x.name != y.name || x.dtype != y.dtype || x.shape.empty() || y.shape.empty() || x.shape[0] != p.header.batch ||
+          y.shape[0] != first.header.batch || !std::equal(x.shape.begin() + 1, x.shape.end(), y.shape.begin() + 1, y.shape.end()) ||
+          !is_dense_row_major(x))
+        r.corrupt("plans whose inputs or outputs are not slices of one batch");
+    };
+    for (size_t i = 0; i < p.inputs.size(); ++i) same_io(p.inputs[i], first.inputs[i]);
+    for (size_t i = 0; i < p.outputs.size(); ++i) same_io(p.outputs[i], first.outputs[i]);
+  }
+}
+
+}  // namespace
+
+EngineFile single_plan_file(Plan plan) {
+  EngineFile f;
+  f.min_batch = f.opt_batch = f.max_batch = plan.header.batch;
+  f.plans.push_back(std::move(plan));
+  return f;
+}
+
+std::vector<uint8_t> serialize_plan(const Plan& plan) { return serialize_engine(single_plan_file(plan)); }
+
+std::vector<uint8_t> serialize_engine(const EngineFile& file) {
+  KESTREL_CHECK(!file.plans.empty(), "internal: an engine without a plan");
+  Writer w;
+  const EngineHeader& h = file.plans.back().header;
+  w.buf.insert(w.buf.end(), kEngineMagic, kEngineMagic + 8);
+  w.pod<uint32_t>(kFormatVersion);
+  w.pod<int32_t>(h.cc_major);
+  w.pod<int32_t>(h.cc_minor);
+  w.pod<uint64_t>(0);  // file size, patched below
+  w.str(h.kestrel_version);
+  w.str(h.gpu_name);
+  w.str(h.model_name);
+  w.str(h.model_hash);
+  w.str(h.build_options);
+  w.pod<int32_t>(h.cuda_runtime_version);
+  w.pod<int32_t>(h.cudnn_version);
+  w.pod<uint8_t>(static_cast<uint8_t>(h.precision));
+  w.pod<uint8_t>(h.tf32);
+  w.pod<int64_t>(h.imgsz);
+  w.pod<uint64_t>(h.metadata.size());
+  for (auto& [k, v] : h.metadata) w.str(k), w.str(v);
+  w.pod<int64_t>(file.min_batch);
+  w.pod<int64_t>(file.opt_batch);
+  w.pod<int64_t>(file.max_batch);
+  w.pod<uint64_t>(file.plans.size());
+  for (size_t k = 0; k < file.plans.size(); ++k) {
+    const Plan& p = file.plans[k];
+    write_body(w, p);
+    const bool shared = k > 0 && p.weights == file.plans[0].weights;
+    w.pod<uint8_t>(shared);
+    if (!shared) w.bytes(p.weights.data(), p.weights.size());
+  }
+
+  const uint64_t total = w.buf.size() + sizeof(uint64_t);
+  std::memcpy(w.buf.data() + kOffsetFileSize, &total, sizeof(total));
+  const uint64_t sum = fnv1a64(w.buf.data(), w.buf.size());
+  w.pod<uint64_t>(sum);
+  return std::move(w.buf);
+}
+
+EngineFile deserialize_engine(const void* data, size_t size) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  if (size < 8 || std::memcmp(p, kEngineMagic, 8) != 0)
+    fail("not a Kestrel engine file (bad magic; build one with `kestrel build MODEL -o FILE.engine`)");
+  if (size < 36) fail("engine file is truncated (", size, " bytes)");
+  uint32_t version;
+  std::memcpy(&version, p + kOffsetFormatVersion, 4);
+  if (version != kFormatVersion)
+    fail("engine format version ", version, " is not supported by this runtime (it reads format version ", kFormatVersion,
+         "); rebuild the engine with this Kestrel (", KESTREL_VERSION_STRING, ")");
+  uint64_t declared;
+  std::memcpy(&declared, p + kOffsetFileSize, 8);
+  if (declared != size)
+    fail("engine file is truncated or has trailing bytes (", size, " bytes, the header says ", declared, ")");
+  uint64_t stored;
+  std::memcpy(&stored, p + size - 8, 8);
+  if (fnv1a64(p, size - 8) != stored) fail("engine file is corrupt (checksum mismatch)");
+
+  Reader r(p, size - 8);
+  EngineHeader h;
+  for (int i = 0; i < 8; ++i) r.pod<char>();
+  h.format_version = r.pod<uint32_t>();
+  h.cc_major = r.pod<int32_t>();
+  h.cc_minor = r.pod<int32_t>();
+  r.pod<uint64_t>();
+  h.kestrel_version = r.str();
+  h.gpu_name = r.str();
+  h.model_name = r.str();
+  h.model_hash = r.str();
+  h.build_options = r.str();
+  h.cuda_runtime_version = r.pod<int32_t>();
+  h.cudnn_version = r.pod<int32_t>();
+  const uint8_t prec = r.pod<uint8_t>();
+  if (prec > 2) r.corrupt("bad precision");
+  h.precision = static_cast<Precision>(prec);
+  h.tf32 = r.pod<uint8_t>() != 0;
+  h.imgsz = r.pod<int64_t>();
+  const size_t nmeta = r.count(1u << 16);
+  for (size_t i = 0; i < nmeta; ++i) {
+    std::string k = r.str();
+    h.metadata[k] = r.str();
+  }
+  EngineFile f;
+  f.min_batch = r.pod<int64_t>();
+  f.opt_batch = r.pod<int64_t>();
+  f.max_batch = r.pod<int64_t>();
+  f.plans.resize(r.count(1u << 10, 64));
+  if (f.plans.empty()) r.corrupt("no plan");
+  for (size_t k = 0; k < f.plans.size(); ++k) {
+    Plan& plan = f.plans[k];
+    plan.header = h;
+    read_body(r, plan);
+    if (r.pod<uint8_t>()) {
+      if (k == 0) r.corrupt("the first plan shares weights");
+      plan.weights = f.plans[0].weights;
+    } else {
+      auto [wp, wn] = r.bytes();
+      plan.weights.assign(wp, wp + wn);
+    }
+    check_plan(r, plan);
+  }
+  check_profile(r, f);
+  return f;
 }
 
 std::string describe_tensor(const PlanTensor& t) {
@@ -375,7 +448,8 @@ EngineInfo plan_info(const Plan& plan) {
   e.cudnn_version = h.cudnn_version;
   e.precision = h.precision;
   e.tf32 = h.tf32;
-  e.batch = h.batch;
+  e.batch = e.min_batch = e.opt_batch = e.max_batch = h.batch;
+  e.plans.push_back({h.batch, static_cast<int64_t>(plan.layers.size()), plan.arena_bytes});
   e.imgsz = h.imgsz;
   e.metadata = h.metadata;
   for (int32_t id : plan.inputs) e.inputs.push_back({plan.tensors[id].name, plan.tensors[id].dtype, plan.tensors[id].shape});
@@ -396,6 +470,29 @@ EngineInfo plan_info(const Plan& plan) {
   e.activation_bytes = plan.activation_bytes;
   e.weight_bytes = static_cast<int64_t>(plan.weights.size());
   e.eliminated_copies = plan.eliminated_copies;
+  return e;
+}
+
+EngineInfo engine_info(const EngineFile& file) {
+  const Plan* opt = &file.plans.back();
+  for (const Plan& p : file.plans)
+    if (p.header.batch == file.opt_batch) opt = &p;
+  EngineInfo e = plan_info(*opt);
+  const Plan& max = file.plans.back();
+  e.batch = file.max_batch;
+  e.min_batch = file.min_batch, e.opt_batch = file.opt_batch, e.max_batch = file.max_batch;
+  e.inputs.clear(), e.outputs.clear();
+  for (int32_t id : max.inputs) e.inputs.push_back({max.tensors[id].name, max.tensors[id].dtype, max.tensors[id].shape});
+  for (int32_t id : max.outputs) e.outputs.push_back({max.tensors[id].name, max.tensors[id].dtype, max.tensors[id].shape});
+  e.arena_bytes = e.activation_bytes = e.weight_bytes = 0;
+  e.plans.clear();
+  for (size_t k = 0; k < file.plans.size(); ++k) {
+    const Plan& p = file.plans[k];
+    e.plans.push_back({p.header.batch, static_cast<int64_t>(p.layers.size()), p.arena_bytes});
+    e.arena_bytes = std::max(e.arena_bytes, p.arena_bytes);  // one arena serves every plan
+    e.activation_bytes = std::max(e.activation_bytes, p.activation_bytes);
+    if (k == 0 || p.weights != file.plans[0].weights) e.weight_bytes += static_cast<int64_t>(p.weights.size());
+  }
   return e;
 }
 

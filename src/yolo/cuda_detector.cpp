@@ -83,6 +83,7 @@ class CudaDetector final : public ImageDetector {
     KESTREL_CHECK(out_.dtype == DType::F32 && out_.shape.size() == 3, "the engine output ", shape_str(out_.shape),
                   " is not a float32 detection head");
     batch_ = static_cast<int>(in_.shape[0]);
+    min_batch_ = static_cast<int>(std::max<int64_t>(info.min_batch, 1));
     size_ = static_cast<int>(in_.shape[2]);
     per_image_out_ = static_cast<size_t>(out_.shape[1] * out_.shape[2]);
     KCUDA(cudaMalloc(&d_in_, static_cast<size_t>(shape_numel(in_.shape)) * sizeof(float)));
@@ -195,10 +196,14 @@ class CudaDetector final : public ImageDetector {
     KCUDA(cudaEventRecord(sl.ev[1], copy_));
     KCUDA(cudaStreamWaitEvent(s, sl.ev[1], 0));
     KCUDA(cudaEventRecord(sl.ev[2], s));
+    // An engine with a batch profile runs the n images alone; a fixed-batch engine (or fewer images
+    // than its smallest batch) runs them beside padding.
+    const int run_batch = std::max(n, min_batch_);
     cuda::launch_letterbox(d + pix0, reinterpret_cast<const LetterboxJob*>(d),
-                           reinterpret_cast<const ResizeTap*>(d + jobs_bytes + info_bytes), n, batch_, size_,
+                           reinterpret_cast<const ResizeTap*>(d + jobs_bytes + info_bytes), n, run_batch, size_,
                            static_cast<float*>(d_in_), s);
     KCUDA(cudaEventRecord(sl.ev[3], s));
+    ctx_.set_batch(run_batch);
     ctx_.enqueue({d_in_}, {d_out_}, s);
     KCUDA(cudaEventRecord(sl.ev[4], s));
 
@@ -306,7 +311,7 @@ class CudaDetector final : public ImageDetector {
 
   ExecutionContext& ctx_;
   EngineTensorInfo in_, out_;
-  int batch_ = 0, size_ = 0;
+  int batch_ = 0, min_batch_ = 0, size_ = 0;
   size_t per_image_out_ = 0;
   void* d_in_ = nullptr;
   void* d_out_ = nullptr;

@@ -10,9 +10,14 @@ namespace {
 
 class CudaInference final : public InferenceEngine {
  public:
-  explicit CudaInference(std::unique_ptr<Engine> e) : engine_(std::move(e)), ctx_(engine_->create_execution_context()) {}
-  Shape input_shape() const override { return engine_->info().inputs.at(0).shape; }
-  Shape output_shape() const override { return engine_->info().outputs.at(0).shape; }
+  CudaInference(std::unique_ptr<Engine> e, int64_t batch, const RuntimeConfig& config)
+      : engine_(std::move(e)), ctx_(engine_->create_execution_context(config)) {
+    const EngineInfo& info = engine_->info();
+    batch_ = batch > 0 ? batch : info.max_batch;
+    ctx_->set_batch(batch_);  // refuses a batch outside the engine's profile
+  }
+  Shape input_shape() const override { return at_batch(engine_->info().inputs.at(0).shape); }
+  Shape output_shape() const override { return at_batch(engine_->info().outputs.at(0).shape); }
   HostTensor infer(const HostTensor& input) override { return ctx_->run({input}).at(0); }
   std::string description() const override {
     const EngineInfo& i = engine_->info();
@@ -25,16 +30,22 @@ class CudaInference final : public InferenceEngine {
   }
 
  private:
+  Shape at_batch(Shape s) const {
+    s.at(0) = batch_;
+    return s;
+  }
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<ExecutionContext> ctx_;
+  int64_t batch_ = 0;
   std::unique_ptr<ImageDetector> detector_;
 };
 
 }  // namespace
 
-std::unique_ptr<InferenceEngine> make_cuda_inference(std::unique_ptr<Engine> engine) {
+std::unique_ptr<InferenceEngine> make_cuda_inference(std::unique_ptr<Engine> engine, int64_t batch,
+                                                     const RuntimeConfig& config) {
   KESTREL_CHECK(engine != nullptr, "make_cuda_inference: no engine");
-  return std::make_unique<CudaInference>(std::move(engine));
+  return std::make_unique<CudaInference>(std::move(engine), batch, config);
 }
 
 }  // namespace kestrel

@@ -264,6 +264,22 @@ TEST(CliBuild, CommandLineErrors) {
   EXPECT_ONE_LINE_ERROR(r, 2, "--imgsz 64 has no effect");
   r = kestrel("build " + m + " -o " + (d / "m.engine") + " --int8");
   EXPECT_ONE_LINE_ERROR(r, 2, "INT8 needs calibration images");
+  // Batch profiles: checked against the model before any tuning.
+  const std::string e = " -o " + (d / "m.engine");
+  r = kestrel("build " + m + e + " --batch 2 --max-batch 8");
+  EXPECT_ONE_LINE_ERROR(r, 2, "give one");
+  r = kestrel("build " + m + e + " --min-batch 2");
+  EXPECT_ONE_LINE_ERROR(r, 2, "needs its largest batch");
+  r = kestrel("build " + m + e + " --min-batch 8 --max-batch 4");
+  EXPECT_ONE_LINE_ERROR(r, 2, "min <= opt <= max");
+  r = kestrel("build " + m + e + " --maxShapes input:8x3x8x8");
+  EXPECT_ONE_LINE_ERROR(r, 2, "the model's input is 'images'");
+  r = kestrel("build " + m + e + " --maxShapes images:8x3x16x16");
+  EXPECT_ONE_LINE_ERROR(r, 2, "only the batch");
+  r = kestrel("build " + m + e + " --maxShapes images:8x3xAx8");
+  EXPECT_ONE_LINE_ERROR(r, 2, "'A' is not a positive dimension");
+  r = kestrel("build " + m + e + " --maxShapes images:8x3x8x8 --max-batch 8");
+  EXPECT_EQ(r.code, 2) << r.err;  // the two forms exclude each other
   EXPECT_FALSE(fs::exists(d / "m.engine"));
 }
 

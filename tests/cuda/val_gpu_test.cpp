@@ -21,6 +21,7 @@
 #include <set>
 
 #include "gpu_test_util.h"
+#include "kestrel/cuda_inference.h"
 #include "kestrel/eval.h"
 #include "kestrel/inference.h"
 #include "kestrel/onnx.h"
@@ -33,21 +34,6 @@ namespace {
 using namespace kestrel;
 
 constexpr int kImages = 6;
-
-// The engine behind `kestrel val --backend cuda`: one execution context, host tensors in and out.
-class CudaInference : public InferenceEngine {
- public:
-  explicit CudaInference(std::unique_ptr<Engine> e) : engine_(std::move(e)), ctx_(engine_->create_execution_context()) {}
-  Shape input_shape() const override { return engine_->info().inputs.at(0).shape; }
-  Shape output_shape() const override { return engine_->info().outputs.at(0).shape; }
-  HostTensor infer(const HostTensor& input) override { return ctx_->run({input}).at(0); }
-  std::string description() const override { return std::string("cuda ") + precision_name(engine_->info().precision); }
-  const std::map<std::string, std::string>& metadata() const override { return engine_->info().metadata; }
-
- private:
-  std::unique_ptr<Engine> engine_;
-  std::unique_ptr<ExecutionContext> ctx_;
-};
 
 // coco-val restricted to its first kImages images by file name (those tests/cuda/device/pack.sh bundles).
 eval::Dataset first_images() {
@@ -137,9 +123,12 @@ void expect_same_detections(const pipeline::ValResult& gpu, const pipeline::ValR
   EXPECT_GT(cpu.stats.stats[0], 0.05) << "the reference found almost nothing: the comparison would be vacuous";
 }
 
-pipeline::ValResult val(InferenceEngine& e, const eval::Dataset& ds) {
+// reference_path: the CPU letterbox and NMS around the engine (`val --cpu-prepost`); else, on a CUDA
+// engine, the GPU's (what `kestrel val --backend cuda` runs).
+pipeline::ValResult val(InferenceEngine& e, const eval::Dataset& ds, bool reference_path = false) {
   pipeline::ValOptions o;
   o.progress = false;
+  o.reference_path = reference_path;
   return pipeline::validate(e, ds, o);
 }
 
@@ -157,10 +146,13 @@ TEST_P(GpuVal, MatchesCpuPath) {
   const pipeline::ValResult ref = val(*cpu, ds);
 
   for (Precision p : {Precision::FP32, Precision::FP16}) {
-    CudaInference gpu(Builder().build_from_onnx(onnx, test::config(p)));
-    const pipeline::ValResult r = val(gpu, ds);
-    if (p == Precision::FP32) expect_same_detections(r, ref, {0.01, 0.05, 1e-4, 1e-4}, "fp32");
-    else expect_same_detections(r, ref, {0.25, 4.0, 0.03, 0.01}, "fp16");
+    auto gpu = make_cuda_inference(Builder().build_from_onnx(onnx, test::config(p)));
+    for (bool reference_path : {false, true}) {
+      const pipeline::ValResult r = val(*gpu, ds, reference_path);
+      const std::string tag = std::string(precision_name(p)) + (reference_path ? " cpu pre/post" : " gpu pre/post");
+      if (p == Precision::FP32) expect_same_detections(r, ref, {0.01, 0.05, 1e-4, 1e-4}, tag.c_str());
+      else expect_same_detections(r, ref, {0.25, 4.0, 0.03, 0.01}, tag.c_str());
+    }
   }
 
   // INT8: the Q/DQ graph calibrated on eight coco128 images (as int8_models_test.cpp), on the GPU and in
@@ -174,9 +166,9 @@ TEST_P(GpuVal, MatchesCpuPath) {
   qo.activation_scales = quant::calibrate(forms.fused, co).scales;
   Graph qdq = std::move(forms.fused);
   quant::quantize_graph(qdq, qo);
-  CudaInference gpu(Builder().build(qdq, test::config(Precision::INT8), "", model));
+  auto gpu = make_cuda_inference(Builder().build(qdq, test::config(Precision::INT8), "", model));
   auto sim = quant::make_simulated_engine(qdq);
-  expect_same_detections(val(gpu, ds), val(*sim, ds), {0.25, 16.0, 0.15, 0.03}, "int8");
+  expect_same_detections(val(*gpu, ds), val(*sim, ds), {0.25, 16.0, 0.15, 0.03}, "int8");
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, GpuVal, ::testing::Values("yolov8n", "yolov5n", "yolo11n"),

@@ -326,4 +326,34 @@ TEST(GpuImageDetector, SameBoxesAsTheCpuPipelineOnTheSameEngine) {
   }
 }
 
+// An engine with a batch profile runs a short batch as it is (3 images: plans 2 + 1), the CPU
+// pipeline pads it to the full batch. With reference tactics an image's output does not depend on the
+// plan, so the boxes must be identical.
+TEST(GpuImageDetector, BatchProfileEngineRunsShortBatchesAlone) {
+  KESTREL_REQUIRE_GPU();
+  KESTREL_REQUIRE_DATA("models/yolov8n.onnx");
+  KESTREL_REQUIRE_DATA("coco-val/images/000000000139.jpg");
+  std::vector<std::string> files;
+  for (auto& e : std::filesystem::directory_iterator(test::data_path("coco-val/images"))) files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  files.resize(std::min<size_t>(files.size(), 7));
+  std::vector<image::Image> imgs;
+  for (auto& f : files) imgs.push_back(image::read_image(f));
+  BuilderConfig c = test::config(Precision::FP16);
+  c.reference_tactics = true;
+  c.max_batch = 4;
+  auto inference = make_cuda_inference(Builder().build_from_onnx(test::data_path("models/yolov8n.onnx").string(), c));
+  EXPECT_EQ(inference->input_shape()[0], 4);
+  const auto head = yolo::detect_head(inference->output_shape());
+  const auto o = yolo::NmsOptions::validation(head);
+  for (size_t s = 0; s < imgs.size(); s += 3) {
+    std::vector<const image::Image*> ptrs;
+    for (size_t i = s; i < std::min(imgs.size(), s + 3); ++i) ptrs.push_back(&imgs[i]);
+    const auto got = pipeline::detect_batch(*inference, ptrs, head, o);
+    const auto want = pipeline::reference_detect(*inference, ptrs, head, o);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) expect_same(got[i], want[i], "profile engine image " + std::to_string(s + i));
+  }
+}
+
 }  // namespace

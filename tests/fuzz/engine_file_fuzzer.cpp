@@ -1,4 +1,4 @@
-// libFuzzer target for the engine file reader (rt::deserialize_plan, then plan_info as `inspect` and the
+// libFuzzer target for the engine file reader (rt::deserialize_engine, then engine_info as `inspect` and the
 // runtime use it): any bytes must load or raise kestrel::Error, never crash, hang or trip a sanitizer.
 // Each input runs twice: as it is, and with the header's size and the trailing checksum made to
 // match, so that mutations reach the body parser instead of stopping at the checksum.
@@ -12,8 +12,8 @@
 namespace {
 void load(const uint8_t* data, size_t size) {
   try {
-    const kestrel::rt::Plan plan = kestrel::rt::deserialize_plan(data, size);
-    (void)kestrel::rt::plan_info(plan);
+    const kestrel::rt::EngineFile file = kestrel::rt::deserialize_engine(data, size);
+    (void)kestrel::rt::engine_info(file);
   } catch (const kestrel::Error&) {
   }
 }

@@ -14,7 +14,7 @@ namespace {
 void put(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
 
 // A two-tensor, one-layer plan: enough to exercise every section of the file.
-std::string engine_bytes() {
+rt::Plan tiny_plan() {
   rt::Plan p;
   p.header.format_version = rt::kFormatVersion;
   p.header.cc_major = 9;
@@ -44,7 +44,23 @@ std::string engine_bytes() {
   p.inputs = {0};
   p.outputs = {1};
   p.weights = {1, 2, 3, 4};
-  const std::vector<uint8_t> b = rt::serialize_plan(p);
+  return p;
+}
+
+std::string engine_bytes() {
+  const std::vector<uint8_t> b = rt::serialize_plan(tiny_plan());
+  return std::string(b.begin(), b.end());
+}
+
+// The same model at batches 1 and 2 (a batch profile), the second plan sharing the first's weights.
+std::string profile_engine_bytes() {
+  rt::EngineFile f = rt::single_plan_file(tiny_plan());
+  rt::Plan p2 = tiny_plan();
+  p2.header.batch = 2;
+  for (rt::PlanTensor& t : p2.tensors) t.shape[0] = 2;
+  f.plans.push_back(p2);
+  f.opt_batch = f.max_batch = 2;
+  const std::vector<uint8_t> b = rt::serialize_engine(f);
   return std::string(b.begin(), b.end());
 }
 }  // namespace
@@ -55,6 +71,7 @@ int main(int argc, char** argv) {
   for (const fs::path& d : {engine, cache, dataset}) fs::create_directories(d);
   const std::string e = engine_bytes();
   put(engine / "valid", e);
+  put(engine / "profile", profile_engine_bytes());
   put(engine / "truncated", e.substr(0, e.size() / 2));
   put(cache / "valid",
       "# kestrel calibration cache v1\nmodel=0123abcd imgsz=640 letterbox=ultralytics-center-114 algorithm=percentile:99.99 "

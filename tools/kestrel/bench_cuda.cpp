@@ -92,7 +92,7 @@ BenchResult bench_cuda(const Engine& engine, const BenchOptions& o) {
   r.device = info.gpu_name;
   r.model = info.model_name;
   r.precision = precision_name(info.precision);
-  r.batch = info.batch;
+  r.batch = o.batch ? o.batch : info.batch;
   r.streams = o.streams;
   r.cuda_graph = o.cuda_graph;
   r.data_transfers = o.data_transfers;
@@ -112,11 +112,12 @@ BenchResult bench_cuda(const Engine& engine, const BenchOptions& o) {
   std::mt19937 rng(0);
   std::uniform_real_distribution<float> u(0.f, 1.f);
   for (auto& s : states) {
-    s.ctx = engine.create_execution_context();
+    s.ctx = engine.create_execution_context(runtime_config());
     s.ctx->set_cuda_graphs(o.cuda_graph);
+    s.ctx->set_batch(r.batch);
     check(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "cudaStreamCreate");
-    s.in_bytes = static_cast<size_t>(shape_numel(info.inputs[0].shape)) * 4;
-    s.out_bytes = static_cast<size_t>(shape_numel(info.outputs[0].shape)) * 4;
+    s.in_bytes = static_cast<size_t>(shape_numel(s.ctx->tensor_shape(info.inputs[0].name))) * 4;
+    s.out_bytes = static_cast<size_t>(shape_numel(s.ctx->tensor_shape(info.outputs[0].name))) * 4;
     check(cudaMalloc(&s.d_in, s.in_bytes), "cudaMalloc");
     check(cudaMalloc(&s.d_out, s.out_bytes), "cudaMalloc");
     check(cudaMallocHost(&s.h_in, s.in_bytes), "cudaMallocHost");

@@ -22,6 +22,7 @@ struct BenchOptions {
   bool spin_wait = false;
   bool profile = false;  // per-layer profile in a separate run
   bool progress = true;
+  int64_t batch = 0;  // cuda: the batch to run, within the engine's profile (0: its largest)
 };
 
 BenchResult bench_cpu(const Graph& graph, const BenchOptions& options);

@@ -76,14 +76,15 @@ int run_bench(BenchArgs a) {
 #ifdef KESTREL_HAS_CUDA
     auto engine = cuda_engine_for(spec);
     check_imgsz_applied(a.imgsz, engine->info().inputs.at(0).shape, a.model);
+    a.o.batch = a.batch;
     std::printf("bench %s on %s, %s, batch %lld\n", a.model.c_str(), engine->info().gpu_name.c_str(),
-                precision_name(engine->info().precision), static_cast<long long>(engine->info().batch));
+                precision_name(engine->info().precision), static_cast<long long>(a.batch ? a.batch : engine->info().batch));
     r = bench_cuda(*engine, a.o);
     if (!is_engine_file(a.model)) r.flops_per_inference = graph_flops(load_graph(a.model, a.batch, a.imgsz));
     r.model = a.model;
     print_report(r);
     if (!a.images.empty()) {
-      auto inference = make_cuda_inference(std::move(engine));
+      auto inference = make_cuda_inference(std::move(engine), a.batch, runtime_config());
       e2e = end_to_end(*inference, a.images);
     }
 #else

@@ -3,6 +3,7 @@
 // calibrates the model first (or reads a Q/DQ ONNX with its own scales).
 #include <cstdio>
 
+#include "batch_profile_args.h"
 #include "cli_checks.h"
 #include "command.h"
 #include "int8_args.h"
@@ -18,11 +19,12 @@ struct BuildArgs {
   std::string model, output, timing_cache, precision_constraints = "prefer";
   bool fp16 = false, int8 = false, tf32 = false, no_optimize = false, verbose = false;
   Int8Args calib;
+  BatchProfileArgs profile;
   int64_t batch = 0, imgsz = 0;
   int64_t workspace_mib = BuilderConfig{}.workspace_limit >> 20;  // the library's default, in MiB
 };
 
-int run_build(const BuildArgs& a) {
+int run_build(BuildArgs& a) {
   // Before minutes of tuning: the engine file must be writable and must not replace an input.
   check_output(a.output, "-o", {{a.model, "the model"}, {a.timing_cache, "the timing cache"}, {a.calib.cache, "the calibration cache"}});
   if (util::same_path(a.output, a.timing_cache)) throw UsageError("-o and --timing-cache name the same file");
@@ -39,8 +41,12 @@ int run_build(const BuildArgs& a) {
   cfg.optimize = !a.no_optimize;
   cfg.verbose = a.verbose;
   cfg.obey_precision_constraints = a.precision_constraints == "obey";
+  if (a.batch && has_batch_profile(a.profile))
+    throw UsageError("--batch binds one batch; a batch profile (--min/opt/max-batch) makes an engine for a range: give one");
   Graph g = a.int8 ? int8_model(a.model, a.batch, a.imgsz, a.calib).qdq : load_graph(a.model, a.batch, a.imgsz);
   check_imgsz_applied(a.imgsz, g.value(g.inputs.at(0)).shape, a.model);
+  resolve_batch_profile(a.profile, g.inputs.at(0), g.value(g.inputs.at(0)).shape);
+  cfg.min_batch = a.profile.min_batch, cfg.opt_batch = a.profile.opt_batch, cfg.max_batch = a.profile.max_batch;
   std::string hash;
   try {
     const std::vector<char> bytes = util::read_file(a.model);
@@ -55,8 +61,15 @@ int run_build(const BuildArgs& a) {
   const BuildReport& r = builder.report();
   if (!r.optimize_summary.empty()) std::printf("%s\n", r.optimize_summary.c_str());
   for (auto& n : r.notes) std::printf("note: %s\n", n.c_str());
-  std::printf("built %s: %zu layers, %s, batch %lld, for %s (sm %d.%d)\n", a.output.c_str(), e.layers.size(),
-              precision_name(e.precision), static_cast<long long>(e.batch), e.gpu_name.c_str(), e.cc_major, e.cc_minor);
+  std::string batch = std::to_string(e.batch);
+  if (e.plans.size() > 1) {
+    batch = std::to_string(e.min_batch) + " to " + std::to_string(e.max_batch) + " (opt " + std::to_string(e.opt_batch) +
+            "; plans for";
+    for (const auto& p : e.plans) batch += " " + std::to_string(p.batch);
+    batch += ")";
+  }
+  std::printf("built %s: %zu layers, %s, batch %s, for %s (sm %d.%d)\n", a.output.c_str(), e.layers.size(),
+              precision_name(e.precision), batch.c_str(), e.gpu_name.c_str(), e.cc_major, e.cc_minor);
   std::printf("tactics: %d layers timed, %d from the timing cache, %d candidates rejected by validation\n", r.layers_tuned,
               r.layers_from_cache, r.tactics_rejected);
   std::printf("memory: arena %.2f MiB peak vs %.2f MiB sum of activations; weights %.2f MiB; %lld copies eliminated\n",
@@ -78,6 +91,7 @@ Command add_build(CLI::App& root) {
   add_int8_options(app, args->calib);
   app->add_flag("--tf32", args->tf32, "Allow TF32 tensor cores for FP32 convolutions and matmuls");
   app->add_option("--batch", args->batch, "Batch size to bind")->check(CLI::Range(1, 4096));
+  add_batch_profile_options(app, args->profile);
   app->add_option("--imgsz", args->imgsz, "Input size for models with dynamic spatial dims")->check(CLI::Range(32, 8192));
   app->add_option("--timing-cache", args->timing_cache, "Timing cache file (read, then updated)");
   app->add_option("--precision-constraints", args->precision_constraints,

@@ -43,7 +43,7 @@ int run_cuda(const std::string& model, const std::string& input, const std::stri
       fail(input, " has ", bytes.size(), " bytes; input '", in.name, "' ", shape_str(in.shape), " float32 needs ", x.nbytes(), " bytes");
     std::memcpy(x.raw(), bytes.data(), bytes.size());
   }
-  auto ctx = engine->create_execution_context();
+  auto ctx = engine->create_execution_context(runtime_config());
   ctx->run({x});  // warm-up (graph capture)
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<HostTensor> ys = ctx->run({x});
@@ -81,6 +81,9 @@ int inspect_engine(const std::string& path, bool json) {
     j["precision"] = precision_name(e.precision);
     j["tf32"] = e.tf32;
     j["batch"] = e.batch;
+    j["batch_profile"] = {{"min", e.min_batch}, {"opt", e.opt_batch}, {"max", e.max_batch}};
+    for (auto& p : e.plans)
+      j["plans"].push_back({{"batch", p.batch}, {"layers", p.layers}, {"arena_bytes", p.arena_bytes}});
     j["imgsz"] = e.imgsz;
     j["model"] = e.model_name;
     j["model_hash"] = e.model_hash;
@@ -106,6 +109,14 @@ int inspect_engine(const std::string& path, bool json) {
               e.cc_minor, e.cuda_runtime_version, e.cudnn_version);
   std::printf("precision   %s%s, batch %lld, imgsz %lld\n", precision_name(e.precision), e.tf32 ? " (TF32 allowed)" : "",
               static_cast<long long>(e.batch), static_cast<long long>(e.imgsz));
+  if (e.plans.size() > 1) {
+    std::printf("profile     batch %lld to %lld, tuned for %lld; plans:", static_cast<long long>(e.min_batch),
+                static_cast<long long>(e.max_batch), static_cast<long long>(e.opt_batch));
+    for (auto& p : e.plans)
+      std::printf(" b%lld (%lld layers, arena %.1f MiB)", static_cast<long long>(p.batch), static_cast<long long>(p.layers),
+                  p.arena_bytes / 1048576.0);
+    std::printf("\n            the layers below are the plan for batch %lld\n", static_cast<long long>(e.opt_batch));
+  }
   std::printf("options     %s\n", e.build_options.c_str());
   for (auto& t : e.inputs) std::printf("input       %-12s %s %s\n", t.name.c_str(), dtype_name(t.dtype), shape_str(t.shape).c_str());
   for (auto& t : e.outputs) std::printf("output      %-12s %s %s\n", t.name.c_str(), dtype_name(t.dtype), shape_str(t.shape).c_str());

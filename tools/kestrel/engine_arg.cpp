@@ -20,6 +20,13 @@ void add_precision_flags(CLI::App* app, std::string& precision) {
   fp16->excludes(int8);
 }
 
+RuntimeConfig runtime_config() {
+  RuntimeConfig c;
+  // KESTREL_CUDA_SYNC=1 pins an asynchronous CUDA fault on the layer that caused it.
+  if (const char* e = std::getenv("KESTREL_CUDA_SYNC"); e && std::string(e) == "1") c.sync_each_layer = true;
+  return c;
+}
+
 ModelOptions model_options(const EngineSpec& spec) {
   ModelOptions o;
   o.backend = parse_backend(spec.backend);
@@ -28,6 +35,7 @@ ModelOptions model_options(const EngineSpec& spec) {
   o.imgsz = spec.imgsz;
   if (spec.int8) o.int8 = *spec.int8;
   if (const char* c = std::getenv("KESTREL_TIMING_CACHE"); c && *c) o.timing_cache = c;
+  o.runtime = runtime_config();
   o.verbose = true;
   return o;
 }

@@ -30,6 +30,8 @@ struct EngineSpec {
 // The library's options for `spec`, with the CLI's conveniences: $KESTREL_TIMING_CACHE as the timing
 // cache, calibration and precision summaries on stdout.
 ModelOptions model_options(const EngineSpec& spec);
+// The environment's execution context settings (KESTREL_CUDA_SYNC=1: synchronize after every layer).
+RuntimeConfig runtime_config();
 
 // The backend `spec` runs on (engine files: cuda; auto: cuda when a GPU is usable).
 Backend resolve_backend(const EngineSpec& spec);

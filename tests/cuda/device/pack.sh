@@ -14,7 +14,7 @@ with+=(--with data/golden/000000000139.input.bin --with data/golden/000000037777
 # The INT8 model tests calibrate on eight coco128 images; the validation test (val_gpu_test.cpp) reads
 # the first six coco-val images by name.
 for f in $(ls ../shared/data/coco128/images | sort | head -8); do with+=(--with data/coco128/images/$f); done
-with+=(--with data/coco-val/instances.json)
+with+=(--with data/coco-val/instances.json --with data/models/yolov8n-dyn.onnx)
 for f in $(ls ../shared/data/coco-val/images | sort | head -6); do with+=(--with data/coco-val/images/$f); done
 ../shared/tools/device-bundle "${with[@]}" "$b/bin/test_cuda" "$b/bin/test_cuda_yolo" "$b/bin/test_model_gpu" \
   "$b/bin/kestrel" "$b/bin/cuda_bench"
