@@ -557,9 +557,12 @@ class ContextPool {
   Slot* create(std::unique_lock<std::mutex>& lock) {
     lock.unlock();
     auto s = std::make_unique<Slot>();
-    s->ctx = engine_.create_execution_context();  // makes the engine's device current
-    cuda_check(cudaEventCreateWithFlags(&s->done, cudaEventDisableTiming), "cudaEventCreate");
-    cuda_check(cudaEventCreateWithFlags(&s->ready, cudaEventDisableTiming), "cudaEventCreate");
+    {
+      std::lock_guard<std::mutex> one_at_a_time(create_m_);  // rare; the runtime's set-up need not be reentrant
+      s->ctx = engine_.create_execution_context();  // makes the engine's device current
+      cuda_check(cudaEventCreateWithFlags(&s->done, cudaEventDisableTiming), "cudaEventCreate");
+      cuda_check(cudaEventCreateWithFlags(&s->ready, cudaEventDisableTiming), "cudaEventCreate");
+    }
     lock.lock();
     slots_.push_back(std::move(s));
     return slots_.back().get();
@@ -572,7 +575,7 @@ class ContextPool {
   }
 
   const kestrel::Engine& engine_;
-  std::mutex m_;
+  std::mutex m_, create_m_;
   std::vector<std::unique_ptr<Slot>> slots_;
   std::deque<Key> recent_;
 };
@@ -791,7 +794,8 @@ class PyEngine {
   }
 
   // stream=: an int (a cudaStream_t; 0 is the legacy default stream, as torch and cupy number it), a
-  // torch.cuda.Stream or a cupy Stream.
+  // torch.cuda.Stream or a cupy Stream. An int is taken as the stream it names, as torch's
+  // ExternalStream takes it: the CUDA runtime has no way to check a handle.
   static uintptr_t stream_arg(const py::object& stream) {
     py::object v = stream;
     if (!py::isinstance<py::int_>(v)) {
