@@ -1,5 +1,6 @@
 // The `kestrel._kestrel` extension: Detector, Engine and val over the C++ library. The Python layer
 // (kestrel/__init__.py) shapes the results as Ultralytics' (r.boxes.xyxy, r.names, r.speed).
+// On a CUDA engine, Engine takes CUDA tensors (torch, cupy, DLPack) in place, on the caller's stream.
 // The GIL is released while images are decoded and engines run; kestrel errors become kestrel.Error
 // (kestrel.UsageError for wrong arguments) with the CLI's one-line message.
 #include <pybind11/numpy.h>
@@ -232,9 +233,10 @@ std::string device_name(int32_t t) {
 }
 }  // namespace dl
 
-// A Python exception as one line, for messages that wrap it.
+// A Python exception as one line ("RuntimeError: ..."), for messages that wrap it: its type and
+// message only (pybind11's what() may append the traceback).
 std::string one_line(const py::error_already_set& e) {
-  std::string s = e.what();
+  std::string s = std::string(py::str(e.type().attr("__name__"))) + ": " + std::string(py::str(e.value()));
   for (char& c : s)
     if (c == '\n' || c == '\r') c = ' ';
   return s;

@@ -96,6 +96,12 @@ def test_malformed_interfaces(eng):
     usage_error(eng, r"__dlpack_device__\(\) did not return a \(device_type, device_id\) pair", FakeDlpack(device="cuda"))
     usage_error(eng, r"__dlpack_device__\(\) did not return", FakeDlpack(device=(2,)))
 
+    class DeviceRaises(FakeDlpack):
+        def __dlpack_device__(self):
+            raise ValueError("no device\nsecond line")
+
+    assert usage_error(eng, r"__dlpack_device__\(\) failed: ValueError: no device second line$", DeviceRaises())
+
 
 def test_a_right_description_passes_the_checks(eng):
     # Valid descriptions get as far as the backend: C strides given explicitly, any stride on a

@@ -119,6 +119,7 @@ def test_explicit_stream_and_interface_streams(torch, eng):
     torch.cuda.synchronize()
     for how in ("torch.cuda.Stream", "int", "__cuda_array_interface__", "dlpack"):
         x, out = torch.zeros_like(src), nan_out(torch, eng)
+        torch.cuda.synchronize()  # both ready: only the copy below is left for s to order
         s = torch.cuda.Stream()
         with torch.cuda.stream(s):
             sleep_on_current_stream(torch)
