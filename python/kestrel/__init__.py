@@ -5,7 +5,9 @@
     r = det(["bus.jpg", rgb_hwc_uint8_array])[0]       # paths, encoded bytes or numpy images
     r.boxes.xyxy, r.boxes.conf, r.boxes.cls, r.names, r.speed
 
-    y = kestrel.Engine("yolov8n.engine")(x)            # raw tensors (numpy)
+    y = kestrel.Engine("yolov8n.engine")(x)            # raw tensors: numpy, or on a CUDA engine CUDA tensors
+    y = eng(x_cuda)                                    # torch/cupy in, the same library's tensor out, no copy
+    eng(x_cuda, out=y)                                 # into y; stream=: else the caller's current stream
     kestrel.build("yolov8n.onnx", "yolov8n.engine", fp16=True)   # CUDA builds, on the GPU
     stats = kestrel.val("yolov8n.onnx", data="coco-val")  # the 12 COCO metrics
 
