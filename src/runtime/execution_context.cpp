@@ -281,10 +281,18 @@ int64_t ExecutionContext::batch() const { return impl_->batch; }
 void ExecutionContext::set_input_shape(const std::string& name, const Shape& shape) {
   const size_t i = impl_->in_slot(name);
   if (i == SIZE_MAX) impl_->unknown_tensor(name);
-  const Shape& full = impl_->engine->info.inputs[i].shape;
+  const EngineInfo& e = impl_->engine->info;
+  const Shape& full = e.inputs[i].shape;
+  if (e.min_batch == e.max_batch) {  // one plan: its shapes exactly (an input need not lead with the batch)
+    KESTREL_CHECK(shape == full, "input '", name, "' takes ", shape_str(full), ", not ", shape_str(shape),
+                  shape.size() == full.size() && !shape.empty() && std::equal(shape.begin() + 1, shape.end(), full.begin() + 1)
+                      ? " (the engine runs one batch; build one for a range with --min-batch/--max-batch)"
+                      : "");
+    return;
+  }
   KESTREL_CHECK(shape.size() == full.size() && !shape.empty() && std::equal(shape.begin() + 1, shape.end(), full.begin() + 1),
-                "input '", name, "' takes ", shape_str(full), " (any batch in [", impl_->engine->info.min_batch, ", ",
-                impl_->engine->info.max_batch, "]), not ", shape_str(shape));
+                "input '", name, "' takes ", shape_str(full), " (any batch in [", e.min_batch, ", ", e.max_batch, "]), not ",
+                shape_str(shape));
   set_batch(shape[0]);
 }
 
@@ -294,7 +302,9 @@ Shape ExecutionContext::tensor_shape(const std::string& name) const {
   if (size_t i = impl_->in_slot(name); i != SIZE_MAX) s = e.inputs[i].shape;
   else if (size_t o = impl_->out_slot(name); o != SIZE_MAX) s = e.outputs[o].shape;
   else impl_->unknown_tensor(name);
-  s[0] = impl_->batch;
+  // A profile engine's inputs and outputs all lead with the batch (the engine file checks it); a
+  // one-plan engine's are its shapes as built.
+  if (e.min_batch != e.max_batch) s[0] = impl_->batch;
   return s;
 }
 
@@ -319,7 +329,7 @@ std::vector<HostTensor> ExecutionContext::run(const std::vector<HostTensor>& inp
     KESTREL_CHECK(inputs[i].dtype() == e.inputs[i].dtype, "input '", e.inputs[i].name, "' expects ",
                   dtype_name(e.inputs[i].dtype), ", got ", dtype_name(inputs[i].dtype()));
     set_input_shape(e.inputs[i].name, inputs[i].shape());
-    KESTREL_CHECK(inputs[i].shape()[0] == inputs[0].shape()[0], "inputs with different batches");
+    KESTREL_CHECK(e.min_batch == e.max_batch || inputs[i].shape()[0] == inputs[0].shape()[0], "inputs with different batches");
   }
   KCUDA(cudaSetDevice(c.engine->device));
   auto alloc = [](const EngineTensorInfo& t) {

@@ -7,6 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <latch>
+#include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "gpu_test_util.h"
@@ -19,6 +22,12 @@
 namespace {
 
 using namespace kestrel;
+
+#define KCHECK_CUDA(call)                                                                     \
+  do {                                                                                        \
+    const cudaError_t e_ = (call);                                                            \
+    if (e_ != cudaSuccess) throw std::runtime_error(std::string(#call) + ": " + cudaGetErrorString(e_)); \
+  } while (0)
 
 // ----------------------------------------------------------------------------------------------------
 // Host
@@ -304,23 +313,59 @@ TEST(BatchProfile, NamedIoAndErrors) {
   EXPECT_NE(message([&] { fixed->create_execution_context()->set_batch(1); }).find("runs batch 2 only"), std::string::npos);
 }
 
-// Four contexts of one engine on four threads at once give the single context's outputs.
+// Four contexts of one engine on four threads at once give the single context's outputs. Each thread
+// sets up (buffers, the first enqueue that captures its graph) one at a time: a cudaMalloc/cudaFree in
+// one thread while another captures would invalidate that capture, as in any CUDA program; then all
+// replay together.
 TEST(BatchProfile, ContextsOnThreadsAgree) {
   KESTREL_REQUIRE_GPU();
   auto engine = Builder().build(small_model(1), test::config(Precision::FP16));
   const HostTensor x = test::random_tensor({1, 3, 128, 128}, 0.f, 1.f, 3);
   const HostTensor want = test::run_poisoned(*engine->create_execution_context(), {x})[0];
-  std::vector<int> ok(4, 0);
+  constexpr int kThreads = 4, kRuns = 20;
+  std::vector<int> same(kThreads, 0);
+  std::vector<std::string> errors(kThreads);
+  std::mutex setup;
+  std::latch ready(kThreads), done(kThreads);
   std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t)
+  for (int t = 0; t < kThreads; ++t)
     threads.emplace_back([&, t] {
-      auto ctx = engine->create_execution_context();
-      int same = 0;
-      for (int r = 0; r < 20; ++r) same += same_bytes(test::run_poisoned(*ctx, {x})[0], want);
-      ok[static_cast<size_t>(t)] = same;
+      std::unique_ptr<ExecutionContext> ctx;
+      void *dx = nullptr, *dy = nullptr;
+      HostTensor y(DType::F32, want.shape());
+      bool arrived = false;
+      try {
+        {
+          std::lock_guard<std::mutex> lock(setup);
+          ctx = engine->create_execution_context();
+          KCHECK_CUDA(cudaMalloc(&dx, x.nbytes()));
+          KCHECK_CUDA(cudaMalloc(&dy, y.nbytes()));
+          KCHECK_CUDA(cudaMemcpy(dx, x.raw(), x.nbytes(), cudaMemcpyHostToDevice));
+          ctx->enqueue({dx}, {dy}, ctx->stream());
+          KCHECK_CUDA(cudaStreamSynchronize(ctx->stream()));
+        }
+        arrived = true;
+        ready.arrive_and_wait();
+        for (int r = 0; r < kRuns; ++r) {
+          KCHECK_CUDA(cudaMemsetAsync(dy, 0xFF, y.nbytes(), ctx->stream()));
+          ctx->enqueue({dx}, {dy}, ctx->stream());
+          KCHECK_CUDA(cudaMemcpyAsync(y.raw(), dy, y.nbytes(), cudaMemcpyDeviceToHost, ctx->stream()));
+          KCHECK_CUDA(cudaStreamSynchronize(ctx->stream()));
+          same[static_cast<size_t>(t)] += same_bytes(y, want);
+        }
+      } catch (const std::exception& e) {
+        errors[static_cast<size_t>(t)] = e.what();
+        if (!arrived) ready.count_down();  // the others must not wait for this thread
+      }
+      done.arrive_and_wait();
+      cudaFree(dx);
+      cudaFree(dy);
     });
   for (auto& th : threads) th.join();
-  for (int t = 0; t < 4; ++t) EXPECT_EQ(ok[static_cast<size_t>(t)], 20) << "thread " << t;
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(errors[static_cast<size_t>(t)], "") << "thread " << t;
+    EXPECT_EQ(same[static_cast<size_t>(t)], kRuns) << "thread " << t;
+  }
 }
 
 }  // namespace
