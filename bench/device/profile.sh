@@ -55,3 +55,7 @@ summary = {"gpu": (out / "gpu.txt").read_text().strip(), "gpu_compute_ms_median"
 print(json.dumps(summary, indent=2))
 PY
 pack
+# Contexts of one engine on threads (batch 1): 1 context on 1 thread against 4 on 4, outputs bit for bit.
+timeout 120 contexts_bench /tmp/b1.engine --threads 4 --seconds 3 --json $OUT/contexts_4.json > $L/contexts_4.log 2>&1
+echo "contexts_bench exit $?"; grep -E "images/s|ratio|differ" $L/contexts_4.log
+pack
