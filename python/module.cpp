@@ -271,6 +271,12 @@ struct DeviceBuffer {
   bool has_stream = false;  // __cuda_array_interface__ named the stream its data is ready on
   uintptr_t stream = 0;     // ... as the protocol numbers it (1: legacy default, 2: per-thread default)
   py::object keep;          // a DLPack capsule: the producer's memory stays ours until the call ends
+  int64_t batch = 0;        // its leading dimension
+};
+
+// The batches an engine takes: one (min == max == 0: exactly `want`), or a batch profile's range.
+struct BatchRange {
+  int64_t min = 0, max = 0;
 };
 
 std::vector<int64_t> int_tuple(const py::handle& h, const std::string& what, const char* key) {
@@ -285,14 +291,20 @@ std::vector<int64_t> int_tuple(const py::handle& h, const std::string& what, con
   return v;
 }
 
-void check_shape(const kestrel::Shape& got, const kestrel::Shape& want, const std::string& what) {
-  if (got != want)
-    throw kestrel::UsageError(what + " is " + kestrel::shape_str(got) + "; the engine " +
-                              (what == "out" ? "writes " : "takes ") + kestrel::shape_str(want) + " float32");
+// `want` at the largest batch; with a batch range the leading dimension may be any batch in it.
+void check_shape(const kestrel::Shape& got, const kestrel::Shape& want, const std::string& what, BatchRange r = {}) {
+  if (got == want) return;
+  const bool same_image = got.size() == want.size() && !got.empty() && std::equal(got.begin() + 1, got.end(), want.begin() + 1);
+  if (r.max > 0 && same_image && got[0] >= r.min && got[0] <= r.max) return;
+  throw kestrel::UsageError(what + " is " + kestrel::shape_str(got) + "; the engine " + (what == "out" ? "writes " : "takes ") +
+                            kestrel::shape_str(want) + " float32" +
+                            (r.max > 0 ? " (any batch from " + std::to_string(r.min) + " to " + std::to_string(r.max) + ")"
+                                       : std::string()));
 }
 
 // `cai`: the object's __cuda_array_interface__ (already read). Checks the description only.
-DeviceBuffer parse_cai(const py::object& cai, const std::string& what, const kestrel::Shape& want, bool writable) {
+DeviceBuffer parse_cai(const py::object& cai, const std::string& what, const kestrel::Shape& want, bool writable,
+                       BatchRange range = {}) {
   if (!py::isinstance<py::dict>(cai)) throw kestrel::UsageError(what + ": its __cuda_array_interface__ is not a dict");
   const auto d = py::reinterpret_borrow<py::dict>(cai);
   auto get = [&](const char* k) -> py::object {
@@ -307,7 +319,7 @@ DeviceBuffer parse_cai(const py::object& cai, const std::string& what, const kes
   if (ts != "<f4" && ts != "=f4")
     throw kestrel::UsageError(what + " has typestr '" + ts + "'; the engine takes float32 ('<f4'): convert it first (x.float())");
   const kestrel::Shape shape = int_tuple(get("shape"), what, "shape");
-  check_shape(shape, want, what);
+  check_shape(shape, want, what, range);
   if (!get("mask").is_none()) throw kestrel::UsageError(what + " is a masked array; the engine takes plain arrays");
   const py::object strides = get("strides");
   if (!strides.is_none()) {
@@ -320,6 +332,7 @@ DeviceBuffer parse_cai(const py::object& cai, const std::string& what, const kes
   if (!py::isinstance<py::tuple>(data) || py::len(data) != 2 || !py::isinstance<py::int_>(data[py::int_(0)]))
     throw kestrel::UsageError(what + ": its __cuda_array_interface__['data'] is not a (pointer, read_only) pair");
   DeviceBuffer b;
+  b.batch = shape.empty() ? 0 : shape[0];
   b.ptr = data[py::int_(0)].cast<uintptr_t>();
   if (b.ptr == 0) throw kestrel::UsageError(what + " has a null data pointer");
   if (writable && py::bool_(data[py::int_(1)])) throw kestrel::UsageError(what + " is read-only; the engine writes its output there");
@@ -352,7 +365,7 @@ std::pair<int32_t, int32_t> dlpack_device(const py::object& x, const std::string
 // The capsule of x.__dlpack__(stream=stream): the producer makes its data ready on `stream` (DLPack's
 // numbering, the same as __cuda_array_interface__'s) before the engine's work there.
 DeviceBuffer parse_dlpack(const py::object& x, const std::string& what, const kestrel::Shape& want, uintptr_t stream,
-                          int device) {
+                          int device, BatchRange range = {}) {
   DeviceBuffer b;
   try {
     b.keep = x.attr("__dlpack__")(py::arg("stream") = stream);
@@ -378,7 +391,7 @@ DeviceBuffer parse_dlpack(const py::object& x, const std::string& what, const ke
   }
   if (t.ndim < 0 || (t.ndim > 0 && !t.shape)) throw kestrel::UsageError(what + ": its DLPack tensor has no shape");
   const kestrel::Shape shape(t.shape, t.shape + t.ndim);
-  check_shape(shape, want, what);
+  check_shape(shape, want, what, range);
   if (t.strides) {
     std::vector<int64_t> bytes(t.strides, t.strides + t.ndim);
     for (auto& s : bytes) s *= 4;
@@ -386,6 +399,7 @@ DeviceBuffer parse_dlpack(const py::object& x, const std::string& what, const ke
       throw kestrel::UsageError(what + " is not contiguous (strides " + tuple_str(std::vector<int64_t>(t.strides, t.strides + t.ndim)) +
                                 " elements): pass a contiguous copy");
   }
+  b.batch = shape.empty() ? 0 : shape[0];
   b.ptr = reinterpret_cast<uintptr_t>(t.data) + t.byte_offset;
   if (b.ptr == 0) throw kestrel::UsageError(what + " has a null data pointer");
   return b;
@@ -603,6 +617,8 @@ class PyEngine {
       if (info.inputs.size() != 1 || info.outputs.size() != 1)
         throw kestrel::UsageError("kestrel.Engine runs engines of one input and one output; " + model + " has " +
                                   std::to_string(info.inputs.size()) + " and " + std::to_string(info.outputs.size()));
+      // An engine with a batch profile takes any batch in it; the others exactly their own.
+      if (info.min_batch < info.max_batch) range_ = {info.min_batch, info.max_batch};
       pool_ = std::make_unique<ContextPool>(*cuda_);
       pool_->take(ContextPool::kHostKey);  // the first context now: a GPU that cannot run it fails here
       cuda_check(cudaGetDevice(&device_), "cudaGetDevice");
@@ -612,6 +628,12 @@ class PyEngine {
     engine_ = kestrel::open_model(model, o);
   }
 
+  std::pair<int64_t, int64_t> batch_range() const {
+    if (range_.max > 0) return {range_.min, range_.max};
+    const kestrel::Shape s = input_shape();
+    const int64_t b = s.empty() ? 1 : s[0];
+    return {b, b};
+  }
   bool cuda() const {
 #ifdef KESTREL_HAS_CUDA
     return cuda_ != nullptr;
@@ -677,6 +699,7 @@ class PyEngine {
       py::gil_scoped_release release;
       auto lease = pool_->take({p.in.ptr, p.out.ptr}, true);
       kestrel::ExecutionContext& ctx = *lease->slot().ctx;
+      if (range_.max > 0) ctx.set_batch(p.in.batch);
       const cudaStream_t s = as_stream(p.stream);
       lease->before(s, p.ready_on);
       const std::vector<const void*> in{reinterpret_cast<const void*>(p.in.ptr)};
@@ -713,7 +736,17 @@ class PyEngine {
  private:
   // numpy (or anything numpy converts) in, numpy out.
   py::object run_host(const py::object& x, const py::object& out) {
-    const kestrel::Shape want = input_shape(), want_out = output_shape();
+    kestrel::Shape want = input_shape(), want_out = output_shape();
+    auto a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(x);
+    if (!a) {
+      PyErr_Clear();
+      throw kestrel::UsageError("the input must be a numeric array or a CUDA tensor, not " +
+                                std::string(py::str(py::type::of(x).attr("__name__"))));
+    }
+    kestrel::Shape got(a.shape(), a.shape() + a.ndim());
+    check_shape(got, want, "the input", range_);
+    want = got;
+    if (range_.max > 0) want_out[0] = got[0];  // a profile engine's output follows the input's batch
     py::array y;
     if (!out.is_none()) {
       if (!py::isinstance<py::array>(out))
@@ -722,20 +755,10 @@ class PyEngine {
       y = py::reinterpret_borrow<py::array>(out);
       if (!y.dtype().is(py::dtype::of<float>()))
         throw kestrel::UsageError("out is " + std::string(py::str(y.dtype())) + "; the engine writes float32");
-      check_shape(kestrel::Shape(y.shape(), y.shape() + y.ndim()), want_out, "out");
+      check_shape(kestrel::Shape(y.shape(), y.shape() + y.ndim()), want_out, "out");  // the input's batch
       if (!(y.flags() & py::array::c_style)) throw kestrel::UsageError("out is not C-contiguous");
       if (!y.writeable()) throw kestrel::UsageError("out is read-only");
     }
-    auto a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(x);
-    if (!a) {
-      PyErr_Clear();
-      throw kestrel::UsageError("the input must be a numeric array or a CUDA tensor, not " +
-                                std::string(py::str(py::type::of(x).attr("__name__"))));
-    }
-    kestrel::Shape got(a.shape(), a.shape() + a.ndim());
-    if (got != want)
-      throw kestrel::UsageError("the input is " + kestrel::shape_str(got) + "; the engine takes " + kestrel::shape_str(want) +
-                                " float32");
     kestrel::HostTensor in(kestrel::DType::F32, want);
     std::memcpy(in.raw(), a.data(), in.nbytes());
     kestrel::HostTensor r;
@@ -825,11 +848,11 @@ class PyEngine {
     const kestrel::Shape want = input_shape();
     const bool torch = is_torch(x);
     // The description first: it needs no memory access.
-    if (a.kind == ArgKind::Cai) p.in = parse_cai(a.cai, "the input", want, false);
+    if (a.kind == ArgKind::Cai) p.in = parse_cai(a.cai, "the input", want, false, range_);
     Arg oa;
     if (!out.is_none()) {
       oa = classify(out, "out");
-      if (oa.kind == ArgKind::Cai) p.out = parse_cai(oa.cai, "out", output_shape(), true);
+      if (oa.kind == ArgKind::Cai) p.out = parse_cai(oa.cai, "out", output_shape(), true, range_);
       else if (oa.kind != ArgKind::DlpackCuda) not_device_out(out);
     }
     // The stream: stream=, else the one the input's interface names, else torch's current stream for
@@ -846,16 +869,21 @@ class PyEngine {
       const uintptr_t current = torch_stream();
       if (current != p.stream) p.ready_on.push_back(as_stream(current));
     }
-    if (a.kind == ArgKind::DlpackCuda) p.in = parse_dlpack(x, "the input", want, p.stream, device_);
-    if (!out.is_none() && oa.kind == ArgKind::DlpackCuda) p.out = parse_dlpack(out, "out", output_shape(), p.stream, device_);
+    if (a.kind == ArgKind::DlpackCuda) p.in = parse_dlpack(x, "the input", want, p.stream, device_, range_);
+    if (!out.is_none() && oa.kind == ArgKind::DlpackCuda)
+      p.out = parse_dlpack(out, "out", output_shape(), p.stream, device_, range_);
     check_pointer(p.in.ptr, "the input", device_);
     if (!out.is_none()) {
+      if (range_.max > 0 && p.out.batch != p.in.batch)
+        throw kestrel::UsageError("out has batch " + std::to_string(p.out.batch) + " but the input has " +
+                                  std::to_string(p.in.batch) + ": the output follows the input's batch");
       check_pointer(p.out.ptr, "out", device_);
       p.result = out;
       return p;
     }
     // No out=: an output of the input's own library, allocated on the stream the work goes to.
-    const kestrel::Shape os = output_shape();
+    kestrel::Shape os = output_shape();
+    if (range_.max > 0) os[0] = p.in.batch;
     const py::tuple shape = py::cast(std::vector<int64_t>(os.begin(), os.end()));
     if (torch) {
       if (!torch_empty_) {
@@ -899,6 +927,7 @@ class PyEngine {
         auto lease = pool_->take({p.in.ptr, p.out.ptr});
         const cudaStream_t s = as_stream(p.stream);
         lease->before(s, p.ready_on);
+        if (range_.max > 0) lease->slot().ctx->set_batch(p.in.batch);
         lease->slot().ctx->enqueue({reinterpret_cast<const void*>(p.in.ptr)}, {reinterpret_cast<void*>(p.out.ptr)}, s);
         lease->after(s);
       }
@@ -918,6 +947,7 @@ class PyEngine {
 
   std::unique_ptr<kestrel::InferenceEngine> engine_;  // the CPU backend
   std::mutex mutex_;
+  BatchRange range_;  // a CUDA engine with a batch profile: the batches it takes
 #ifdef KESTREL_HAS_CUDA
   std::unique_ptr<kestrel::Engine> cuda_;  // the CUDA backend; outlives its contexts
   std::unique_ptr<ContextPool> pool_;
@@ -964,9 +994,16 @@ py::dict val(const py::object& model_path, const py::object& data_path, const st
 // kestrel.build(model, output, ...): a CUDA engine file for this GPU (CUDA builds with a GPU).
 void build(const py::object& model_path, const py::object& output_path, bool fp16, bool int8, int64_t batch,
            int64_t imgsz, const py::object& timing_cache, const py::object& calib, const py::object& calib_cache,
-           bool verbose) {
+           bool verbose, int64_t min_batch, int64_t opt_batch, int64_t max_batch) {
   const std::string model = fspath(model_path), output = fspath(output_path);
   kestrel::ModelOptions o = model_options("cuda", fp16, int8, batch, imgsz, timing_cache, calib, calib_cache, verbose);
+  // A batch profile, as `kestrel build --min-batch/--opt-batch/--max-batch`.
+  if (min_batch < 0 || opt_batch < 0 || max_batch < 0) throw kestrel::UsageError("batch profile sizes must not be negative");
+  if ((min_batch || opt_batch) && !max_batch) throw kestrel::UsageError("a batch profile needs its largest batch: max_batch");
+  if (max_batch && batch) throw kestrel::UsageError("batch binds one batch; min/opt/max_batch make an engine for a range: give one");
+  if (max_batch && !((min_batch ? min_batch : 1) <= (opt_batch ? opt_batch : max_batch) && (opt_batch ? opt_batch : max_batch) <= max_batch))
+    throw kestrel::UsageError("the batch profile needs min_batch <= opt_batch <= max_batch");
+  o.min_batch = min_batch, o.opt_batch = opt_batch, o.max_batch = max_batch;
   if (kestrel::is_engine_file(model))
     throw kestrel::UsageError(model + " is an engine file already: build takes the ONNX model (or a built-in name)");
   kestrel::choose_backend(model, false, kestrel::Backend::Cuda, o.precision, kestrel::backend_availability());
@@ -1034,6 +1071,8 @@ PYBIND11_MODULE(_kestrel, m) {
       .def_property_readonly("_contexts", &PyEngine::contexts)
       .def_property_readonly("backend", [](const PyEngine& e) { return e.cuda() ? "cuda" : "cpu"; })
       .def_property_readonly("input_shape", &PyEngine::input_shape)
+      .def_property_readonly("batch_range", &PyEngine::batch_range,
+                             "(min, max) batches the engine takes: a batch profile's range, else its one batch")
       .def_property_readonly("output_shape", &PyEngine::output_shape)
       .def_property_readonly("description", &PyEngine::description)
       .def_property_readonly("metadata", &PyEngine::metadata);
@@ -1046,6 +1085,8 @@ PYBIND11_MODULE(_kestrel, m) {
   m.def("build", &build, py::arg("model"), py::arg("output"), py::kw_only(), py::arg("fp16") = false,
         py::arg("int8") = false, py::arg("batch") = 0, py::arg("imgsz") = 0, py::arg("timing_cache") = py::str(""),
         py::arg("calib") = py::str(""), py::arg("calib_cache") = py::str(""), py::arg("verbose") = false,
-        "Builds a CUDA engine file for this GPU from an ONNX model or built-in name");
+        py::arg("min_batch") = 0, py::arg("opt_batch") = 0, py::arg("max_batch") = 0,
+        "Builds a CUDA engine file for this GPU from an ONNX model or built-in name; max_batch (with min_batch, "
+        "opt_batch) builds one engine for every batch in the range");
 #undef KESTREL_MODEL_ARGS
 }

@@ -62,3 +62,17 @@ def test_val_returns_the_cli_metrics(data, tmp_path):
 def test_val_errors():
     with pytest.raises(kestrel.Error, match="/nonexistent/data"):
         kestrel.val("yolov8n", data="/nonexistent/data", backend="cpu")
+
+
+def test_batch_range_and_build_profile_errors(tmp_path):
+    eng = kestrel.Engine("yolov8n", backend="cpu", imgsz=96, batch=2)
+    assert eng.batch_range == (2, 2)  # one batch: the engine's own
+    out = tmp_path / "x.engine"
+    # The profile is checked before anything is built (no GPU needed to see these).
+    with pytest.raises(kestrel.UsageError, match="needs its largest batch"):
+        kestrel.build("yolov8n", out, min_batch=2)
+    with pytest.raises(kestrel.UsageError, match="give one"):
+        kestrel.build("yolov8n", out, batch=2, max_batch=4)
+    with pytest.raises(kestrel.UsageError, match="min_batch <= opt_batch <= max_batch"):
+        kestrel.build("yolov8n", out, min_batch=8, max_batch=4)
+    assert not out.exists()

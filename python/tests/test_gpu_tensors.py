@@ -245,3 +245,28 @@ def test_cupy_in_cupy_out(eng):
     y = eng(cupy.asarray(x_np))
     assert isinstance(y, cupy.ndarray) and y.dtype == cupy.float32 and y.shape == tuple(eng.output_shape)
     np.testing.assert_array_equal(cupy.asnumpy(y), eng(x_np))
+
+
+def test_batch_profile_engine_takes_any_batch_in_its_range(torch, tmp_path):
+    # One engine for batches 1..4 (kestrel.build's max_batch, as `kestrel build --max-batch`): numpy and
+    # torch inputs of batch 1 and 3 run as they are, outputs follow the input's batch.
+    path = tmp_path / "v8_profile.engine"
+    kestrel.build("yolov8n", path, fp16=True, imgsz=160, max_batch=4,
+                  timing_cache=os.environ.get("KESTREL_TIMING_CACHE", ""))
+    eng = kestrel.Engine(path)
+    assert eng.batch_range == (1, 4)
+    assert tuple(eng.input_shape)[0] == 4
+    x3 = np.random.default_rng(3).random((3, 3, 160, 160), dtype=np.float32)
+    y3 = eng(x3)
+    assert y3.shape[0] == 3 and np.isfinite(y3).all()
+    y1 = eng(x3[:1])
+    assert y1.shape[0] == 1
+    # Batch 3 runs plans 2 + 1; image 0 went through the batch-2 plan: the same model, FP16 rounding apart.
+    np.testing.assert_allclose(y3[:1], y1, rtol=2e-2, atol=2e-2)
+    t3 = eng(torch.from_numpy(x3).cuda())
+    assert tuple(t3.shape) == y3.shape
+    np.testing.assert_array_equal(t3.cpu().numpy(), y3)
+    with pytest.raises(kestrel.UsageError, match="any batch from 1 to 4"):
+        eng(np.zeros((5, 3, 160, 160), np.float32))
+    with pytest.raises(kestrel.UsageError, match="follows the input's batch"):
+        eng(torch.from_numpy(x3).cuda(), out=torch.empty((2,) + tuple(y3.shape[1:]), device="cuda"))
