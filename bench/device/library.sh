@@ -7,7 +7,8 @@
 #             against 4 on 4 threads, outputs bit for bit; then 8 on 8 from the engine file
 #   overhead  bench/python_overhead.py: Engine.__call__ on torch CUDA tensors against the C++ enqueue
 #   pytest    the GPU pytest cases (python/tests, marked gpu): the CUDA-tensor cases first, then the
-#             others; a skip is a failure unless its reason matches $EXPECTED_SKIPS
+#             others; a skip is a failure unless its reason matches $EXPECTED_SKIPS; PYTEST_K selects
+#             cases by name (pytest -k)
 # Results come back in $OUT as each stage ends: contexts_4.json, contexts_8.json, python_overhead.json,
 # pytest_gpu.xml, summary.txt (the lines printed here) and logs.tgz (every log). STAGES selects (default:
 # all); each stage has its own time limit so one hang cannot eat the call.
@@ -88,7 +89,7 @@ if has pytest; then
   echo "== pytest ($(elapsed) s)"
   # The CUDA-tensor cases first: should the call's time run out, they have run.
   KESTREL_SOURCE_DIR=$PWD KESTREL_BIN=$(command -v kestrel) timeout $(limit 600) python3 -m pytest -q -p no:cacheprovider -rs \
-    -m gpu --junitxml=$OUT/pytest_gpu.xml python/tests/test_gpu_tensors.py python/tests/test_gpu.py > $L/pytest_gpu.log 2>&1
+    -m gpu ${PYTEST_K:+-k "$PYTEST_K"} --junitxml=$OUT/pytest_gpu.xml python/tests/test_gpu_tensors.py python/tests/test_gpu.py > $L/pytest_gpu.log 2>&1
   rc=$?
   grep -E "passed|failed|error|SKIPPED|FAILED|Error" $L/pytest_gpu.log | tail -30
   echo "pytest exit $rc"

@@ -16,7 +16,8 @@ export CCACHE_BASEDIR=$top CCACHE_NOHASHDIR=1
 cmake --build "$b" -j"$(nproc)" --target kestrel contexts_bench kestrel_shared
 with=(--with data/models/yolov8n.onnx)
 [ -n "${NO_COCO:-}" ] || with+=(--with data/coco-val)
-../shared/tools/device-bundle "${with[@]}" "$b/bin/kestrel" "$b/bin/contexts_bench" "$b/lib/libkestrel.so.0"
+# EXTRA_BINS: more programs of the build to carry (e.g. "build/bin/test_cuda").
+../shared/tools/device-bundle "${with[@]}" "$b/bin/kestrel" "$b/bin/contexts_bench" ${EXTRA_BINS:-} "$b/lib/libkestrel.so.0"
 mv .carry/bin/libkestrel.so.0 .carry/lib/   # a library, not a program: beside the others
 mkdir -p .carry/include/kestrel
 cp "$b/generated/kestrel/version.h" .carry/include/kestrel/

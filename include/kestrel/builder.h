@@ -25,6 +25,9 @@ struct BuilderConfig {
   int64_t imgsz = 0;                 // input size for models with dynamic spatial dims
   int64_t workspace_limit = 1ll << 30;  // bytes of scratch one layer's tactic may use
   std::string timing_cache_path;     // read before and written after tuning (empty: none)
+  // Folder of compiled cuDNN plans (INT8 convolutions compile at run time): "" the default
+  // ($KESTREL_CUDNN_CACHE, else ~/.cache/kestrel/cudnn), "off" none.
+  std::string cudnn_plan_cache;
   bool optimize = true;              // run the fusion passes (kestrel.Conv, SPPF, Detect*)
   bool verbose = false;              // print per-layer tuning to stderr
   // Every layer runs its reference kernel (the one the others are validated against), untimed: for

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "kestrel/precision.h"
 #include "kestrel/tensor.h"
 
 // Same declaration as CUDA's driver_types.h, so this header needs no CUDA include.
@@ -21,9 +22,6 @@ typedef struct CUstream_st* cudaStream_t;
 
 namespace kestrel {
 
-// INT8: INT8 convolutions where the model's Q/DQ (or the calibration) says so, FP16 elsewhere.
-enum class Precision : uint8_t { FP32 = 0, FP16 = 1, INT8 = 2 };
-const char* precision_name(Precision p);
 
 struct EngineTensorInfo {
   std::string name;
@@ -72,6 +70,9 @@ class ExecutionContext;
 struct RuntimeConfig {
   bool cuda_graphs = true;       // capture each batch's enqueue once and replay it (one launch)
   bool sync_each_layer = false;  // synchronize after every layer, graphs off: pins an asynchronous fault on its layer
+  // Folder of compiled cuDNN plans this context reads and adds to: "" the default ($KESTREL_CUDNN_CACHE,
+  // else ~/.cache/kestrel/cudnn), "off" none.
+  std::string cudnn_plan_cache;
 };
 
 class Engine {

@@ -49,6 +49,7 @@ rt::Plan make_plan(const Graph& g, const BuilderConfig& config, const rt::Device
   to.reference_only = config.reference_tactics;
   to.obey_precision = config.obey_precision_constraints;
   to.forced = config.forced_tactics;
+  to.cudnn_plan_cache = config.cudnn_plan_cache;
   const bld::TuneStats ts = bld::tune(p, to);
   report.candidates.clear();
   for (const auto& [layer, tactics] : ts.candidates) report.candidates.push_back({layer, tactics});

@@ -23,6 +23,8 @@
 #include "builder/timing_cache.h"
 #include "builder/tuner.h"
 
+#include "backend/cuda/cudnn_plan_cache.h"
+
 namespace kestrel::bld {
 
 namespace {
@@ -119,6 +121,7 @@ class Tuner {
     KCUDA(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking));
     KCUDNN(cudnnCreate(&h_.cudnn));
     KCUDNN(cudnnSetStream(h_.cudnn, s_));
+    cuda::set_cudnn_plan_cache(h_.cudnn, o_.cudnn_plan_cache);
     KCUBLAS(cublasLtCreate(&h_.lt));
     KCUDA(cudaEventCreate(&e0_));
     KCUDA(cudaEventCreate(&e1_));
@@ -133,7 +136,10 @@ class Tuner {
     cudaEventDestroy(e0_);
     cudaEventDestroy(e1_);
     if (h_.lt) cublasLtDestroy(h_.lt);
-    if (h_.cudnn) cudnnDestroy(h_.cudnn);
+    if (h_.cudnn) {
+      cuda::set_cudnn_plan_cache(h_.cudnn, "");  // a later handle may reuse the address
+      cudnnDestroy(h_.cudnn);
+    }
     cudaStreamDestroy(s_);
   }
 

@@ -67,6 +67,7 @@ std::unique_ptr<Engine> open_cuda_engine(const std::string& model, const ModelOp
                      std::to_string(std::max<int64_t>(options.min_batch, 1)) + ", " + std::to_string(options.max_batch) + "]");
   cfg.imgsz = options.imgsz;
   cfg.timing_cache_path = options.timing_cache;
+  cfg.cudnn_plan_cache = options.runtime.cudnn_plan_cache;  // one folder for building and running
   Graph g;
   if (cfg.precision == Precision::INT8) {
     g = int8_model(model, options.batch, options.imgsz, options.int8, quant::LayerPrecision::FP16, options.verbose).qdq;

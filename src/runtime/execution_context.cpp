@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "backend/cuda/check.h"
+#include "backend/cuda/cudnn_plan_cache.h"
 #include "runtime/batch_profile.h"
 #include "runtime/engine_impl.h"
 
@@ -61,7 +62,10 @@ struct ExecutionContext::Impl {
     for (void* p : host_in) cudaFree(p);
     for (void* p : host_out) cudaFree(p);
     plans.clear();  // descriptors before handles
-    if (handles.cudnn) cudnnDestroy(handles.cudnn);
+    if (handles.cudnn) {
+      cuda::set_cudnn_plan_cache(handles.cudnn, "");  // a later handle may reuse the address
+      cudnnDestroy(handles.cudnn);
+    }
     if (handles.lt) cublasLtDestroy(handles.lt);
     if (arena) cudaFree(arena);
     if (stream) cudaStreamDestroy(stream);
@@ -203,6 +207,7 @@ std::unique_ptr<ExecutionContext> Engine::create_execution_context(const Runtime
   KCUDA(cudaSetDevice(impl_->device));
   KCUDA(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
   KCUDNN(cudnnCreate(&c->handles.cudnn));
+  cuda::set_cudnn_plan_cache(c->handles.cudnn, config.cudnn_plan_cache);
   KCUBLAS(cublasLtCreate(&c->handles.lt));
   int64_t arena_bytes = 0;
   for (const rt::Plan& p : file.plans) arena_bytes = std::max(arena_bytes, p.arena_bytes);

@@ -200,7 +200,7 @@ void CudnnGraph::build(int i, cudnnHandle_t h) {
   const std::string key = sig_ + "| plan " + std::to_string(i);
   Desc plan = nullptr;
   if (cache_plans_) {
-    if (const std::optional<std::string> json = load_cudnn_plan(key)) {
+    if (const std::optional<std::string> json = load_cudnn_plan(h, key)) {
       Desc restored = make(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
       (void)cudnnBackendSetAttribute(restored, kAttrPlanHandle, CUDNN_TYPE_HANDLE, 1, &h);
       if (cudnnBackendSetAttribute(restored, CUDNN_ATTR_EXECUTION_PLAN_JSON_REPRESENTATION, CUDNN_TYPE_CHAR,
@@ -223,7 +223,7 @@ void CudnnGraph::build(int i, cudnnHandle_t h) {
                                    json.data()) == CUDNN_STATUS_SUCCESS) {
         json.resize(static_cast<size_t>(n));
         while (!json.empty() && json.back() == '\0') json.pop_back();
-        store_cudnn_plan(key, json);
+        store_cudnn_plan(h, key, json);
       }
     }
   }

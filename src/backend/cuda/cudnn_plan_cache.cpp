@@ -21,7 +21,13 @@ namespace kestrel::cuda {
 
 namespace {
 
-std::filesystem::path cache_dir() {
+std::mutex folders_mu;
+std::map<cudnnHandle_t, std::string>& folders() {  // per handle, where one was set
+  static std::map<cudnnHandle_t, std::string> m;
+  return m;
+}
+
+std::filesystem::path default_dir() {
   if (const char* e = std::getenv("KESTREL_CUDNN_CACHE"); e && *e) {
     if (std::string(e) == "off") return {};
     return e;
@@ -29,6 +35,15 @@ std::filesystem::path cache_dir() {
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::filesystem::path(x) / "kestrel" / "cudnn";
   if (const char* h = std::getenv("HOME"); h && *h) return std::filesystem::path(h) / ".cache" / "kestrel" / "cudnn";
   return {};
+}
+
+std::filesystem::path cache_dir(cudnnHandle_t h) {
+  {
+    std::lock_guard<std::mutex> lock(folders_mu);
+    auto it = folders().find(h);
+    if (it != folders().end()) return it->second == "off" ? std::filesystem::path() : std::filesystem::path(it->second);
+  }
+  return default_dir();
 }
 
 // What makes a compiled plan valid on the current device: the cuDNN release and the GPU. Queried once
@@ -63,8 +78,14 @@ std::filesystem::path entry_path(const std::filesystem::path& dir, const std::st
 
 }  // namespace
 
-std::optional<std::string> load_cudnn_plan(const std::string& key) {
-  const std::filesystem::path dir = cache_dir();
+void set_cudnn_plan_cache(cudnnHandle_t h, const std::string& folder) {
+  std::lock_guard<std::mutex> lock(folders_mu);
+  if (folder.empty()) folders().erase(h);
+  else folders()[h] = folder;
+}
+
+std::optional<std::string> load_cudnn_plan(cudnnHandle_t h, const std::string& key) {
+  const std::filesystem::path dir = cache_dir(h);
   const std::string k = full_key(key);
   if (dir.empty() || k.empty()) return std::nullopt;
   std::ifstream in(entry_path(dir, k), std::ios::binary);
@@ -78,8 +99,8 @@ std::optional<std::string> load_cudnn_plan(const std::string& key) {
   return json.str();
 }
 
-void store_cudnn_plan(const std::string& key, const std::string& json) {
-  const std::filesystem::path dir = cache_dir();
+void store_cudnn_plan(cudnnHandle_t h, const std::string& key, const std::string& json) {
+  const std::filesystem::path dir = cache_dir(h);
   const std::string k = full_key(key);
   if (dir.empty() || k.empty() || json.empty() || k.find('\n') != std::string::npos) return;
   std::error_code ec;

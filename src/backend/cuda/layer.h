@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "kestrel/graph.h"
-#include "kestrel/runtime.h"
+#include "kestrel/precision.h"
 
 namespace kestrel::cuda {
 
