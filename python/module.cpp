@@ -17,6 +17,7 @@
 #include <optional>
 #include <utility>
 
+#include "kestrel/batch_profile.h"
 #include "kestrel/detector.h"
 #include "kestrel/eval.h"
 #include "kestrel/image.h"
@@ -998,11 +999,7 @@ void build(const py::object& model_path, const py::object& output_path, bool fp1
   const std::string model = fspath(model_path), output = fspath(output_path);
   kestrel::ModelOptions o = model_options("cuda", fp16, int8, batch, imgsz, timing_cache, calib, calib_cache, verbose);
   // A batch profile, as `kestrel build --min-batch/--opt-batch/--max-batch`.
-  if (min_batch < 0 || opt_batch < 0 || max_batch < 0) throw kestrel::UsageError("batch profile sizes must not be negative");
-  if ((min_batch || opt_batch) && !max_batch) throw kestrel::UsageError("a batch profile needs its largest batch: max_batch");
-  if (max_batch && batch) throw kestrel::UsageError("batch binds one batch; min/opt/max_batch make an engine for a range: give one");
-  if (max_batch && !((min_batch ? min_batch : 1) <= (opt_batch ? opt_batch : max_batch) && (opt_batch ? opt_batch : max_batch) <= max_batch))
-    throw kestrel::UsageError("the batch profile needs min_batch <= opt_batch <= max_batch");
+  kestrel::check_batch_profile(batch, min_batch, opt_batch, max_batch);
   o.min_batch = min_batch, o.opt_batch = opt_batch, o.max_batch = max_batch;
   if (kestrel::is_engine_file(model))
     throw kestrel::UsageError(model + " is an engine file already: build takes the ONNX model (or a built-in name)");

@@ -152,6 +152,10 @@ std::unique_ptr<Engine> Builder::build(const Graph& graph, const BuilderConfig& 
   }
   report_.plan_batches = batches;
   for (int64_t b : batches) {
+    if (b == g.batch()) {  // the graph as it is: no copy of its weights
+      file.plans.push_back(make_plan(g, config, dev, model_hash, model_name, report_));
+      continue;
+    }
     Graph gb = g;
     passes::rebatch(gb, b);
     file.plans.push_back(make_plan(gb, config, dev, model_hash, model_name, report_));

@@ -2,6 +2,9 @@
 // file loaded, anything else built for this GPU in memory).
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
+
+#include "kestrel/batch_profile.h"
 #include "kestrel/builder.h"
 #include "kestrel/cuda_model.h"
 #include "kestrel/zoo.h"
@@ -60,11 +63,14 @@ std::unique_ptr<Engine> open_cuda_engine(const std::string& model, const ModelOp
   }
   BuilderConfig cfg;
   cfg.precision = cuda_precision(options.precision);
-  cfg.batch = options.max_batch ? 0 : options.batch;  // with a profile, --batch picks the batch to run
+  check_batch_profile(0, options.min_batch, options.opt_batch, options.max_batch);
+  // With a profile, options.batch is the batch to run: in the range, checked before minutes of tuning.
+  const int64_t lo = std::max<int64_t>(options.min_batch, 1);
+  if (options.max_batch && options.batch && (options.batch < lo || options.batch > options.max_batch))
+    throw UsageError("batch " + std::to_string(options.batch) + " is outside the batch profile [" + std::to_string(lo) + ", " +
+                     std::to_string(options.max_batch) + "]");
+  cfg.batch = options.max_batch ? 0 : options.batch;
   cfg.min_batch = options.min_batch, cfg.opt_batch = options.opt_batch, cfg.max_batch = options.max_batch;
-  if (options.max_batch && options.batch && (options.batch > options.max_batch || options.batch < std::max<int64_t>(options.min_batch, 1)))
-    throw UsageError("batch " + std::to_string(options.batch) + " is outside the batch profile [" +
-                     std::to_string(std::max<int64_t>(options.min_batch, 1)) + ", " + std::to_string(options.max_batch) + "]");
   cfg.imgsz = options.imgsz;
   cfg.timing_cache_path = options.timing_cache;
   cfg.cudnn_plan_cache = options.runtime.cudnn_plan_cache;  // one folder for building and running

@@ -18,10 +18,12 @@
 #include "kestrel/zoo.h"
 #include "runtime/batch_profile.h"
 #include "runtime/plan.h"
+#include "tiny_plan.h"
 
 namespace {
 
 using namespace kestrel;
+using test::tiny_plan;
 
 #define KCHECK_CUDA(call)                                                                     \
   do {                                                                                        \
@@ -75,41 +77,6 @@ TEST(BatchProfileHost, SlicesCoverTheBatch) {
   expect_cover(9, {4, 8, 9}, 1);
   EXPECT_THROW(rt::split_batch(3, {4, 8}), Error);
   EXPECT_THROW(rt::split_batch(9, {4, 8}), Error);
-}
-
-rt::Plan tiny_plan(int64_t batch, std::vector<uint8_t> weights) {
-  rt::Plan p;
-  p.header.cc_major = 9;
-  p.header.model_name = "tiny";
-  p.header.batch = batch;
-  p.header.imgsz = 8;
-  rt::PlanTensor x;
-  x.name = "images";
-  x.shape = {batch, 3, 8, 8};
-  x.strides = {192, 64, 8, 1};
-  x.storage = rt::Storage::Input;
-  x.slot = 0;
-  rt::PlanTensor y = x;
-  y.name = "output0";
-  y.storage = rt::Storage::Output;
-  rt::PlanTensor w;
-  w.name = "w";
-  w.dtype = DType::U8;
-  w.shape = {4};
-  w.strides = {1};
-  w.storage = rt::Storage::Weights;
-  p.tensors = {x, y, w};
-  rt::PlanLayer l;
-  l.name = "relu";
-  l.op = "Relu";
-  l.inputs = {0};
-  l.outputs = {1};
-  l.tactic = "elementwise";
-  p.layers = {l};
-  p.inputs = {0};
-  p.outputs = {1};
-  p.weights = std::move(weights);
-  return p;
 }
 
 TEST(BatchProfileHost, EngineFileOfSeveralPlans) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "runtime/plan.h"
+#include "tiny_plan.h"
 
 namespace fs = std::filesystem;
 using namespace kestrel;
@@ -13,52 +14,15 @@ using namespace kestrel;
 namespace {
 void put(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
 
-// A two-tensor, one-layer plan: enough to exercise every section of the file.
-rt::Plan tiny_plan() {
-  rt::Plan p;
-  p.header.format_version = rt::kFormatVersion;
-  p.header.cc_major = 9;
-  p.header.kestrel_version = "0";
-  p.header.gpu_name = "fuzz";
-  p.header.model_name = "tiny";
-  p.header.batch = 1;
-  p.header.imgsz = 8;
-  p.header.metadata["names"] = "{0: 'a'}";
-  rt::PlanTensor x;
-  x.name = "images";
-  x.shape = {1, 3, 8, 8};
-  x.strides = {192, 64, 8, 1};
-  x.storage = rt::Storage::Input;
-  x.slot = 0;
-  rt::PlanTensor y = x;
-  y.name = "output0";
-  y.storage = rt::Storage::Output;
-  p.tensors = {x, y};
-  rt::PlanLayer l;
-  l.name = "relu";
-  l.op = "Relu";
-  l.inputs = {0};
-  l.outputs = {1};
-  l.tactic = "elementwise";
-  p.layers = {l};
-  p.inputs = {0};
-  p.outputs = {1};
-  p.weights = {1, 2, 3, 4};
-  return p;
-}
-
 std::string engine_bytes() {
-  const std::vector<uint8_t> b = rt::serialize_plan(tiny_plan());
+  const std::vector<uint8_t> b = rt::serialize_plan(test::tiny_plan(1));
   return std::string(b.begin(), b.end());
 }
 
 // The same model at batches 1 and 2 (a batch profile), the second plan sharing the first's weights.
 std::string profile_engine_bytes() {
-  rt::EngineFile f = rt::single_plan_file(tiny_plan());
-  rt::Plan p2 = tiny_plan();
-  p2.header.batch = 2;
-  for (rt::PlanTensor& t : p2.tensors) t.shape[0] = 2;
-  f.plans.push_back(p2);
+  rt::EngineFile f = rt::single_plan_file(test::tiny_plan(1));
+  f.plans.push_back(test::tiny_plan(2));
   f.opt_batch = f.max_batch = 2;
   const std::vector<uint8_t> b = rt::serialize_engine(f);
   return std::string(b.begin(), b.end());

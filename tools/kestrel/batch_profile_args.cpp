@@ -20,11 +20,6 @@ void add_batch_profile_options(CLI::App* app, BatchProfileArgs& a) {
     for (auto* b : {mn, op, mx}) s->excludes(b);
 }
 
-bool has_batch_profile(const BatchProfileArgs& a) {
-  return a.min_batch || a.opt_batch || a.max_batch || !a.min_shapes.empty() || !a.opt_shapes.empty() ||
-         !a.max_shapes.empty();
-}
-
 namespace {
 // "images:8x3x640x640" -> 8, checked against the model's input.
 int64_t batch_of(const std::string& flag, const std::string& spec, const std::string& name, const Shape& shape) {
@@ -62,12 +57,6 @@ void resolve_batch_profile(BatchProfileArgs& a, const std::string& input_name, c
   if (!a.min_shapes.empty()) a.min_batch = batch_of("--minShapes", a.min_shapes, input_name, input_shape);
   if (!a.opt_shapes.empty()) a.opt_batch = batch_of("--optShapes", a.opt_shapes, input_name, input_shape);
   if (!a.max_shapes.empty()) a.max_batch = batch_of("--maxShapes", a.max_shapes, input_name, input_shape);
-  if (!has_batch_profile(a)) return;
-  if (!a.max_batch) throw UsageError("a batch profile needs its largest batch: --max-batch (or --maxShapes)");
-  const int64_t mn = a.min_batch ? a.min_batch : 1, op = a.opt_batch ? a.opt_batch : a.max_batch;
-  if (!(mn <= op && op <= a.max_batch))
-    throw UsageError("the batch profile needs min <= opt <= max, not " + std::to_string(mn) + " / " + std::to_string(op) +
-                     " / " + std::to_string(a.max_batch));
 }
 
 }  // namespace kestrel::cli

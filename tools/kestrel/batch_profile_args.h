@@ -19,9 +19,7 @@ struct BatchProfileArgs {
 void add_batch_profile_options(CLI::App* app, BatchProfileArgs& a);
 
 // Resolves the shapes form against the model's input (name and per-image dims); afterwards only
-// min/opt/max_batch are read. A profile without a maximum, or mixing both forms, is a UsageError.
+// min/opt/max_batch are read (check_batch_profile checks them).
 void resolve_batch_profile(BatchProfileArgs& a, const std::string& input_name, const Shape& input_shape);
-
-bool has_batch_profile(const BatchProfileArgs& a);
 
 }  // namespace kestrel::cli

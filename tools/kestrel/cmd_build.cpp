@@ -7,6 +7,7 @@
 #include "cli_checks.h"
 #include "command.h"
 #include "int8_args.h"
+#include "kestrel/batch_profile.h"
 #include "kestrel/builder.h"
 #include "model_arg.h"
 #include "util/file_io.h"
@@ -41,11 +42,10 @@ int run_build(BuildArgs& a) {
   cfg.optimize = !a.no_optimize;
   cfg.verbose = a.verbose;
   cfg.obey_precision_constraints = a.precision_constraints == "obey";
-  if (a.batch && has_batch_profile(a.profile))
-    throw UsageError("--batch binds one batch; a batch profile (--min/opt/max-batch) makes an engine for a range: give one");
   Graph g = a.int8 ? int8_model(a.model, a.batch, a.imgsz, a.calib).qdq : load_graph(a.model, a.batch, a.imgsz);
   check_imgsz_applied(a.imgsz, g.value(g.inputs.at(0)).shape, a.model);
   resolve_batch_profile(a.profile, g.inputs.at(0), g.value(g.inputs.at(0)).shape);
+  check_batch_profile(a.batch, a.profile.min_batch, a.profile.opt_batch, a.profile.max_batch);
   cfg.min_batch = a.profile.min_batch, cfg.opt_batch = a.profile.opt_batch, cfg.max_batch = a.profile.max_batch;
   std::string hash;
   try {
