@@ -7,6 +7,7 @@
 # module only loads into the version it was built for. Python headers (3.12) and pybind11 go along
 # in case that machine lacks them.
 #   bench/device/pack_library.sh [BUILD_DIR]   then run(command="bash bench/device/library.sh", carry=[".carry"])
+# EXTRA_CACHES: calibration caches to carry into .carry/int8/ (bench/device/layers.sh reads them).
 # NO_COCO=1 leaves coco-val out (library.sh then runs only the GPU pytest cases that need no dataset).
 set -euo pipefail
 top=$(git rev-parse --show-toplevel)
@@ -16,9 +17,12 @@ export CCACHE_BASEDIR=$top CCACHE_NOHASHDIR=1
 cmake --build "$b" -j"$(nproc)" --target kestrel contexts_bench kestrel_shared
 with=(--with data/models/yolov8n.onnx)
 [ -n "${NO_COCO:-}" ] || with+=(--with data/coco-val)
+# EXTRA_WITH: more shared data to carry, paths under ../shared (e.g. "data/models/yolo11n.onnx").
+for w in ${EXTRA_WITH:-}; do with+=(--with "$w"); done
 # EXTRA_BINS: more programs of the build to carry (e.g. "build/bin/test_cuda").
 ../shared/tools/device-bundle "${with[@]}" "$b/bin/kestrel" "$b/bin/contexts_bench" ${EXTRA_BINS:-} "$b/lib/libkestrel.so.0"
 mv .carry/bin/libkestrel.so.0 .carry/lib/   # a library, not a program: beside the others
+if [ -n "${EXTRA_CACHES:-}" ]; then mkdir -p .carry/int8 && cp ${EXTRA_CACHES} .carry/int8/; fi
 mkdir -p .carry/include/kestrel
 cp "$b/generated/kestrel/version.h" .carry/include/kestrel/
 # Fallbacks for compiling the module there, used only when that python3 has no headers or no pybind11

@@ -240,12 +240,22 @@ const std::vector<ConvCase>& conv_cases() {
       {"res8_slices_int8_vec", 1, 64, 8, 8, 64, 3, 1, 1, 1, 1, true, true, "silu", true, 0, 96, 16, true, 96},
       {"res8_slices_f16_none", 1, 16, 7, 7, 16, 1, 1, 0, 1, 1, true, true, "none", false, 0, 21, 3, true, 21},
       {"res8_relu_exact_int8", 1, 32, 9, 9, 32, 3, 1, 1, 1, 1, false, true, "relu", true, 0, 0, 0, true, 48},
-      // Direct only: the network's first convolution, channel counts off the 16 grid, groups.
+      // No tensor cores: the network's first convolution, channel counts off the 16 grid, groups.
       {"direct_c3_k16_s2", 1, 3, 32, 32, 16, 3, 2, 1, 1, 1, true, false, "silu", false},
       {"direct_c24_k32_int8", 2, 24, 10, 10, 32, 3, 1, 1, 1, 1, true, true, "silu", true},
       {"direct_c24_res8", 2, 24, 10, 10, 32, 3, 1, 1, 1, 1, true, true, "relu", false, 0, 0, 0, true},
       {"direct_grouped", 1, 32, 9, 9, 32, 3, 1, 1, 1, 4, true, false, "relu", false},
       {"direct_depthwise", 1, 16, 9, 9, 16, 3, 2, 1, 1, 16, true, false, "none", true},
+      // vec4: YOLO11's depthwise head and attention convs, C3k2's 8-channel bottleneck, groups, slices.
+      {"vec4_depthwise_c64_silu_int8", 2, 64, 10, 10, 64, 3, 1, 1, 1, 64, true, false, "silu", true},
+      {"vec4_depthwise_s2_f16", 1, 32, 11, 11, 32, 3, 2, 1, 1, 32, true, false, "none", false},
+      {"vec4_depthwise_relu_res_f16", 2, 16, 7, 9, 16, 3, 1, 1, 1, 16, true, true, "relu", false},
+      {"vec4_c8_k16_silu_res8_int8", 2, 8, 12, 12, 16, 3, 1, 1, 1, 1, true, true, "silu", true, 0, 0, 0, true},
+      {"vec4_c8_k16_relu_exact_int8", 1, 8, 9, 9, 16, 3, 1, 1, 1, 1, true, false, "relu", true},
+      {"vec4_grouped_g4_res8_f16", 1, 32, 9, 9, 32, 3, 1, 1, 1, 4, true, true, "silu", false, 0, 0, 0, true},
+      {"vec4_c8_x_slice_f16", 1, 8, 9, 9, 16, 3, 1, 1, 1, 1, true, false, "silu", false, 12},
+      {"vec4_c8_y_slice_odd_f16", 1, 8, 7, 7, 8, 3, 1, 1, 1, 1, true, false, "none", false, 0, 21, 3},
+      {"vec4_depthwise_y_slice_int8", 1, 16, 8, 8, 16, 3, 1, 1, 1, 16, false, false, "relu", true, 0, 29, 5},
   };
   return c;
 }
@@ -299,7 +309,13 @@ TEST_P(Int8Conv, MatchesContract) {
   ASSERT_FALSE(tactics.empty());
   EXPECT_EQ(tactics[0], "direct");
   const bool igemm = cc.group == 1 && C % 16 == 0 && ldx % 16 == 0;
-  EXPECT_EQ(tactics.size() > 1, igemm) << "tensor-core tactics offered where they apply, only there";
+  const bool depthwise = cc.group == C && K == C;
+  const bool vec4 = K % 4 == 0 && ldx % 4 == 0 && (depthwise || (cg % 4 == 0 && (K / cc.group) % 4 == 0));
+  const auto offered = [&](const char* prefix) {
+    return std::any_of(tactics.begin(), tactics.end(), [&](const std::string& t) { return t.rfind(prefix, 0) == 0; });
+  };
+  EXPECT_EQ(offered("igemm8_"), igemm) << "tensor-core tactics offered where they apply, only there";
+  EXPECT_EQ(offered("vec4"), vec4) << "the four-channel kernel offered where it applies, only there";
   KESTREL_REQUIRE_GPU();
 
   // Inputs: int8 codes over the full range; per-channel scales that keep the outputs around +-2

@@ -212,6 +212,30 @@ const std::vector<OpCase>& cases() {
          g.node("Transpose", {x}, {"y"}, attrs({{"perm", I{0, 1, 3, 4, 2}}}));
          g.output("y");
        }},
+      {"Transpose_last2_tiled", [](G& g) {  // the attention block's [B, heads, N, N] transpose, odd tiles
+         const std::string x = g.input("x", {2, 3, 45, 37});
+         g.node("Transpose", {x}, {"y"}, attrs({{"perm", I{0, 1, 3, 2}}}));
+         g.output("y");
+       }},
+      {"Transpose_rest_dims_tiled", [](G& g) {  // unit-stride dims apart, a rest dim between them
+         const std::string x = g.input("x", {3, 40, 5, 33});
+         g.node("Transpose", {x}, {"y"}, attrs({{"perm", I{3, 2, 0, 1}}}));
+         g.output("y");
+       }},
+      {"Reshape_of_slice", [](G& g) {  // a Reshape copying a strided view: its two sides' dims differ
+         const std::string x = g.input("x", {2, 24, 40});
+         g.node("Slice", {x}, {"s"}, attrs({{"starts", I{0}}, {"ends", I{32}}, {"axes", I{2}}}));
+         g.node("Reshape", {"s"}, {"y"}, attrs({{"shape", I{2, 32, 24}}}));
+         g.output("y");
+       }},
+      {"Reshape_channels_last_conv", [](G& g) {  // the attention block's qkv split into heads: a transpose
+         const std::string x = g.input("x", {2, 16, 10, 10});
+         g.node("kestrel.Conv", {x, g.rconst("w", {32, 16, 1, 1}, -0.3f, 0.3f), g.rconst("b", {32})}, {"c"},
+                attrs({{"kernel_shape", I{1, 1}}, {"strides", I{1, 1}}, {"pads", I{0, 0, 0, 0}}, {"group", int64_t{1}},
+                       {"dilations", I{1, 1}}, {"activation", std::string("silu")}}));
+         g.node("Reshape", {"c"}, {"y"}, attrs({{"shape", I{2, 2, 16, 100}}}));
+         g.output("y");
+       }},
       {"Reshape_chain", [](G& g) {
          const std::string x = g.input("x", {1, 64, 8, 8});
          g.node("Reshape", {x}, {"r"}, attrs({{"shape", I{1, 4, 16, 64}}}));

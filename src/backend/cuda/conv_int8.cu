@@ -2,6 +2,8 @@
 // as fp16 or as the next INT8 layer's int8 codes (the contract in include/kestrel/quant.h). Tactics:
 //   direct                 the reference kernel (any group, channel count and strides); the builder
 //                          validates the others against it
+//   vec4                   four output channels per thread, exact int32 sums (conv_int8_vec4.cu):
+//                          depthwise layers and channel counts igemm8 cannot take
 //   igemm8_BMxBN[_skS]     the tensor-core implicit GEMM (group 1, C % 16 == 0, channels-last input
 //                          with 16-byte pixel strides), split-K variants for layers with few tiles
 //   cudnn8_N               the N-th plan of cuDNN's graph API for the convolution with the epilogue
@@ -89,6 +91,7 @@ class ConvInt8Layer : public Layer {
     int64_t ldx = 0, ldy = 0, ldr = 0;
     igemm_ok_ = !stem_ && x.channels_last_ld(&ldx) && y.channels_last_ld(&ldy) &&
                 (!has_res_ || s.in[4]->channels_last_ld(&ldr));
+    vec4_ok_ = igemm_ok_ && conv_int8_vec4_supports(p_, ldx);
     if (stem_)
       KESTREL_CHECK(conv_stem_int8_supports(p_) && y.channels_last_ld(&ldy) && ldy % 16 == 0, where(),
                     "the INT8 stem needs K of 16, 32 or 64, at most ", kStemInt8MaxTaps,
@@ -98,6 +101,7 @@ class ConvInt8Layer : public Layer {
   std::vector<std::string> tactics(Handles& h) const override {
     if (stem_) return {"stem8", "stem8_fx"};
     std::vector<std::string> t = {"direct"};
+    if (vec4_ok_) t.push_back("vec4");
     if (igemm_ok_)
       for (const std::string& c : igemm_int8_tactics(p_)) t.push_back(c);
     if (cudnn_ok()) {
@@ -113,6 +117,11 @@ class ConvInt8Layer : public Layer {
 
   void set_tactic(const std::string& t, Handles& h) override {
     scratch_ = 0;
+    if (t == "vec4") {
+      KESTREL_CHECK(vec4_ok_, "tactic ", t, " does not apply to ", spec_.op, " node '", spec_.name, "'");
+      tactic_ = t;
+      return;
+    }
     if (t == "direct" || t == "stem8" || t == "stem8_fx") {
       KESTREL_CHECK((t.rfind("stem8", 0) == 0) == stem_, "tactic ", t, " does not apply to ", spec_.op, " node '", spec_.name, "'");
       tactic_ = t;
@@ -172,6 +181,8 @@ class ConvInt8Layer : public Layer {
     }
     if (tactic_ == "direct")
       launch_conv_int8_direct(p_, x, w, e, io.out[0], stream);
+    else if (tactic_ == "vec4")
+      launch_conv_int8_vec4(p_, x, w, e, io.out[0], stream);
     else
       launch_conv_igemm_int8(tactic_, p_, x, w, e, io.out[0], io.scratch, counters_.get(), stream);
   }
@@ -227,7 +238,7 @@ class ConvInt8Layer : public Layer {
   float r_scale_ = 0.f;    // an int8 residual's scale
   bool res_int8_ = false;
   bool stem_ = false;
-  bool has_bias_ = false, has_res_ = false, igemm_ok_ = false, symmetric_pads_ = false;
+  bool has_bias_ = false, has_res_ = false, igemm_ok_ = false, vec4_ok_ = false, symmetric_pads_ = false;
   std::unique_ptr<CudnnInt8Conv> cudnn_;
   int cudnn_plan_ = 0;
   DeviceScalars scalars_;  // 1 / out_scale, 1 / r_scale, r_scale

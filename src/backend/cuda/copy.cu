@@ -3,6 +3,8 @@
 // copy kernel: output element i (row-major in the output view) takes input element i (row-major in the
 // input view), so transposes, slices and concat parts are just strides and pointer offsets. Inputs
 // and outputs the planner turned into views of each other are skipped (attrs kestrel_skip_in/out).
+#include <algorithm>
+
 #include "backend/cuda/check.h"
 #include "backend/cuda/device_common.cuh"
 #include "backend/cuda/layers.h"
@@ -16,6 +18,77 @@ template <typename E>
 __global__ void copy_kernel(const E* __restrict__ in, Strided is, E* __restrict__ out, Strided os, int n) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) out[strided_offset(os, i)] = in[strided_offset(is, i)];
+}
+
+// A copy whose input and output are contiguous along different dims (a transpose): 32x32 tiles through
+// shared memory, so both the reads (along the input's unit-stride dim a) and the writes (along the
+// output's, b) coalesce; the element-wise kernel writes one of the two with a stride (~10x slower on
+// the attention block's [B, heads, N, N] transpose). The other dims are `rest` (same shape both sides).
+struct TiledCopy {
+  Strided rest_in, rest_out;
+  int na, nb;           // extents of dims a and b
+  int in_b, out_a;      // input stride of b, output stride of a (a's input stride and b's output are 1)
+  int rest_n;
+};
+constexpr int kTileDim = 32, kTileRows = 8;
+
+template <typename E>
+__global__ void tiled_copy_kernel(const E* __restrict__ in, E* __restrict__ out, const __grid_constant__ TiledCopy t) {
+  __shared__ E tile[kTileDim][kTileDim + 1];
+  const int a0 = blockIdx.x * kTileDim, b0 = blockIdx.y * kTileDim;
+  for (int r = blockIdx.z; r < t.rest_n; r += gridDim.z) {
+    const E* src = in + strided_offset(t.rest_in, r);
+    E* dst = out + strided_offset(t.rest_out, r);
+    const int a = a0 + threadIdx.x;
+    for (int j = threadIdx.y; j < kTileDim; j += kTileRows) {
+      const int b = b0 + j;
+      if (a < t.na && b < t.nb) tile[j][threadIdx.x] = src[a + b * t.in_b];
+    }
+    __syncthreads();
+    const int b = b0 + threadIdx.x;
+    for (int j = threadIdx.y; j < kTileDim; j += kTileRows) {
+      const int aa = a0 + j;
+      if (aa < t.na && b < t.nb) dst[b + aa * t.out_a] = tile[threadIdx.x][j];
+    }
+    __syncthreads();
+  }
+}
+
+// The tiled form of a same-dtype copy, when its views make one: both views of one shape (a Reshape's
+// copy decomposes each side by its own shape: its dims do not correspond), a dim with input stride 1
+// and another with output stride 1, both at least a tile's quarter long.
+bool make_tiled(const Strided& is, const Strided& os, TiledCopy* t) {
+  if (is.rank != os.rank) return false;
+  for (int d = 0; d < is.rank; ++d)
+    if (is.shape[d] != os.shape[d]) return false;
+  int da = -1, db = -1;
+  for (int d = 0; d < is.rank; ++d) {
+    if (is.stride[d] == 1) da = d;
+    if (os.stride[d] == 1) db = d;
+  }
+  if (da < 0 || db < 0 || da == db || is.shape[da] < 8 || is.shape[db] < 8) return false;
+  *t = TiledCopy{};
+  t->na = is.shape[da];
+  t->nb = is.shape[db];
+  t->in_b = is.stride[db];
+  t->out_a = os.stride[da];
+  t->rest_n = 1;
+  for (int d = 0; d < is.rank; ++d) {
+    if (d == da || d == db) continue;
+    const int r = t->rest_in.rank++;
+    t->rest_out.rank++;
+    t->rest_in.shape[r] = t->rest_out.shape[r] = is.shape[d];
+    t->rest_in.stride[r] = is.stride[d];
+    t->rest_out.stride[r] = os.stride[d];
+    t->rest_n *= is.shape[d];
+  }
+  return true;
+}
+
+template <typename E>
+void launch_tiled(const void* in, void* out, const TiledCopy& t, cudaStream_t stream) {
+  const dim3 grid((t.na + kTileDim - 1) / kTileDim, (t.nb + kTileDim - 1) / kTileDim, std::min(t.rest_n, 65535));
+  tiled_copy_kernel<E><<<grid, dim3(kTileDim, kTileRows), 0, stream>>>(static_cast<const E*>(in), static_cast<E*>(out), t);
 }
 
 __global__ void convert_kernel(const void* in, int idt, Strided is, void* out, int odt, Strided os, int n) {
@@ -37,7 +110,15 @@ struct CopyOp {
     char* dst = static_cast<char*>(io.out[out_index]) + out_offset * static_cast<int64_t>(dtype_size(odt));
     constexpr int kThreads = 256;
     const unsigned blocks = blocks_for(n, kThreads);
-    if (idt != odt) {
+    TiledCopy t;
+    if (idt == odt && make_tiled(is, os, &t)) {
+      switch (dtype_size(idt)) {
+        case 1: launch_tiled<uint8_t>(src, dst, t, stream); break;
+        case 2: launch_tiled<uint16_t>(src, dst, t, stream); break;
+        case 4: launch_tiled<uint32_t>(src, dst, t, stream); break;
+        default: launch_tiled<uint64_t>(src, dst, t, stream); break;
+      }
+    } else if (idt != odt) {
       convert_kernel<<<blocks, kThreads, 0, stream>>>(src, static_cast<int>(idt), is, dst, static_cast<int>(odt), os, n);
     } else {
       switch (dtype_size(idt)) {
@@ -62,6 +143,50 @@ CopyOp same_shape_copy(const Shape& shape, const std::vector<int64_t>& in_stride
   c.odt = odt;
   optimize_views({&c.os, &c.is});
   return c;
+}
+
+// The strides that view `from` (with `strides`) in the shape `to` without a copy, when they exist
+// (numpy's no-copy reshape): each run of `from` dims that merges into, or splits into, a run of `to`
+// dims must be contiguous within itself. Then a Reshape's copy becomes a same-shape copy, which the
+// tiled kernel takes when it is a transpose (a channels-last conv output reshaped for a MatMul).
+bool reshape_strides(const Shape& from, const std::vector<int64_t>& strides, const Shape& to, std::vector<int64_t>* out) {
+  std::vector<int64_t> od, os;  // the old dims without the 1s
+  for (size_t d = 0; d < from.size(); ++d)
+    if (from[d] != 1) {
+      od.push_back(from[d]);
+      os.push_back(strides[d]);
+    }
+  std::vector<int64_t> nd;
+  std::vector<size_t> where;  // index in `to` of each non-1 new dim
+  for (size_t d = 0; d < to.size(); ++d)
+    if (to[d] != 1) {
+      nd.push_back(to[d]);
+      where.push_back(d);
+    }
+  if (shape_numel(from) == 0 || shape_numel(from) != shape_numel(to)) return false;
+  std::vector<int64_t> ns(nd.size(), 0);
+  size_t oi = 0, oj = 1, ni = 0, nj = 1;
+  while (ni < nd.size() && oi < od.size()) {
+    int64_t np = nd[ni], op = od[oi];
+    while (np != op) {
+      if (np < op) {
+        if (nj >= nd.size()) return false;
+        np *= nd[nj++];
+      } else {
+        if (oj >= od.size()) return false;
+        op *= od[oj++];
+      }
+    }
+    for (size_t k = oi; k + 1 < oj; ++k)
+      if (os[k] != od[k + 1] * os[k + 1]) return false;
+    ns[nj - 1] = os[oj - 1];
+    for (size_t k = nj - 1; k > ni; --k) ns[k - 1] = ns[k] * nd[k];
+    ni = nj++;
+    oi = oj++;
+  }
+  out->assign(to.size(), 0);  // size-1 dims: any stride
+  for (size_t k = 0; k < nd.size(); ++k) (*out)[where[k]] = ns[k];
+  return true;
 }
 
 std::vector<int64_t> ints_or(const Attributes& a, const char* k) { return a.ints(k, std::vector<int64_t>{}); }
@@ -143,8 +268,11 @@ class CopyLayer : public Layer {
       // side decomposed by its own shape.
       const TensorMeta& y = *s.out[0];
       KESTREL_CHECK(x.numel() == y.numel(), "internal: ", op, " changes the element count");
+      std::vector<int64_t> xs_as_y;
       if (x.shape == y.shape) {
         ops_.push_back(same_shape_copy(y.shape, x.strides, y.strides, x.dtype, y.dtype));
+      } else if (reshape_strides(x.shape, x.strides, y.shape, &xs_as_y)) {
+        ops_.push_back(same_shape_copy(y.shape, xs_as_y, y.strides, x.dtype, y.dtype));
       } else {
         CopyOp c;
         c.is = make_strided(x);

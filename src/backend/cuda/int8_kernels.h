@@ -1,5 +1,5 @@
 #pragma once
-// Launchers of the INT8 path (quantize.cu, conv_int8_direct.cu, conv_igemm_int8.cu). The arithmetic is
+// Launchers of the INT8 path (quantize.cu, conv_int8_direct.cu, conv_int8_vec4.cu, conv_igemm_int8.cu). The arithmetic is
 // the contract in include/kestrel/quant.h, bit for bit (activation functions up to their last ulp):
 //   quantize   q = clamp(rint(x / s), -128, 127)            x the stored value (fp16 or fp32), IEEE
 //                                                            division (__fdiv_rn), round half to even
@@ -42,6 +42,14 @@ void launch_quantize_int8(const void* x, bool x_half, const long long (&xs)[4], 
 // Reference: one thread per output element, any group, any channel count.
 void launch_conv_int8_direct(const ConvParams& p, const int8_t* x, const int8_t* w, const Int8Epilogue& e, void* y,
                              cudaStream_t stream);
+
+// Four output channels per thread (conv_int8_vec4.cu): depthwise (group == C == K), or C / group and
+// K / group multiples of 4 (the layers igemm8 cannot run: few channels, groups); K % 4 == 0, x and y
+// channels-last with unit channel stride, x's pixel stride (ldx) a multiple of 4 and x, w 4-byte
+// aligned. Exact int32 sums; the tensor-core tactics' epilogue.
+bool conv_int8_vec4_supports(const ConvParams& p, long long ldx);
+void launch_conv_int8_vec4(const ConvParams& p, const int8_t* x, const int8_t* w, const Int8Epilogue& e, void* y,
+                           cudaStream_t stream);
 
 // Tensor cores (mma.sync m16n8k32 s8.s8.s32): group 1, C % 16 == 0, x channels-last with pixel stride
 // % 16 == 0, x and w 16-byte aligned; y and r channels-last with any pixel stride (16-byte stores when
