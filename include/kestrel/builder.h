@@ -37,6 +37,11 @@ struct BuilderConfig {
   // run an INT8 layer one step above INT8 where that is faster (a quantization left out, e.g. the
   // first convolution on the float image), never below.
   bool obey_precision_constraints = false;
+  // Tactic sources (trtexec's --tacticSources): false leaves every tactic of that library out of the
+  // search (cuDNN: cudnn_algo*, cudnnbe*, cudnn8_*; cuBLASLt: cublaslt_*). The reference kernels and
+  // the project's own kernels are always candidates.
+  bool cudnn_tactics = true;
+  bool cublaslt_tactics = true;
   // Tests that check every kernel: each layer named here (BuildReport::candidates) runs the tactic
   // given, untimed, whatever timing would choose; with reference_tactics every other layer runs its
   // reference. A name that is no layer, or a tactic the layer does not offer, fails the build.

@@ -73,6 +73,11 @@ struct RuntimeConfig {
   // Folder of compiled cuDNN plans this context reads and adds to: "" the default ($KESTREL_CUDNN_CACHE,
   // else ~/.cache/kestrel/cudnn), "off" none.
   std::string cudnn_plan_cache;
+  // A batch of a profile engine that has no plan of its own runs as slices through smaller plans, or
+  // padded into the smallest plan that holds it (its images copied into staging buffers, the outputs
+  // copied back). Auto chooses by the plans' tuned times; the outputs are the same either way.
+  enum class BatchPadding { Auto, Never, Always };
+  BatchPadding batch_padding = BatchPadding::Auto;
 };
 
 class Engine {

@@ -48,6 +48,8 @@ rt::Plan make_plan(const Graph& g, const BuilderConfig& config, const rt::Device
   to.verbose = config.verbose;
   to.reference_only = config.reference_tactics;
   to.obey_precision = config.obey_precision_constraints;
+  to.cudnn_tactics = config.cudnn_tactics;
+  to.cublaslt_tactics = config.cublaslt_tactics;
   to.forced = config.forced_tactics;
   to.cudnn_plan_cache = config.cudnn_plan_cache;
   const bld::TuneStats ts = bld::tune(p, to);

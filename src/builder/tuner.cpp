@@ -166,6 +166,9 @@ class Tuner {
     std::vector<std::string> cands;
     for (const std::string& t : layer->tactics(h_)) {
       if (o_.obey_precision && layer->skips_quantization(t)) continue;
+      // A tactic source left out: skipped before set_tactic, which compiles cuDNN's run-time plans.
+      if (!o_.cudnn_tactics && t.rfind("cudnn", 0) == 0) continue;
+      if (!o_.cublaslt_tactics && t.rfind("cublaslt", 0) == 0) continue;
       try {
         layer->set_tactic(t, h_);
       } catch (const Error&) {

@@ -14,6 +14,8 @@ struct TuneOptions {
   bool verbose = false;
   bool reference_only = false;  // every layer's reference tactic, not timed against others, not cached
   bool obey_precision = false;  // no tactic that leaves out a quantization (Layer::skips_quantization)
+  bool cudnn_tactics = true;     // BuilderConfig's tactic sources
+  bool cublaslt_tactics = true;
   std::map<std::string, std::string> forced;  // layer name -> tactic it runs, unchecked and untimed (tests)
   std::string cudnn_plan_cache;  // folder of compiled cuDNN plans ("": the default, "off": none)
 };

@@ -1,9 +1,11 @@
 #pragma once
 // Batch profiles (TensorRT's min/opt/max shapes, for the batch dimension). An engine holds a plan
 // tuned for each of a few batches; a batch between them runs as consecutive slices, each through
-// the largest plan that fits, so no image is padded and batches with a plan run exactly that plan.
+// the largest plan that fits, or, where the plans' tuned times say that is cheaper, padded up to the
+// smallest plan that holds it (through staging copies). Batches with a plan run exactly that plan.
 // Header-only and pure: the builder and the runtime share it, tests check it without a GPU.
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -51,6 +53,32 @@ inline std::vector<BatchSlice> split_batch(int64_t batch, const std::vector<int6
     start += batches[k - 1];
   }
   return out;
+}
+
+// How one batch runs: its slices, or (slices empty) the whole batch padded up to plan `padded`.
+struct BatchRun {
+  std::vector<BatchSlice> slices;
+  size_t padded = SIZE_MAX;
+};
+
+// Slices or padding (`pad`: -1 never, 1 always, 0 by estimated time): plan_ms[k] is plan k's tuned
+// time (its layers' sum), and padding costs the plan that holds the batch plus copy_ms_per_image for
+// each image's staging copies in and out. A batch that has its own plan always runs it.
+inline BatchRun plan_batch_run(int64_t batch, const std::vector<int64_t>& batches, const std::vector<double>& plan_ms,
+                               double copy_ms_per_image, int pad = 0) {
+  KESTREL_CHECK(plan_ms.size() == batches.size(), "internal: ", plan_ms.size(), " plan times for ", batches.size(), " plans");
+  BatchRun r;
+  r.slices = split_batch(batch, batches);
+  if (r.slices.size() <= 1 || pad < 0) return r;
+  double sliced = 0;
+  for (const BatchSlice& s : r.slices) sliced += plan_ms[s.plan];
+  size_t k = 0;
+  while (batches[k] < batch) ++k;  // exists: batch <= batches.back()
+  if (pad > 0 || plan_ms[k] + copy_ms_per_image * static_cast<double>(batch) < sliced) {
+    r.slices.clear();
+    r.padded = k;
+  }
+  return r;
 }
 
 }  // namespace kestrel::rt

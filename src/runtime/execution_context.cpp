@@ -1,6 +1,9 @@
 // ExecutionContext: one activation arena (sized for the engine's largest plan), one set of library
 // handles and the layers of every plan of one engine, bound to that arena. A batch runs as slices
-// through the plans (batch_profile.h), one after the other on one stream, so they share the arena.
+// through the plans (batch_profile.h), one after the other on one stream, so they share the arena;
+// or, where the plans' tuned times make it cheaper, padded into the smallest plan that holds it:
+// its images are copied into staging buffers of that plan's batch (allocated on first use, zeroed so
+// the padding images are defined), the plan runs there, and the batch's outputs are copied back.
 // I/O pointers (plus each slice's offset) are patched in per enqueue. With CUDA graphs on, the whole
 // enqueue of a batch is captured once and replayed; new I/O addresses update the graph's kernel
 // parameters in place (cudaGraphExecUpdate) instead of instantiating another.
@@ -55,12 +58,41 @@ struct ExecutionContext::Impl {
   std::vector<void*> host_in, host_out;  // device buffers of the host API, at max_batch
   std::map<int64_t, CapturedBatch> graphs;
   GraphStats stats;
+  std::vector<double> plan_ms;                 // each plan's tuned time
+  std::vector<void*> stage_in, stage_out;      // padding staging buffers, per I/O slot, at max batch
+
+  // The staged copies in and out (device to device) cost about this much per image.
+  static constexpr double kCopyBytesPerMs = 1e9;
+  rt::BatchRun batch_run() const {
+    int64_t bytes = 0;
+    for (int64_t b : in_image_bytes) bytes += b;
+    for (int64_t b : out_image_bytes) bytes += b;
+    using P = RuntimeConfig::BatchPadding;
+    const int pad = config.batch_padding == P::Never ? -1 : config.batch_padding == P::Always ? 1 : 0;
+    return rt::plan_batch_run(batch, engine->batches, plan_ms, static_cast<double>(bytes) / kCopyBytesPerMs, pad);
+  }
+  // Once, at the largest plan's batch, before any capture (cudaMalloc must not run inside one); the
+  // zeroing is ordered before the first use on `s`.
+  void ensure_staging(const rt::BatchRun& r, cudaStream_t s) {
+    if (r.padded == SIZE_MAX || !stage_in.empty()) return;
+    const int64_t max = engine->batches.back();
+    stage_in.assign(in_image_bytes.size(), nullptr);
+    stage_out.assign(out_image_bytes.size(), nullptr);
+    for (size_t i = 0; i < stage_in.size(); ++i) {
+      KCUDA(cudaMalloc(&stage_in[i], std::max<size_t>(1, static_cast<size_t>(max * in_image_bytes[i]))));
+      KCUDA(cudaMemsetAsync(stage_in[i], 0, static_cast<size_t>(max * in_image_bytes[i]), s));
+    }
+    for (size_t i = 0; i < stage_out.size(); ++i)
+      KCUDA(cudaMalloc(&stage_out[i], std::max<size_t>(1, static_cast<size_t>(max * out_image_bytes[i]))));
+  }
 
   ~Impl() {
     for (auto& [b, g] : graphs)
       if (g.exec) cudaGraphExecDestroy(g.exec);
     for (void* p : host_in) cudaFree(p);
     for (void* p : host_out) cudaFree(p);
+    for (void* p : stage_in) cudaFree(p);
+    for (void* p : stage_out) cudaFree(p);
     plans.clear();  // descriptors before handles
     if (handles.cudnn) {
       cuda::set_cudnn_plan_cache(handles.cudnn, "");  // a later handle may reuse the address
@@ -96,33 +128,50 @@ struct ExecutionContext::Impl {
     }
   }
 
-  // Every slice of the current batch through its plan.
-  void run_batch(const std::vector<const void*>& in, const std::vector<void*>& out, cudaStream_t s) {
-    for (const rt::BatchSlice& slice : rt::split_batch(batch, engine->batches)) {
-      patch(slice.plan, in, out, slice.start);
-      run_layers(slice.plan, s);
+  // Every slice of the current batch through its plan, or the batch padded into one plan.
+  void run_batch(const rt::BatchRun& r, const std::vector<const void*>& in, const std::vector<void*>& out,
+                 cudaStream_t s) {
+    if (r.padded == SIZE_MAX) {
+      for (const rt::BatchSlice& slice : r.slices) {
+        patch(slice.plan, in, out, slice.start);
+        run_layers(slice.plan, s);
+      }
+      return;
     }
+    for (size_t i = 0; i < in.size(); ++i)
+      KCUDA(cudaMemcpyAsync(stage_in[i], in[i], static_cast<size_t>(batch * in_image_bytes[i]), cudaMemcpyDeviceToDevice, s));
+    patch(r.padded, std::vector<const void*>(stage_in.begin(), stage_in.end()), stage_out, 0);
+    run_layers(r.padded, s);
+    for (size_t i = 0; i < out.size(); ++i)
+      KCUDA(cudaMemcpyAsync(out[i], stage_out[i], static_cast<size_t>(batch * out_image_bytes[i]), cudaMemcpyDeviceToDevice, s));
   }
 
   // Libraries load kernels and set up lazily, which must not happen inside a capture: each plan
   // runs once eagerly before its first capture.
-  void warm_up(const std::vector<const void*>& in, const std::vector<void*>& out, cudaStream_t s) {
+  void warm_up(const rt::BatchRun& r, const std::vector<const void*>& in, const std::vector<void*>& out, cudaStream_t s) {
     bool ran = false;
-    for (const rt::BatchSlice& slice : rt::split_batch(batch, engine->batches)) {
-      if (plans[slice.plan].warmed) continue;
-      patch(slice.plan, in, out, slice.start);
-      run_layers(slice.plan, s);
-      plans[slice.plan].warmed = ran = true;
+    if (r.padded != SIZE_MAX) {
+      if (!plans[r.padded].warmed) {
+        run_batch(r, in, out, s);
+        plans[r.padded].warmed = ran = true;
+      }
+    } else {
+      for (const rt::BatchSlice& slice : r.slices) {
+        if (plans[slice.plan].warmed) continue;
+        patch(slice.plan, in, out, slice.start);
+        run_layers(slice.plan, s);
+        plans[slice.plan].warmed = ran = true;
+      }
     }
     if (ran) KCUDA(cudaStreamSynchronize(s));
   }
 
   // Captured on the context's own stream (the legacy default stream cannot be captured).
-  cudaGraph_t capture(const std::vector<const void*>& in, const std::vector<void*>& out) {
+  cudaGraph_t capture(const rt::BatchRun& r, const std::vector<const void*>& in, const std::vector<void*>& out) {
     KCUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed));
     cudaGraph_t g = nullptr;
     try {
-      run_batch(in, out, stream);
+      run_batch(r, in, out, stream);
     } catch (...) {
       cudaStreamEndCapture(stream, &g);
       if (g) cudaGraphDestroy(g);
@@ -141,16 +190,18 @@ struct ExecutionContext::Impl {
     for (size_t i = 0; i < out.size(); ++i) KESTREL_CHECK(out[i], "no address for output '", out_names[i], "'");
     KCUDA(cudaSetDevice(engine->device));
     cudaStream_t s = caller ? caller : stream;
+    const rt::BatchRun r = batch_run();
+    ensure_staging(r, s);
     if (!config.cuda_graphs) {
-      run_batch(in, out, s);
+      run_batch(r, in, out, s);
       return;
     }
     std::vector<const void*> key(in.begin(), in.end());
     key.insert(key.end(), out.begin(), out.end());
     CapturedBatch& cb = graphs[batch];
     if (!cb.exec || key != cb.key) {
-      warm_up(in, out, s);
-      cudaGraph_t g = capture(in, out);
+      warm_up(r, in, out, s);
+      cudaGraph_t g = capture(r, in, out);
       cudaError_t e = cudaErrorUnknown;
       if (cb.exec) {
         // Same batch, same kernels, new addresses: only kernel parameters change.
@@ -222,6 +273,11 @@ std::unique_ptr<ExecutionContext> Engine::create_execution_context(const Runtime
   for (int32_t id : p0.outputs) c->out_names.push_back(p0.tensors[id].name), c->out_image_bytes.push_back(image_bytes(id));
   c->named_in.assign(c->in_names.size(), nullptr);
   c->named_out.assign(c->out_names.size(), nullptr);
+  for (const rt::Plan& p : file.plans) {
+    double ms = 0;
+    for (const rt::PlanLayer& l : p.layers) ms += l.time_ms;
+    c->plan_ms.push_back(ms);
+  }
 
   for (size_t k = 0; k < file.plans.size(); ++k) {
     const rt::Plan& plan = file.plans[k];

@@ -266,6 +266,10 @@ TEST(CliBuild, CommandLineErrors) {
   EXPECT_ONE_LINE_ERROR(r, 2, "INT8 needs calibration images");
   // Batch profiles: checked against the model before any tuning.
   const std::string e = " -o " + (d / "m.engine");
+  r = kestrel("build " + m + e + " --tacticSources=-FOO");
+  EXPECT_ONE_LINE_ERROR(r, 2, "unknown source 'FOO'");
+  r = kestrel("build " + m + e + " --tacticSources CUDNN");
+  EXPECT_ONE_LINE_ERROR(r, 2, "is not +SOURCE or -SOURCE");
   r = kestrel("build " + m + e + " --batch 2 --max-batch 8");
   EXPECT_ONE_LINE_ERROR(r, 2, "give one");
   r = kestrel("build " + m + e + " --min-batch 2");

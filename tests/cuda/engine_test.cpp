@@ -184,6 +184,37 @@ TEST(GpuEngine, UnfusedGraphAndBatchTwo) {
   }
 }
 
+// Tactic sources off (trtexec's --tacticSources=-CUDNN,-CUBLAS_LT): no layer is offered, or runs, a
+// tactic of those libraries, and the engine still matches the CPU.
+TEST(GpuEngine, TacticSourcesLeaveLibrariesOut) {
+  KESTREL_REQUIRE_GPU();
+  Graph g = small_net();
+  BuilderConfig cfg = test::config(Precision::FP16);
+  cfg.cudnn_tactics = false;
+  cfg.cublaslt_tactics = false;
+  Builder b;
+  auto e = b.build(g, cfg);
+  size_t offered = 0;
+  for (const auto& c : b.report().candidates)
+    for (const std::string& t : c.tactics) {
+      ++offered;
+      EXPECT_NE(t.rfind("cudnn", 0), 0u) << c.layer << " offered " << t;
+      EXPECT_NE(t.rfind("cublaslt", 0), 0u) << c.layer << " offered " << t;
+    }
+  EXPECT_GT(offered, 0u);
+  for (auto& l : e->info().layers) EXPECT_NE(l.tactic.rfind("cudnn", 0), 0u) << l.name << " runs " << l.tactic;
+  const HostTensor x = test::random_tensor({1, 8, 32, 32}, -1.f, 1.f, 9);
+  EXPECT_LT(test::rel_l2(e->create_execution_context()->run({x})[0], CpuExecutor(g).run({x})[0]), test::tolerance(Precision::FP16));
+  // With the sources on, the same small net is offered cuDNN's convolutions.
+  BuilderConfig on = test::config(Precision::FP16);
+  Builder b2;
+  b2.build(g, on);
+  bool any_cudnn = false;
+  for (const auto& c : b2.report().candidates)
+    for (const std::string& t : c.tactics) any_cudnn |= t.rfind("cudnn", 0) == 0;
+  EXPECT_TRUE(any_cudnn);
+}
+
 TEST(GpuEngine, ZeroWorkspaceStillBuilds) {
   KESTREL_REQUIRE_GPU();
   Graph g = small_net();

@@ -10,6 +10,7 @@
 #include "kestrel/batch_profile.h"
 #include "kestrel/builder.h"
 #include "model_arg.h"
+#include "tactic_sources_arg.h"
 #include "util/file_io.h"
 #include "util/paths.h"
 
@@ -17,7 +18,7 @@ namespace kestrel::cli {
 
 namespace {
 struct BuildArgs {
-  std::string model, output, timing_cache, precision_constraints = "prefer";
+  std::string model, output, timing_cache, precision_constraints = "prefer", tactic_sources;
   bool fp16 = false, int8 = false, tf32 = false, no_optimize = false, verbose = false;
   Int8Args calib;
   BatchProfileArgs profile;
@@ -42,6 +43,7 @@ int run_build(BuildArgs& a) {
   cfg.optimize = !a.no_optimize;
   cfg.verbose = a.verbose;
   cfg.obey_precision_constraints = a.precision_constraints == "obey";
+  apply_tactic_sources(a.tactic_sources, cfg);
   Graph g = a.int8 ? int8_model(a.model, a.batch, a.imgsz, a.calib).qdq : load_graph(a.model, a.batch, a.imgsz);
   check_imgsz_applied(a.imgsz, g.value(g.inputs.at(0)).shape, a.model);
   resolve_batch_profile(a.profile, g.inputs.at(0), g.value(g.inputs.at(0)).shape);
@@ -98,6 +100,9 @@ Command add_build(CLI::App& root) {
                   "INT8: obey = every INT8 layer exactly as quantized; prefer (default) = the tuner may run a layer "
                   "above INT8 where that is faster (as trtexec's --precisionConstraints)")
       ->check(CLI::IsMember({"prefer", "obey"}));
+  app->add_option("--tacticSources", args->tactic_sources,
+                  "Tactic libraries on or off, trtexec's form: e.g. -CUDNN or -CUDNN,-CUBLAS_LT (sources: CUDNN, "
+                  "CUBLAS_LT; the project's own kernels always take part)");
   app->add_option("--workspace", args->workspace_mib, "Scratch limit per layer, MiB")
       ->check(CLI::Range(0, 1 << 20))
       ->capture_default_str();

@@ -155,7 +155,7 @@ class ConvLayer : public Layer {
         }
       }
       // cuDNN's graph API: its heuristics' first plans (FP16, channels-last input, group 1).
-      if (half_ && !mixed_ && cl && p_.group == 1 && cudnn_graph_api_enabled()) {
+      if (half_ && !mixed_ && cl && p_.group == 1) {
         try {
           const_cast<ConvLayer*>(this)->make_be(h);
           for (int i = 0; i < be_->plans(); ++i) t.push_back("cudnnbe" + std::to_string(i));

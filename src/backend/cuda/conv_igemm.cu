@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/conv_kernels.h"
@@ -140,9 +141,6 @@ __global__ void __launch_bounds__(kThreads) igemm_kernel(const __grid_constant__
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
 
-  // Programmatic dependent launch: everything above is index math that may overlap the previous
-  // kernel's tail; from here on we read its outputs, so wait for it (a no-op without the attribute).
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
   const int KT_all = (a.Kd + kBK - 1) / kBK;
   const int z = blockIdx.z;
   const int kt0 = static_cast<int>((static_cast<long long>(KT_all) * z) / a.splits);
@@ -198,8 +196,6 @@ __global__ void __launch_bounds__(kThreads) igemm_kernel(const __grid_constant__
     }
   }
   cp_async_wait<0>();
-  // The next kernel may start launching (its own griddepcontrol.wait still waits for our completion).
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 
   if (a.splits > 1) {
     // Every CTA stores its partial tile; the last one to arrive sums all of them in split order.
@@ -393,14 +389,17 @@ int64_t igemm_counters(const std::string& tactic, const ConvParams& p) {
   return splits == 1 ? 0 : tiles_of(e->cfg, p);
 }
 
+// The shared-memory opt-in is a property of the kernel on each device: set once per (device, config).
 void prepare_igemm(const std::string& tactic) {
   static std::mutex mu;
-  static std::map<std::string, bool> done;
+  static std::set<std::pair<int, std::string>> done;
   const auto [e, splits] = parse(tactic);
+  int dev = 0;
+  KCUDA(cudaGetDevice(&dev));
   std::lock_guard<std::mutex> lock(mu);
-  if (done[e->cfg.name]) return;
+  if (done.count({dev, e->cfg.name})) return;
   KCUDA(cudaFuncSetAttribute(e->fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes(e->cfg))));
-  done[e->cfg.name] = true;
+  done.insert({dev, e->cfg.name});
 }
 
 void launch_conv_igemm(const std::string& tactic, const ConvParams& p, const void* x, const void* w, const float* bias,
@@ -430,23 +429,13 @@ void launch_conv_igemm(const std::string& tactic, const ConvParams& p, const voi
   if (a.M == 0 || a.K == 0) return;
   KESTREL_CHECK(splits == 1 || (ws && counters), "internal: split-K without workspace");
   const dim3 grid((a.M + e->cfg.bm - 1) / e->cfg.bm, (a.K + e->cfg.bn - 1) / e->cfg.bn, splits);
-  // Launched with programmatic stream serialization (Hopper): back-to-back convolutions overlap
-  // launch and prologue with the previous kernel's tail. Off by default: measured on an H200 it
-  // made YOLOv8n batch 1 slower (0.574 vs 0.545 ms; the waiting CTAs hold SM slots). KESTREL_PDL=1.
-  static const bool pdl = [] {
-    const char* e = std::getenv("KESTREL_PDL");
-    return e && e[0] == '1';
-  }();
+  // A plain launch: programmatic stream serialization (PDL) was measured slower on YOLOv8n at batch 1
+  // (the waiting CTAs hold SM slots), see bench/RESULTS.md.
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = dim3(kThreads);
   cfg.dynamicSmemBytes = smem_bytes(e->cfg);
   cfg.stream = stream;
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr.val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = &attr;
-  cfg.numAttrs = pdl ? 1 : 0;
   KCUDA(cudaLaunchKernelEx(&cfg, e->fn, a));
   KLAUNCH("conv_igemm");
 }

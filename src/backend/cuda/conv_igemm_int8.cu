@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/device_common.cuh"
@@ -160,9 +161,6 @@ __global__ void __launch_bounds__(kThreads) igemm_int8_kernel(const __grid_const
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0;
 
-  // Programmatic dependent launch: everything above is index math that may overlap the previous
-  // kernel's tail; from here on we read its outputs, so wait for it (a no-op without the attribute).
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
   const int KT_all = (a.Kd + kBK - 1) / kBK;
   const int z = blockIdx.z;
   const int kt0 = static_cast<int>((static_cast<long long>(KT_all) * z) / a.splits);
@@ -218,8 +216,6 @@ __global__ void __launch_bounds__(kThreads) igemm_int8_kernel(const __grid_const
     }
   }
   cp_async_wait<0>();
-  // The next kernel may start launching (its own griddepcontrol.wait still waits for our completion).
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 
   if (a.splits > 1) {
     // Every CTA stores its partial tile; the last one to arrive sums all of them in split order.
@@ -457,16 +453,19 @@ int64_t igemm_int8_counters(const std::string& tactic, const ConvParams& p) {
   return splits == 1 ? 0 : tiles_of(*e, p);
 }
 
+// Per (device, config), as prepare_igemm.
 void prepare_igemm_int8(const std::string& tactic) {
   static std::mutex mu;
-  static std::map<std::string, bool> done;
+  static std::set<std::pair<int, std::string>> done;
   const auto [e, splits] = parse(tactic);
+  int dev = 0;
+  KCUDA(cudaGetDevice(&dev));
   std::lock_guard<std::mutex> lock(mu);
-  if (done[e->name]) return;
+  if (done.count({dev, e->name})) return;
   const size_t smem = smem_bytes(*e);
   KESTREL_CHECK(smem <= kMaxSmem, "internal: ", tactic, " needs ", smem, " bytes of shared memory");
   KCUDA(cudaFuncSetAttribute(e->fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  done[e->name] = true;
+  done.insert({dev, e->name});
 }
 
 void launch_conv_igemm_int8(const std::string& tactic, const ConvParams& p, const int8_t* x, const int8_t* w,
@@ -508,21 +507,11 @@ void launch_conv_igemm_int8(const std::string& tactic, const ConvParams& p, cons
   if (a.M == 0 || a.K == 0) return;
   KESTREL_CHECK(splits == 1 || (ws && counters), "internal: split-K without workspace");
   const dim3 grid((a.M + en->bm - 1) / en->bm, (a.K + en->bn - 1) / en->bn, splits);
-  // Programmatic stream serialization as the FP16 kernel offers it (off unless KESTREL_PDL=1).
-  static const bool pdl = [] {
-    const char* s = std::getenv("KESTREL_PDL");
-    return s && s[0] == '1';
-  }();
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = dim3(kThreads);
   cfg.dynamicSmemBytes = smem_bytes(*en);
   cfg.stream = stream;
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr.val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = &attr;
-  cfg.numAttrs = pdl ? 1 : 0;
   KCUDA(cudaLaunchKernelEx(&cfg, en->fn, a));
   KLAUNCH("conv_igemm_int8");
 }

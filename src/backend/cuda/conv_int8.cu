@@ -220,7 +220,7 @@ class ConvInt8Layer : public Layer {
     return !has_res_ ? R::None : res_int8_ ? R::Int8 : R::Half;
   }
   bool cudnn_ok() const {
-    return cudnn_graph_api_enabled() && igemm_ok_ && symmetric_pads_ &&
+    return igemm_ok_ && symmetric_pads_ &&
            CudnnInt8Conv::supports(p_, residual_kind(), out_scale_ > 0.f);
   }
   // cuDNN's first three heuristic plans are candidates: each compiles at build time (20-400 ms); six

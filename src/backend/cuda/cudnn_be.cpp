@@ -56,14 +56,6 @@ void dense_nhwc(const int64_t (&d)[4], int64_t (&s)[4]) {
   s[3] = d[1];
 }
 
-bool cudnn_graph_api_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("KESTREL_NO_CUDNN_BE");
-    return !(e && e[0] == '1');
-  }();
-  return on;
-}
-
 CudnnGraph::~CudnnGraph() {
   for (auto it = owned_.rbegin(); it != owned_.rend(); ++it) cudnnBackendDestroyDescriptor(*it);
 }

@@ -19,9 +19,6 @@ namespace kestrel::cuda {
 // NHWC element strides of a dense [N, C, H, W] tensor.
 void dense_nhwc(const int64_t (&d)[4], int64_t (&s)[4]);
 
-// False when KESTREL_NO_CUDNN_BE=1: no graph-API tactics at all (to compare against the other kernels).
-bool cudnn_graph_api_enabled();
-
 // One operation graph and the plans of its heuristics' engine configs. Build the graph (tensors, ops),
 // then finalize(); plans are numbered in heuristic order among the configs the filter keeps.
 class CudnnGraph {
