@@ -4,6 +4,7 @@
 // input view), so transposes, slices and concat parts are just strides and pointer offsets. Inputs
 // and outputs the planner turned into views of each other are skipped (attrs kestrel_skip_in/out).
 #include <algorithm>
+#include <type_traits>
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/device_common.cuh"
@@ -32,23 +33,33 @@ struct TiledCopy {
 };
 constexpr int kTileDim = 32, kTileRows = 8;
 
-template <typename E>
-__global__ void tiled_copy_kernel(const E* __restrict__ in, E* __restrict__ out, const __grid_constant__ TiledCopy t) {
+// E: the element in shared memory; TI -> E -> TO are conversions (the identity for a plain copy; fp16
+// <-> fp32 for the planner's layout conversions, e.g. YOLO11's attention: channels-last fp16 conv
+// outputs read as NCHW fp32 MatMul operands and back).
+template <typename TO, typename TI>
+__device__ __forceinline__ TO convert_to(TI v) {
+  if constexpr (std::is_same_v<TO, TI>) return v;
+  else if constexpr (std::is_same_v<TI, __half>) return __half2float(v);  // to float
+  else return __float2half_rn(v);                                         // float to half
+}
+
+template <typename TI, typename TO, typename E = TO>
+__global__ void tiled_copy_kernel(const TI* __restrict__ in, TO* __restrict__ out, const __grid_constant__ TiledCopy t) {
   __shared__ E tile[kTileDim][kTileDim + 1];
   const int a0 = blockIdx.x * kTileDim, b0 = blockIdx.y * kTileDim;
   for (int r = blockIdx.z; r < t.rest_n; r += gridDim.z) {
-    const E* src = in + strided_offset(t.rest_in, r);
-    E* dst = out + strided_offset(t.rest_out, r);
+    const TI* src = in + strided_offset(t.rest_in, r);
+    TO* dst = out + strided_offset(t.rest_out, r);
     const int a = a0 + threadIdx.x;
     for (int j = threadIdx.y; j < kTileDim; j += kTileRows) {
       const int b = b0 + j;
-      if (a < t.na && b < t.nb) tile[j][threadIdx.x] = src[a + b * t.in_b];
+      if (a < t.na && b < t.nb) tile[j][threadIdx.x] = convert_to<E>(src[a + b * t.in_b]);
     }
     __syncthreads();
     const int b = b0 + threadIdx.x;
     for (int j = threadIdx.y; j < kTileDim; j += kTileRows) {
       const int aa = a0 + j;
-      if (aa < t.na && b < t.nb) dst[b + aa * t.out_a] = tile[threadIdx.x][j];
+      if (aa < t.na && b < t.nb) dst[b + aa * t.out_a] = convert_to<TO>(tile[threadIdx.x][j]);
     }
     __syncthreads();
   }
@@ -85,10 +96,10 @@ bool make_tiled(const Strided& is, const Strided& os, TiledCopy* t) {
   return true;
 }
 
-template <typename E>
+template <typename TI, typename TO = TI>
 void launch_tiled(const void* in, void* out, const TiledCopy& t, cudaStream_t stream) {
   const dim3 grid((t.na + kTileDim - 1) / kTileDim, (t.nb + kTileDim - 1) / kTileDim, std::min(t.rest_n, 65535));
-  tiled_copy_kernel<E><<<grid, dim3(kTileDim, kTileRows), 0, stream>>>(static_cast<const E*>(in), static_cast<E*>(out), t);
+  tiled_copy_kernel<TI, TO><<<grid, dim3(kTileDim, kTileRows), 0, stream>>>(static_cast<const TI*>(in), static_cast<TO*>(out), t);
 }
 
 __global__ void convert_kernel(const void* in, int idt, Strided is, void* out, int odt, Strided os, int n) {
@@ -111,12 +122,19 @@ struct CopyOp {
     constexpr int kThreads = 256;
     const unsigned blocks = blocks_for(n, kThreads);
     TiledCopy t;
-    if (idt == odt && make_tiled(is, os, &t)) {
-      switch (dtype_size(idt)) {
-        case 1: launch_tiled<uint8_t>(src, dst, t, stream); break;
-        case 2: launch_tiled<uint16_t>(src, dst, t, stream); break;
-        case 4: launch_tiled<uint32_t>(src, dst, t, stream); break;
-        default: launch_tiled<uint64_t>(src, dst, t, stream); break;
+    const bool f16_f32 = (idt == DType::F16 && odt == DType::F32) || (idt == DType::F32 && odt == DType::F16);
+    if ((idt == odt || f16_f32) && make_tiled(is, os, &t)) {
+      if (idt == DType::F16 && odt == DType::F32) {
+        launch_tiled<__half, float>(src, dst, t, stream);
+      } else if (idt == DType::F32 && odt == DType::F16) {
+        launch_tiled<float, __half>(src, dst, t, stream);
+      } else {
+        switch (dtype_size(idt)) {
+          case 1: launch_tiled<uint8_t>(src, dst, t, stream); break;
+          case 2: launch_tiled<uint16_t>(src, dst, t, stream); break;
+          case 4: launch_tiled<uint32_t>(src, dst, t, stream); break;
+          default: launch_tiled<uint64_t>(src, dst, t, stream); break;
+        }
       }
     } else if (idt != odt) {
       convert_kernel<<<blocks, kThreads, 0, stream>>>(src, static_cast<int>(idt), is, dst, static_cast<int>(odt), os, n);
