@@ -1,8 +1,9 @@
 // INT8 convolutions the tensor-core tactics cannot run: depthwise layers (YOLO11's head and attention)
 // and layers with few input channels per group (C % 16 != 0, e.g. C3k2's 8-channel bottleneck). One
 // thread computes four consecutive output channels of one output pixel on channels-last int8 codes:
-//   depthwise   four channels of each tap in one 4-byte load, four int32 accumulators
-//   dense       per tap, four input channels at a time (one 4-byte load) into __dp4a per output channel
+//   depthwise   four channels of each tap in one 4-byte load, their four weights in another
+//   dense       per tap, four input channels at a time (one 4-byte load) into __dp4a with the four
+//               output channels' packed weights (one 16-byte shared-memory load)
 // Integer sums are exact, so the accumulators equal the reference kernel's (conv_int8_direct.cu); the
 // epilogue is the tensor-core tactics' (fmaf(acc, scale, bias), tanh.approx-based SiLU, residual in
 // FP32, fp16 rounding, int8 code through the reciprocal), so the tuner validates it like them. The
@@ -32,26 +33,56 @@ struct Vec4Args {
 
 __device__ __forceinline__ int dp4a(int a, int b, int c) { return __dp4a(a, b, c); }
 
+bool depthwise(const ConvParams& p) { return p.group == p.C && p.K == p.C; }
+
+// Weights in shared memory, rearranged so that a thread's four output channels are one load:
+//   depthwise  bytes [tap][K]              (char4 of channels k..k+3 at a tap)
+//   dense      ints  [tap][C/group/4][K]   (four input channels packed; int4 of outputs k..k+3)
+// Read from global memory in their OHWI order, the four channels of a thread are 9 or C/group bytes
+// apart: a warp's weight loads touched 5-6 sectors each and outnumbered the activation loads 4 to 1,
+// which bound the kernel on L1 wavefronts.
+int weight_smem_bytes(const ConvParams& p, bool dw) {
+  const int taps = p.KH * p.KW;
+  return dw ? taps * p.K : taps * (p.C / p.group) * p.K;
+}
+constexpr int kMaxWeightSmem = 48 * 1024;
+
 template <bool kDepthwise>
 __global__ void __launch_bounds__(256) conv_int8_vec4_kernel(const __grid_constant__ Vec4Args a) {
+  extern __shared__ int4 smem_int4[];  // 16-byte aligned
   const ConvParams& p = a.p;
+  const int taps = p.KH * p.KW;
+  const int cg = p.C / p.group, cg4 = cg / 4;
+  if constexpr (kDepthwise) {
+    int8_t* sw = reinterpret_cast<int8_t*>(smem_int4);
+    for (int idx = threadIdx.x; idx < taps * p.K; idx += blockDim.x) {
+      const int kk = idx % p.K, tap = idx / p.K;
+      sw[idx] = a.w[kk * taps + tap];
+    }
+  } else {
+    int* sw = reinterpret_cast<int*>(smem_int4);
+    for (int idx = threadIdx.x; idx < taps * cg4 * p.K; idx += blockDim.x) {
+      const int kk = idx % p.K, rest = idx / p.K, c4 = rest % cg4, tap = rest / cg4;
+      sw[idx] = *reinterpret_cast<const int*>(a.w + ((long long)kk * taps + tap) * cg + c4 * 4);
+    }
+  }
+  __syncthreads();
   // 32-bit index math (the host checks the thread count fits): 64-bit division and remainder are
-  // long subroutines, and six of them per thread cost more than the convolution itself.
+  // long subroutines.
   const int k4 = p.K / 4;
   const int total = p.N * p.OH * p.OW * k4;
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= total) return;
+  if (i >= total) return;  // after the only barrier
   const int k = (i % k4) * 4;  // channels fastest: neighbouring threads, neighbouring words
   int t = i / k4;
   const int ox = t % p.OW;
   t /= p.OW;
   const int oy = t % p.OH;
   const int n = t / p.OH;
-  const int taps = p.KH * p.KW;
   const int8_t* xn = a.x + n * p.xs[0];
   int acc[4] = {0, 0, 0, 0};
   if constexpr (kDepthwise) {
-    const int8_t* wk = a.w + (long long)k * taps;  // OHWI with I = 1: channel k's taps are contiguous
+    const int8_t* sw = reinterpret_cast<const int8_t*>(smem_int4);
     for (int ky = 0; ky < p.KH; ++ky) {
       const int iy = oy * p.sh - p.ph + ky * p.dh;
       if (iy < 0 || iy >= p.H) continue;
@@ -59,18 +90,17 @@ __global__ void __launch_bounds__(256) conv_int8_vec4_kernel(const __grid_consta
         const int ix = ox * p.sw - p.pw + kx * p.dw;
         if (ix < 0 || ix >= p.W) continue;
         const char4 xv = __ldg(reinterpret_cast<const char4*>(xn + iy * p.xs[2] + ix * p.xs[3] + k));
-        const int tap = ky * p.KW + kx;
-        acc[0] += static_cast<int>(xv.x) * static_cast<int>(__ldg(wk + tap));
-        acc[1] += static_cast<int>(xv.y) * static_cast<int>(__ldg(wk + taps + tap));
-        acc[2] += static_cast<int>(xv.z) * static_cast<int>(__ldg(wk + 2 * taps + tap));
-        acc[3] += static_cast<int>(xv.w) * static_cast<int>(__ldg(wk + 3 * taps + tap));
+        const char4 wv = *reinterpret_cast<const char4*>(sw + (ky * p.KW + kx) * p.K + k);
+        acc[0] += static_cast<int>(xv.x) * static_cast<int>(wv.x);
+        acc[1] += static_cast<int>(xv.y) * static_cast<int>(wv.y);
+        acc[2] += static_cast<int>(xv.z) * static_cast<int>(wv.z);
+        acc[3] += static_cast<int>(xv.w) * static_cast<int>(wv.w);
       }
     }
   } else {
-    const int cg = p.C / p.group, kg = p.K / p.group;
+    const int* sw = reinterpret_cast<const int*>(smem_int4);
+    const int kg = p.K / p.group;
     const int c0 = (k / kg) * cg;  // the group's first input channel (kg % 4 == 0: one group per thread)
-    const long long wstride = (long long)taps * cg;
-    const int8_t* wk = a.w + (long long)k * wstride;
     for (int ky = 0; ky < p.KH; ++ky) {
       const int iy = oy * p.sh - p.ph + ky * p.dh;
       if (iy < 0 || iy >= p.H) continue;
@@ -78,11 +108,14 @@ __global__ void __launch_bounds__(256) conv_int8_vec4_kernel(const __grid_consta
         const int ix = ox * p.sw - p.pw + kx * p.dw;
         if (ix < 0 || ix >= p.W) continue;
         const int* xp = reinterpret_cast<const int*>(xn + iy * p.xs[2] + ix * p.xs[3] + c0);
-        const int8_t* wt = wk + (ky * p.KW + kx) * cg;
-        for (int c = 0; c < cg / 4; ++c) {
+        const int* wt = sw + (ky * p.KW + kx) * cg4 * p.K + k;
+        for (int c = 0; c < cg4; ++c) {
           const int xv = __ldg(xp + c);
-#pragma unroll
-          for (int j = 0; j < 4; ++j) acc[j] = dp4a(xv, __ldg(reinterpret_cast<const int*>(wt + j * wstride) + c), acc[j]);
+          const int4 wv = *reinterpret_cast<const int4*>(wt + c * p.K);
+          acc[0] = dp4a(xv, wv.x, acc[0]);
+          acc[1] = dp4a(xv, wv.y, acc[1]);
+          acc[2] = dp4a(xv, wv.z, acc[2]);
+          acc[3] = dp4a(xv, wv.w, acc[3]);
         }
       }
     }
@@ -124,13 +157,12 @@ __global__ void __launch_bounds__(256) conv_int8_vec4_kernel(const __grid_consta
   }
 }
 
-bool depthwise(const ConvParams& p) { return p.group == p.C && p.K == p.C; }
-
 }  // namespace
 
 bool conv_int8_vec4_supports(const ConvParams& p, long long ldx) {
   if (p.K % 4 != 0 || ldx % 4 != 0 || p.xs[1] != 1 || p.ys[1] != 1) return false;
   if (static_cast<long long>(p.N) * p.OH * p.OW * (p.K / 4) >= (1ll << 31)) return false;  // 32-bit thread index
+  if (weight_smem_bytes(p, depthwise(p)) > kMaxWeightSmem) return false;
   if (depthwise(p)) return true;
   const int cg = p.C / p.group, kg = p.K / p.group;
   return cg % 4 == 0 && kg % 4 == 0;
@@ -159,10 +191,12 @@ void launch_conv_int8_vec4(const ConvParams& p, const int8_t* x, const int8_t* w
   const long long total = (long long)p.N * p.OH * p.OW * (p.K / 4);
   if (total == 0) return;
   constexpr int kThreads = 256;
-  if (depthwise(p))
-    conv_int8_vec4_kernel<true><<<blocks_for(total, kThreads), kThreads, 0, stream>>>(a);
+  const bool dw = depthwise(p);
+  const size_t smem = static_cast<size_t>(weight_smem_bytes(p, dw));
+  if (dw)
+    conv_int8_vec4_kernel<true><<<blocks_for(total, kThreads), kThreads, smem, stream>>>(a);
   else
-    conv_int8_vec4_kernel<false><<<blocks_for(total, kThreads), kThreads, 0, stream>>>(a);
+    conv_int8_vec4_kernel<false><<<blocks_for(total, kThreads), kThreads, smem, stream>>>(a);
   KLAUNCH("conv_int8_vec4");
 }
 

@@ -45,8 +45,9 @@ void launch_conv_int8_direct(const ConvParams& p, const int8_t* x, const int8_t*
 
 // Four output channels per thread (conv_int8_vec4.cu): depthwise (group == C == K), or C / group and
 // K / group multiples of 4 (the layers igemm8 cannot run: few channels, groups); K % 4 == 0, x and y
-// channels-last with unit channel stride, x's pixel stride (ldx) a multiple of 4 and x, w 4-byte
-// aligned. Exact int32 sums; the tensor-core tactics' epilogue.
+// channels-last with unit channel stride, x's pixel stride (ldx) a multiple of 4, x and w 4-byte
+// aligned, the weights at most 48 KB (each block keeps them in shared memory). Exact int32 sums; the
+// tensor-core tactics' epilogue.
 bool conv_int8_vec4_supports(const ConvParams& p, long long ldx);
 void launch_conv_int8_vec4(const ConvParams& p, const int8_t* x, const int8_t* w, const Int8Epilogue& e, void* y,
                            cudaStream_t stream);
