@@ -19,6 +19,12 @@ using Decisions = std::map<std::string, Decision>;  // node name -> decision, ev
 
 // Default policy (or plain "INT8 where possible"), then the --layer-precision rules.
 Decisions initial_decisions(const Graph& g, const QuantOptions& o);
+// The early high-resolution convs the default policy keeps in FP16: in graph order, every kestrel.Conv
+// whose output stride (image height / output height) is at most max_stride, up to the first conv at a
+// coarser stride, that reads a tensor of stride 4 or more (not the stem, nor the stride-2 conv after
+// it). Name and output stride of each; none
+// when no conv is coarser than max_stride (a shallow network has no early part to set apart).
+std::vector<std::pair<std::string, int64_t>> high_resolution_convs(const Graph& g, int64_t max_stride);
 // The convs whose outputs reach a kestrel.DetectV8/V5 through data movement only (Concat, Reshape, ...).
 std::vector<std::string> head_output_convs(const Graph& g);
 

@@ -131,6 +131,7 @@ TEST(AutoPrecision, AgreementTargetOnADetector) {
   const std::string ruined = "/model.4/m.0/cv1/conv/Conv";
   ASSERT_NE(test::node_named(fused, ruined), nullptr);
   o.activation_scales[test::node_named(fused, ruined)->inputs[0]] /= 50.f;
+  o.high_res_fp16_stride = 0;  // /model.4 would be FP16 by the default policy: no candidate left
   // Every conv outside /model.4 pinned to INT8 by rule: the search (and this test's time) is over the
   // six convs of that C2f block, the ruined one among them.
   o.rules = quant::parse_layer_rules("/model.[0-35-9]/*:int8,/model.1*:int8,/model.2*:int8");
