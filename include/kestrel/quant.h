@@ -235,8 +235,10 @@ std::vector<LayerRule> parse_layer_rules(const std::string& spec);
 // do not drown the class scores. It ranks the convs in both modes (it is continuous in one conv's
 // error, where detections on a few images move in steps).
 enum class AutoMeasure : uint8_t {
-  // Detection agreement with the FP32 graph on `inputs` (output_agreement): at least `target`. What a
-  // user of the detections sees; needs a YOLO detection head.
+  // Detection agreement with the FP32 graph on `inputs`: at least `target`. What a user of the
+  // detections sees; needs a YOLO detection head. On calibration (training) images FP32's boxes from
+  // conf 0.01, not 0.25, are the truth: there the model is confident, and only its low-score boxes
+  // show the noise that moves boxes across 0.25 on unseen images (src/quant/internal.h).
   Agreement,
   // Output error (output_error): at most `target`. For graphs that are not detectors.
   OutputError,

@@ -39,7 +39,7 @@ void add_int8_options(CLI::App* app, Int8Args& a) {
                 "FP32's to --auto-target on the --auto-images calibration images");
   app->add_option("--auto-target", a.auto_target,
                   "Agreement with FP32 --int8-auto aims for: mAP of the INT8 model's detections against FP32's "
-                  "(conf 0.25) on calibration images")
+                  "(from conf 0.01: training images are detected confidently) on calibration images")
       ->check(finite_range(1e-6, 1.0))
       ->capture_default_str();
   app->add_option("--bias-correct-images", a.bias_images,
