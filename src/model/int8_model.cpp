@@ -156,8 +156,14 @@ Int8Model int8_model(const std::string& model, int64_t batch, int64_t imgsz, con
     if (a.calib.empty()) throw UsageError("bias correction measures on calibration images: pass --calib DIR");
     qo.bias_correction.enabled = true;
     qo.bias_correction.progress = a.progress;
-    const auto images = cal.images.empty() ? quant::calibration_images(co) : cal.images;
-    qo.bias_correction.inputs = quant::load_inputs(fused, spread(images, static_cast<size_t>(a.bias_images)));
+    const auto images = spread(cal.images.empty() ? quant::calibration_images(co) : cal.images,
+                               static_cast<size_t>(a.bias_images));
+    // The means count every batch entry: a padded last batch would dilute them.
+    const int64_t b = fused.value(fused.inputs.at(0)).shape.at(0);
+    if (b > 1 && static_cast<int64_t>(images.size()) % b != 0)
+      throw UsageError("--bias-correct-images: " + std::to_string(images.size()) + " images do not fill batches of " +
+                       std::to_string(b) + ": use a multiple of the batch");
+    qo.bias_correction.inputs = quant::load_inputs(fused, images);
   }
   m.qdq = fused;
   m.report = quant::quantize_graph(m.qdq, qo);
