@@ -57,6 +57,9 @@ struct Int8Options {
   bool int8_auto = false;            // promote the most sensitive layers until auto_target is met
   double auto_target = quant::AutoPrecision{}.target;
   int auto_images = 8;
+  int bias_images = 0;               // bias correction on this many calibration images (0: none)
+  int fp16_early_stride = quant::QuantOptions{}.high_res_fp16_stride;  // default policy: early convs in fp16
+  bool fp16_early_stride_set = false;
   bool progress = true;              // progress bars on stderr while calibrating
 };
 

@@ -235,8 +235,10 @@ std::vector<LayerRule> parse_layer_rules(const std::string& spec);
 // do not drown the class scores. It ranks the convs in both modes (it is continuous in one conv's
 // error, where detections on a few images move in steps).
 enum class AutoMeasure : uint8_t {
-  // Detection agreement with the FP32 graph on `inputs` (output_agreement): at least `target`. What a
-  // user of the detections sees; needs a YOLO detection head.
+  // Detection agreement with the FP32 graph on `inputs`: at least `target`. What a user of the
+  // detections sees; needs a YOLO detection head. On calibration (training) images FP32's boxes from
+  // conf 0.01, not 0.25, are the truth: there the model is confident, and only its low-score boxes
+  // show the noise that moves boxes across 0.25 on unseen images (src/quant/internal.h).
   Agreement,
   // Output error (output_error): at most `target`. For graphs that are not detectors.
   OutputError,
@@ -252,16 +254,34 @@ struct AutoPrecision {
   bool progress = true;
 };
 
+// Empirical bias correction (correct_biases) after the rewrite: each INT8 conv's bias absorbs the mean
+// shift its quantization gives its output on the calibration images. Off by default: on yolov8n it
+// moved agreement with FP32 on unseen images by +0.006 (default policy), inside the noise
+// (bench/RESULTS.md, "INT8 on unseen images: what was tried").
+struct BiasCorrection {
+  bool enabled = false;
+  std::vector<HostTensor> inputs;  // calibration images (load_inputs)
+  int passes = 1;
+  bool progress = true;
+};
+
 struct QuantOptions {
   std::map<std::string, float> activation_scales;  // from calibrate(); every INT8 conv input needs one
   std::vector<LayerRule> rules;                    // --layer-precision
   // Default policy: the detection head's output convs (those feeding kestrel.DetectV8/V5) and the
   // decode stay in FP16; every other kestrel.Conv is INT8.
   bool default_policy = true;
+  // Default policy, too: the early high-resolution backbone convs -- graph order, output stride at most
+  // this, up to the first coarser conv, reading a tensor of stride 4 or more (so not the stem nor the
+  // conv after it) -- stay in FP16 (0: none). Their quantization
+  // noise compounds: FP16 there recovers most of INT8's loss of agreement with FP32 on unseen images,
+  // where no single layer does (bench/RESULTS.md, "Where INT8 loses agreement").
+  int64_t high_res_fp16_stride = 8;
   // Precision of layers that have no INT8 implementation (all but kestrel.Conv), and the dtype INT8
   // convs write. FP16, as an INT8 engine built with FP16 fallback runs them.
   LayerPrecision float_precision = LayerPrecision::FP16;
   AutoPrecision automatic;
+  BiasCorrection bias_correction;
 };
 
 struct LayerDecision {
@@ -279,6 +299,8 @@ struct QuantReport {
   double auto_error_all_int8 = -1;    // auto mode (OutputError): the same before any promotion
   double auto_agreement = -1;          // auto mode (Agreement): agreement of the final mixed graph
   double auto_agreement_all_int8 = -1; // auto mode (Agreement): the same before any promotion
+  int bias_corrected = 0;             // INT8 convs whose bias absorbed a correction
+  int bias_images = 0;                // ... measured on this many calibration images
   std::string summary() const;        // one line, plus the non-INT8 convs and why
 };
 
@@ -299,6 +321,17 @@ ModelForms plain_and_fused(Graph imported);
 // Q/DQ before the Conv nodes that are INT8 in `quantized` (the output of quantize_graph), with the
 // very same int8 weights and scales. Standard ONNX ops only, so it can be exported.
 void apply_to_plain_graph(Graph& plain, const Graph& quantized);
+
+// Empirical bias correction of a Q/DQ graph (the output of rewrite in quantize_graph); `fp32` is the
+// fused FP32 graph it was quantized from (for the float weights). For every INT8 conv and output
+// channel m, adds the mean over `inputs` of what the conv's own quantization shifts its pre-activation
+// output -- conv(W, x) - s_x s_w[m] conv(q_w, q_x), x the float value its QuantizeLinear reads in the
+// simulation -- to the conv's bias (a new constant per conv; a conv without bias gets one). Exact sums
+// of the weights times the window sums of x and of q_x. `passes` times, each pass simulating with the
+// previous pass's biases. Returns conv name -> the correction added per output channel (the last pass's).
+std::map<std::string, std::vector<float>> correct_biases(Graph& qdq, const Graph& fp32,
+                                                         const std::vector<HostTensor>& inputs, int passes = 2,
+                                                         bool progress = false);
 
 // Checks that a Q/DQ graph is one Kestrel runs: Q only into DQ, int8 with zero point 0, activation
 // DQs only into kestrel.Conv input X, weight DQs (constant int8, axis 0) only into kestrel.Conv input W,
@@ -337,6 +370,9 @@ class Simulator {
   // it instead of recomputing: the automatic search runs many graphs that differ from FP32 in one conv.
   std::vector<HostTensor> run(const std::vector<HostTensor>& inputs,
                               const std::unordered_map<std::string, HostTensor>& reference) const;
+  // Also copies the named computed values (e.g. a QuantizeLinear's int8 codes) into *kept, in order.
+  std::vector<HostTensor> run(const std::vector<HostTensor>& inputs, const std::vector<std::string>& keep,
+                              std::vector<HostTensor>* kept) const;
   const Graph& graph() const;
 
   struct Impl;

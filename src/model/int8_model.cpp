@@ -71,9 +71,9 @@ Int8Model int8_model(const std::string& model, int64_t batch, int64_t imgsz, con
   Int8Model m;
   const std::optional<std::string> bytes = model_bytes(model);  // read once: Q/DQ check, load, cache id
   if (bytes && has_qdq_ops(*bytes)) {
-    if (!a.calib.empty() || a.int8_auto || !a.rules.empty())
+    if (!a.calib.empty() || a.int8_auto || !a.rules.empty() || a.fp16_early_stride_set || a.bias_images > 0)
       throw UsageError(model + " is already quantized (Q/DQ): its own scales and precisions are used, so --calib, "
-                       "--int8-auto and --layer-precision do not apply");
+                       "--int8-auto, --layer-precision, --fp16-early-stride and --bias-correct-images do not apply");
     m.qdq = quant::load_qdq_onnx_bytes(*bytes, float_precision, model, batch, imgsz);
     if (quant::has_qdq(m.qdq)) {
       m.from_qdq_file = true;
@@ -111,6 +111,9 @@ Int8Model int8_model(const std::string& model, int64_t batch, int64_t imgsz, con
   quant::QuantOptions qo;
   if (!a.rules.empty()) qo.rules = quant::parse_layer_rules(a.rules);
   qo.default_policy = !a.no_default_policy;
+  if (a.no_default_policy && a.fp16_early_stride_set)
+    throw UsageError("--fp16-early-stride is part of the default policy: it does nothing with --no-default-policy");
+  qo.high_res_fp16_stride = a.fp16_early_stride;
   qo.float_precision = float_precision;
 
   // The plain graph is what gets exported; the fused one is what engines run, so what calibration and
@@ -148,6 +151,19 @@ Int8Model int8_model(const std::string& model, int64_t batch, int64_t imgsz, con
     qo.automatic.progress = a.progress;
     const auto images = cal.images.empty() ? quant::calibration_images(co) : cal.images;
     qo.automatic.inputs = quant::load_inputs(fused, spread(images, static_cast<size_t>(a.auto_images)));
+  }
+  if (a.bias_images > 0) {
+    if (a.calib.empty()) throw UsageError("bias correction measures on calibration images: pass --calib DIR");
+    qo.bias_correction.enabled = true;
+    qo.bias_correction.progress = a.progress;
+    const auto images = spread(cal.images.empty() ? quant::calibration_images(co) : cal.images,
+                               static_cast<size_t>(a.bias_images));
+    // The means count every batch entry: a padded last batch would dilute them.
+    const int64_t b = fused.value(fused.inputs.at(0)).shape.at(0);
+    if (b > 1 && static_cast<int64_t>(images.size()) % b != 0)
+      throw UsageError("--bias-correct-images: " + std::to_string(images.size()) + " images do not fill batches of " +
+                       std::to_string(b) + ": use a multiple of the batch");
+    qo.bias_correction.inputs = quant::load_inputs(fused, images);
   }
   m.qdq = fused;
   m.report = quant::quantize_graph(m.qdq, qo);

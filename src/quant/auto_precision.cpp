@@ -44,7 +44,7 @@ class Evaluator {
       else sum += output_error(y, refs_[i]);
       if (bar_) bar_->advance();
     }
-    if (o_.automatic.measure == AutoMeasure::Agreement) return output_agreement(outs, refs_);
+    if (o_.automatic.measure == AutoMeasure::Agreement) return output_agreement_at(outs, refs_, kAutoReferenceConf);
     return sum / static_cast<double>(refs_.size());
   }
   const std::vector<HostTensor>& references() const { return refs_; }
@@ -112,8 +112,8 @@ void search_precisions(const Graph& fp32, Decisions& d, const QuantOptions& o, Q
       fail("--int8-auto aims at detection agreement, but the model's output ", shape_str(out),
            " is not a YOLO detection head");
     }
-    if (output_agreement(eval.references(), eval.references()) < 0)
-      fail("--int8-auto aims at detection agreement, but the FP32 model finds no object (conf 0.25) on the ",
+    if (output_agreement_at(eval.references(), eval.references(), kAutoReferenceConf) < 0)
+      fail("--int8-auto aims at detection agreement, but the FP32 model finds no object (conf ", kAutoReferenceConf, ") on the ",
            o.automatic.inputs.size(), " calibration images it measures on: use more --auto-images");
   }
   // Sensitivities: one conv in INT8, everything else (decode included) FP32.

@@ -4,6 +4,7 @@
 #include "kestrel/agreement.h"
 #include "kestrel/quant.h"
 #include "kestrel/yolo.h"
+#include "quant/internal.h"
 
 namespace kestrel::quant {
 
@@ -29,6 +30,11 @@ std::vector<eval::Detection> decode(const std::vector<HostTensor>& outputs, doub
 }  // namespace
 
 double output_agreement(const std::vector<HostTensor>& outputs, const std::vector<HostTensor>& refs) {
+  return detail::output_agreement_at(outputs, refs, eval::kAgreementReferenceConf);
+}
+
+double detail::output_agreement_at(const std::vector<HostTensor>& outputs, const std::vector<HostTensor>& refs,
+                                   double reference_conf) {
   KESTREL_CHECK(outputs.size() == refs.size() && !refs.empty(), "output_agreement: ", outputs.size(),
                 " outputs for ", refs.size(), " references");
   for (size_t i = 0; i < refs.size(); ++i)
@@ -43,7 +49,11 @@ double output_agreement(const std::vector<HostTensor>& outputs, const std::vecto
     for (int64_t b = 0; b < r.dim(0); ++b) ids.push_back(static_cast<int64_t>(ids.size()) + 1);
   eval::BootstrapOptions no_interval;
   no_interval.resamples = 0;
-  return eval::agreement(ids, cats, decode(refs, eval::kAgreementReferenceConf),
+  // eval::agreement cuts the reference at its own threshold (0.25): every box kept here is truth, and a
+  // truth box's score plays no other part, so each gets score 1.
+  std::vector<eval::Detection> truth = decode(refs, reference_conf);
+  for (eval::Detection& d : truth) d.score = 1.0;
+  return eval::agreement(ids, cats, truth,
                          decode(outputs, eval::kAgreementCandidateConf), no_interval)
       .value;
 }

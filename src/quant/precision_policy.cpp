@@ -4,6 +4,8 @@
 // loss, while they cost a few percent of the FLOPs.
 #include <fnmatch.h>
 
+#include <algorithm>
+#include <map>
 #include <set>
 
 #include "quant/internal.h"
@@ -69,17 +71,47 @@ std::vector<std::string> head_output_convs(const Graph& g) {
   return convs;
 }
 
+namespace {
+// The stem and the conv after it (which read the image and the stride-2 tensor) stay INT8: keeping
+// them in FP16 recovered less than the stride 4-8 convs did (bench/RESULTS.md), and they are the
+// largest activations, where INT8 saves the most.
+constexpr int64_t kMinInputStride = 4;
+}  // namespace
+
+std::vector<std::pair<std::string, int64_t>> high_resolution_convs(const Graph& g, int64_t max_stride) {
+  std::vector<std::pair<std::string, int64_t>> convs;
+  if (max_stride <= 0 || g.inputs.empty()) return convs;
+  const Shape& in = g.value(g.inputs[0]).shape;
+  if (in.size() != 4 || in[2] <= 0) return convs;
+  for (const Node& n : g.nodes) {
+    if (n.op != "kestrel.Conv" || n.outputs.empty()) continue;
+    const Shape& out = g.value(n.outputs[0]).shape;
+    if (out.size() != 4 || out[2] <= 0) continue;
+    const int64_t stride = in[2] / out[2];
+    if (stride > max_stride) return convs;  // the backbone has left the high resolutions: the rest is not early
+    const Shape& x = g.value(n.inputs.at(0)).shape;
+    if (x.size() == 4 && x[2] > 0 && in[2] / x[2] >= kMinInputStride) convs.emplace_back(n.name, stride);
+  }
+  return {};  // never coarser than max_stride: a shallow network has no "early" part to set apart
+}
+
 Decisions initial_decisions(const Graph& g, const QuantOptions& o) {
   Decisions d;
   const std::string fp = precision_name(o.float_precision);
   std::set<std::string> head;
   if (o.default_policy)
     for (auto& c : head_output_convs(g)) head.insert(c);
+  std::map<std::string, int64_t> high_res;
+  if (o.default_policy)
+    for (auto& [name, stride] : high_resolution_convs(g, o.high_res_fp16_stride)) high_res[name] = stride;
   for (const Node& n : g.nodes) {
     if (is_qdq(n)) fail("node '", n.name, "' is a ", n.op, ": the graph is already quantized");
     Decision& x = d[n.name];
     if (n.op == "kestrel.Conv") {
       if (head.count(n.name)) x = {LayerPrecision::FP16, "default policy: detection head output conv"};
+      else if (high_res.count(n.name))
+        x = {LayerPrecision::FP16,
+             "default policy: high-resolution backbone conv (output stride " + std::to_string(high_res[n.name]) + ")"};
       else x = {LayerPrecision::Int8, o.default_policy ? "default policy: int8" : "int8 everywhere possible"};
     } else if (o.default_policy && (n.op == "kestrel.DetectV8" || n.op == "kestrel.DetectV5")) {
       x = {LayerPrecision::FP16, "default policy: detection decode"};

@@ -229,6 +229,14 @@ void apply_to_plain_graph(Graph& plain, const Graph& q) {
       nodes.push_back(Node{fresh_node(n.inputs[1] + "_DequantizeLinear"), "DequantizeLinear", {wname, ws, wz}, {wdqv}, axis});
       n.inputs[0] = x_dq;
       n.inputs[1] = wdqv;
+      // A bias the quantization corrected (correct_biases) travels with the weights.
+      if (src->inputs.size() > 2 && !src->inputs[2].empty()) {
+        const std::vector<float> b = q.value(src->inputs[2]).constant->to_f32();
+        if (n.inputs.size() < 3) n.inputs.resize(3);
+        const bool same = !n.inputs[2].empty() && plain.value(n.inputs[2]).is_constant() &&
+                          plain.value(n.inputs[2]).constant->to_f32() == b;
+        if (!same) n.inputs[2] = copy_constant(src->inputs[2]);
+      }
     }
     nodes.push_back(std::move(n));
   }

@@ -1,6 +1,7 @@
 // quantize_graph: decide (policy, rules, automatic search), then rewrite. The report lists every
 // conv and detect layer with its precision and reason, which `kestrel quantize` prints.
 #include <cstdio>
+#include <optional>
 #include <sstream>
 
 #include "quant/internal.h"
@@ -13,7 +14,14 @@ QuantReport quantize_graph(Graph& g, const QuantOptions& o) {
   detail::Decisions d = detail::initial_decisions(g, o);
   QuantReport report;
   if (o.automatic.enabled) detail::search_precisions(g, d, o, report);
+  std::optional<Graph> fp32;
+  if (o.bias_correction.enabled) fp32 = g;
   detail::rewrite_qdq(g, d, o.activation_scales, o.float_precision);
+  if (fp32) {
+    report.bias_corrected = static_cast<int>(
+        correct_biases(g, *fp32, o.bias_correction.inputs, o.bias_correction.passes, o.bias_correction.progress).size());
+    report.bias_images = static_cast<int>(o.bias_correction.inputs.size());
+  }
   for (const Node& n : g.nodes) {
     if (n.op != "kestrel.Conv" && n.op != "kestrel.DetectV8" && n.op != "kestrel.DetectV5") continue;
     const detail::Decision& dec = d.at(n.name);
@@ -50,6 +58,7 @@ std::string QuantReport::summary() const {
                   auto_agreement_all_int8);
     os << buf;
   }
+  if (bias_corrected > 0) os << "; bias correction: " << bias_corrected << " convs on " << bias_images << " images";
   os << "\n";
   for (const LayerDecision& l : layers)
     if (l.precision != LayerPrecision::Int8)

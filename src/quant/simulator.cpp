@@ -109,7 +109,15 @@ struct Simulator::Impl {
   }
 
   std::vector<HostTensor> run(const std::vector<HostTensor>& inputs,
-                              const std::unordered_map<std::string, HostTensor>* reference) const {
+                              const std::unordered_map<std::string, HostTensor>* reference,
+                              const std::vector<std::string>* keep = nullptr,
+                              std::vector<HostTensor>* kept = nullptr) const {
+    std::unordered_map<std::string, size_t> keep_at;  // kept value -> its slot in *kept
+    std::vector<bool> got(keep ? keep->size() : 0, false);
+    if (keep) {
+      kept->assign(keep->size(), HostTensor());
+      for (size_t k = 0; k < keep->size(); ++k) keep_at[(*keep)[k]] = k;
+    }
     KESTREL_CHECK(inputs.size() == g.inputs.size(), "expected ", g.inputs.size(), " inputs, got ", inputs.size());
     std::unordered_map<std::string, HostTensor> live;
     std::unordered_set<std::string> halves;  // live values already exact in fp16
@@ -184,9 +192,15 @@ struct Simulator::Impl {
           halves.erase(n.outputs[k]);
         }
         live[n.outputs[k]] = std::move(outs[k]);
+        if (auto it = keep_at.find(n.outputs[k]); it != keep_at.end()) {
+          (*kept)[it->second] = live[n.outputs[k]].clone();
+          got[it->second] = true;
+        }
       }
       for (auto& name : release_after[i]) live.erase(name);
     }
+    for (auto& [name, k] : keep_at)
+      KESTREL_CHECK(got[k], "simulation: '", name, "' is not computed by the graph");
     std::vector<HostTensor> result;
     for (auto& o : g.outputs) result.push_back(get(o));
     return result;
@@ -202,6 +216,11 @@ std::vector<HostTensor> Simulator::run(const std::vector<HostTensor>& inputs) co
 std::vector<HostTensor> Simulator::run(const std::vector<HostTensor>& inputs,
                                        const std::unordered_map<std::string, HostTensor>& reference) const {
   return impl_->run(inputs, &reference);
+}
+std::vector<HostTensor> Simulator::run(const std::vector<HostTensor>& inputs, const std::vector<std::string>& keep,
+                                       std::vector<HostTensor>* kept) const {
+  KESTREL_CHECK(kept != nullptr, "Simulator::run: no place for the kept values");
+  return impl_->run(inputs, nullptr, &keep, kept);
 }
 const Graph& Simulator::graph() const { return impl_->g; }
 

@@ -113,12 +113,22 @@ TEST(CliErrors, Int8OptionsWithoutInt8AreErrorsInEveryVerb) {
   for (const std::string& args : std::vector<std::string>{
            "val yolov8n --data " + d.path.string() + " --calib " + d.path.string(),
            "predict yolov8n x.jpg --calib-cache c.cache", "bench yolov8n --backend cpu --int8-auto",
-           "compare yolov8n --backend cpu --calib " + d.path.string()}) {
+           "compare yolov8n --backend cpu --calib " + d.path.string(), "val yolov8n --data " + d.path.string() + " --fp16-early-stride 4",
+           "bench yolov8n --backend cpu --bias-correct-images 8"}) {
     const Result r = kestrel(args);
     EXPECT_EQ(r.code, 2) << args << ": " << r.err;
     EXPECT_EQ(lines(r.err), 1) << args << ": " << r.err;
     EXPECT_NE(r.err.find("only applies to INT8"), std::string::npos) << args << ": " << r.err;
   }
+}
+
+// --fp16-early-stride is part of the default policy: with --no-default-policy it would do nothing.
+TEST(CliErrors, EarlyStrideWithoutTheDefaultPolicyIsAnError) {
+  Dir d("early_stride");
+  const Result r = kestrel("quantize yolov8n --imgsz 96 --calib-cache " + (d.path / "none.cache").string() +
+                           " --no-default-policy --fp16-early-stride 4 -o " + (d.path / "q.onnx").string());
+  EXPECT_ONE_LINE_ERROR(r, 2, "--fp16-early-stride is part of the default policy");
+  EXPECT_FALSE(fs::exists(d.path / "q.onnx"));
 }
 
 TEST(CliErrors, CompareWithNothingToCompareFails) {

@@ -25,7 +25,10 @@ bld::BuildPlan plan_model(const std::string& model, Precision prec, bool optimiz
   if (optimize) passes::optimize(g);
   if (prec == Precision::INT8) {
     // The default policy with made-up activation scales: the plan does not depend on their values.
+    // The early stride 4-8 convs INT8 too (high_res_fp16_stride 0): the lowering of the whole trunk is
+    // what these plans check.
     quant::QuantOptions q;
+    q.high_res_fp16_stride = 0;
     for (const std::string& t : quant::quantizable_tensors(g)) q.activation_scales[t] = 0.05f;
     quant::quantize_graph(g, q);
   }
@@ -183,7 +186,7 @@ TEST(Planner, Int8ConvsReadInt8) {
   }
   std::printf("yolov8n int8: %d int8 convs + %d stem (%d write int8), %d quantize layers, %d float convs\n", int8_convs,
               stems, int8_out, quantizers, float_convs);
-  EXPECT_EQ(int8_convs + stems, 57);  // the default policy: all but the 6 head output convs
+  EXPECT_EQ(int8_convs + stems, 57);  // the default policy (early convs int8 too): all but the 6 head output convs
   EXPECT_EQ(stems, 1);
   EXPECT_EQ(float_convs, 6);
   // With one scale per data-movement group (quantize_graph ties them; here all scales are equal), the
@@ -208,6 +211,7 @@ TEST(Planner, Int8MixedScalesQuantize) {
   Graph g = import_onnx(test::data_path("models/yolov8n.onnx").string(), io);
   passes::optimize(g);
   quant::QuantOptions q;
+  q.high_res_fp16_stride = 0;
   float s = 0.01f;
   for (const std::string& t : quant::quantizable_tensors(g)) q.activation_scales[t] = s += 0.001f;
   quant::quantize_graph(g, q);  // unifies the groups' scales: still no quantize layer

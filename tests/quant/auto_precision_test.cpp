@@ -7,6 +7,7 @@
 
 #include "kestrel/cpu_backend.h"
 #include "kestrel/zoo.h"
+#include "quant/internal.h"
 #include "quant_test_util.h"
 
 namespace {
@@ -106,6 +107,18 @@ TEST(AutoPrecision, OutputAgreementOfHandMadeDetections) {
   EXPECT_THROW(quant::output_agreement({ref}, {}), Error);
 }
 
+// --int8-auto's truth on calibration images starts at conf 0.01: a low-score FP32 box (0.15) that the
+// other output puts elsewhere counts there (class 1: AP 0, so (1 + 0) / 2), while agreement at 0.25
+// does not see it (no class-1 truth: the class is left out of the mean, as pycocotools does).
+TEST(AutoPrecision, CalibrationTruthTakesInBorderlineBoxes) {
+  EXPECT_EQ(quant::detail::kAutoReferenceConf, 0.01);
+  const HostTensor ref = head_output({{{150, 150, 100, 100, 0.9f, 0.f}}, {{400, 300, 100, 100, 0.f, 0.15f}}});
+  const HostTensor lost = head_output({{{150, 150, 100, 100, 0.9f, 0.f}}, {{520, 420, 100, 100, 0.f, 0.15f}}});
+  EXPECT_DOUBLE_EQ(quant::output_agreement({lost}, {ref}), 1.0);
+  EXPECT_DOUBLE_EQ(quant::detail::output_agreement_at({lost}, {ref}, quant::detail::kAutoReferenceConf), 0.5);
+  EXPECT_DOUBLE_EQ(quant::detail::output_agreement_at({ref}, {ref}, quant::detail::kAutoReferenceConf), 1.0);
+}
+
 TEST(AutoPrecision, AgreementNeedsADetector) {
   AutoCase s = setup();
   s.o.automatic.measure = quant::AutoMeasure::Agreement;
@@ -131,6 +144,7 @@ TEST(AutoPrecision, AgreementTargetOnADetector) {
   const std::string ruined = "/model.4/m.0/cv1/conv/Conv";
   ASSERT_NE(test::node_named(fused, ruined), nullptr);
   o.activation_scales[test::node_named(fused, ruined)->inputs[0]] /= 50.f;
+  o.high_res_fp16_stride = 0;  // /model.4 would be FP16 by the default policy: no candidate left
   // Every conv outside /model.4 pinned to INT8 by rule: the search (and this test's time) is over the
   // six convs of that C2f block, the ruined one among them.
   o.rules = quant::parse_layer_rules("/model.[0-35-9]/*:int8,/model.1*:int8,/model.2*:int8");

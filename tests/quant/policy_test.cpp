@@ -109,3 +109,60 @@ TEST(Policy, UnoptimizedGraphIsRefused) {
 }
 
 }  // namespace
+
+namespace {
+// images [1,3,64,64] -> stem s (stride 2) -> b (4) -> c (4) -> d (8) -> e (16) -> f (16), all 3x3 SiLU.
+Graph strided_chain() {
+  test::GraphBuilder b;
+  std::string x = b.input("images", {1, 3, 64, 64});
+  x = b.silu(b.conv(x, 3, 8, 3, 2, 1, true, "s"));
+  x = b.silu(b.conv(x, 8, 8, 3, 2, 1, true, "b"));
+  x = b.silu(b.conv(x, 8, 8, 3, 1, 1, true, "c"));
+  x = b.silu(b.conv(x, 8, 8, 3, 2, 1, true, "d"));
+  x = b.silu(b.conv(x, 8, 8, 3, 2, 1, true, "e"));
+  b.output(b.conv(x, 8, 8, 3, 1, 1, true, "f"));
+  Graph g = b.build();
+  passes::optimize(g);
+  return g;
+}
+}  // namespace
+
+TEST(Policy, HighResolutionConvsAreTheEarlyOnesUpToTheStrideExceptTheStem) {
+  const Graph g = strided_chain();
+  using V = std::vector<std::pair<std::string, int64_t>>;
+  // s reads the image, b the stride-2 tensor: both stay out.
+  EXPECT_EQ(quant::detail::high_resolution_convs(g, 8), (V{{"c", 4}, {"d", 8}}));
+  EXPECT_EQ(quant::detail::high_resolution_convs(g, 4), (V{{"c", 4}}));
+  EXPECT_TRUE(quant::detail::high_resolution_convs(g, 0).empty());
+  // Nothing coarser than stride 16: no early part to set apart.
+  EXPECT_TRUE(quant::detail::high_resolution_convs(g, 16).empty());
+  EXPECT_TRUE(quant::detail::high_resolution_convs(test::tiny_fused_graph(16), 8).empty());
+}
+
+TEST(Policy, DefaultKeepsTheHighResolutionBackboneInFp16) {
+  Graph g = strided_chain();
+  quant::QuantOptions o;
+  o.activation_scales = unit_scales(g);
+  const quant::QuantReport r = quant::quantize_graph(g, o);
+  EXPECT_EQ(r.int8, 4);
+  EXPECT_EQ(r.fp16, 2);
+  for (const char* n : {"s", "b", "e", "f"}) EXPECT_EQ(prec(g, n), "int8") << n;
+  for (const char* n : {"c", "d"}) EXPECT_EQ(prec(g, n), "fp16") << n;
+  EXPECT_EQ(reason(g, "c"), "default policy: high-resolution backbone conv (output stride 4)");
+  EXPECT_EQ(reason(g, "d"), "default policy: high-resolution backbone conv (output stride 8)");
+
+  Graph off = strided_chain();
+  o.high_res_fp16_stride = 0;
+  EXPECT_EQ(quant::quantize_graph(off, o).int8, 6);
+  Graph no_policy = strided_chain();
+  o.high_res_fp16_stride = 8;
+  o.default_policy = false;
+  EXPECT_EQ(quant::quantize_graph(no_policy, o).int8, 6);
+  // A rule still wins over the policy.
+  Graph ruled = strided_chain();
+  o.default_policy = true;
+  o.rules = quant::parse_layer_rules("c:int8");
+  quant::quantize_graph(ruled, o);
+  EXPECT_EQ(prec(ruled, "c"), "int8");
+  EXPECT_EQ(prec(ruled, "d"), "fp16");
+}

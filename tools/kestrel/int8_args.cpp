@@ -28,13 +28,23 @@ void add_int8_options(CLI::App* app, Int8Args& a) {
                   "PATTERN:int8|fp16|fp32,... glob on layer names, e.g. '/model.22/*:fp16' (later entries win)");
   app->add_flag("--no-default-policy", a.no_default_policy,
                 "Quantize the detection head's output convs too (default: they and the decode stay fp16)");
+  app->add_option("--fp16-early-stride", a.fp16_early_stride,
+                  "Default policy: the backbone's early convs up to this output stride (the stem excepted) stay fp16, "
+                  "where INT8's noise compounds (0: none)")
+      ->check(CLI::Range(0, 64))
+      ->capture_default_str()
+      ->each([&a](const std::string&) { a.fp16_early_stride_set = true; });
   app->add_flag("--int8-auto", a.int8_auto,
                 "Measure each layer's sensitivity and promote the worst to fp16 until the detections agree with "
                 "FP32's to --auto-target on the --auto-images calibration images");
   app->add_option("--auto-target", a.auto_target,
                   "Agreement with FP32 --int8-auto aims for: mAP of the INT8 model's detections against FP32's "
-                  "(conf 0.25) on calibration images")
+                  "(from conf 0.01: training images are detected confidently) on calibration images")
       ->check(finite_range(1e-6, 1.0))
+      ->capture_default_str();
+  app->add_option("--bias-correct-images", a.bias_images,
+                  "Empirical bias correction of the INT8 convs on this many calibration images (0: none)")
+      ->check(CLI::Range(0, 1024))
       ->capture_default_str();
   app->add_option("--auto-images", a.auto_images, "Calibration images --int8-auto measures on")
       ->check(CLI::Range(1, 1024))
@@ -54,6 +64,8 @@ void check_int8_options_used(const Int8Args& a, bool int8, const std::string& in
   note(!a.rules.empty(), "--layer-precision");
   note(a.no_default_policy, "--no-default-policy");
   note(a.int8_auto, "--int8-auto");
+  note(a.fp16_early_stride_set, "--fp16-early-stride");
+  note(a.bias_images > 0, "--bias-correct-images");
   if (!given.empty())
     throw UsageError(given + (given.find(',') == std::string::npos ? " only applies" : " only apply") + " to INT8: add " +
                      int8_flag);
