@@ -310,7 +310,8 @@ TEST_P(Int8Conv, MatchesContract) {
   EXPECT_EQ(tactics[0], "direct");
   const bool igemm = cc.group == 1 && C % 16 == 0 && ldx % 16 == 0;
   const bool depthwise = cc.group == C && K == C;
-  const bool vec4 = K % 4 == 0 && ldx % 4 == 0 && (depthwise || (cg % 4 == 0 && (K / cc.group) % 4 == 0));
+  const bool vec4 = K % 4 == 0 && ldx % 4 == 0 && (depthwise || (cg % 4 == 0 && (K / cc.group) % 4 == 0)) &&
+                    R * R * (depthwise ? K : cg * K) <= 48 * 1024;  // its weights in shared memory
   const auto offered = [&](const char* prefix) {
     return std::any_of(tactics.begin(), tactics.end(), [&](const std::string& t) { return t.rfind(prefix, 0) == 0; });
   };
