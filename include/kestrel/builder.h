@@ -19,7 +19,8 @@ struct BuilderConfig {
   int64_t batch = 0;                 // batch to bind (0: the model's own)
   // Batch profile (TensorRT's min/opt/max shapes, for the batch dimension): one engine that runs any
   // batch in [min_batch, max_batch], holding a plan tuned for min, opt, max and each power of two
-  // between (another batch runs as slices through them, never padded). max_batch 0: no profile, one
+  // between (another batch runs as slices through them, or padded into the plan that holds it: see
+  // RuntimeConfig::batch_padding). max_batch 0: no profile, one
   // plan for `batch`. min_batch 0 means 1, opt_batch 0 means max_batch. Exclusive with `batch`.
   int64_t min_batch = 0, opt_batch = 0, max_batch = 0;
   int64_t imgsz = 0;                 // input size for models with dynamic spatial dims

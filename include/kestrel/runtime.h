@@ -48,7 +48,8 @@ struct EngineInfo {
   int64_t batch = 0, imgsz = 0;  // batch: the largest the engine runs (max_batch)
   // The batch profile (TensorRT's optimization profile, for the batch dimension): the engine runs any
   // batch in [min_batch, max_batch]. It holds a plan tuned for each batch in `plans` (opt_batch among
-  // them); another batch runs as consecutive slices through those plans.
+  // them); another batch runs as consecutive slices through those plans, or padded into the smallest
+  // that holds it (RuntimeConfig::batch_padding).
   int64_t min_batch = 0, opt_batch = 0, max_batch = 0;
   struct PlanSummary {
     int64_t batch = 0, layers = 0, arena_bytes = 0;

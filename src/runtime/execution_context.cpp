@@ -76,14 +76,21 @@ struct ExecutionContext::Impl {
   void ensure_staging(const rt::BatchRun& r, cudaStream_t s) {
     if (r.padded == SIZE_MAX || !stage_in.empty()) return;
     const int64_t max = engine->batches.back();
-    stage_in.assign(in_image_bytes.size(), nullptr);
-    stage_out.assign(out_image_bytes.size(), nullptr);
-    for (size_t i = 0; i < stage_in.size(); ++i) {
-      KCUDA(cudaMalloc(&stage_in[i], std::max<size_t>(1, static_cast<size_t>(max * in_image_bytes[i]))));
-      KCUDA(cudaMemsetAsync(stage_in[i], 0, static_cast<size_t>(max * in_image_bytes[i]), s));
+    std::vector<void*> in(in_image_bytes.size(), nullptr), out(out_image_bytes.size(), nullptr);
+    try {  // all or nothing: a failed allocation leaves no half-made staging behind
+      for (size_t i = 0; i < in.size(); ++i) {
+        KCUDA(cudaMalloc(&in[i], std::max<size_t>(1, static_cast<size_t>(max * in_image_bytes[i]))));
+        KCUDA(cudaMemsetAsync(in[i], 0, static_cast<size_t>(max * in_image_bytes[i]), s));
+      }
+      for (size_t i = 0; i < out.size(); ++i)
+        KCUDA(cudaMalloc(&out[i], std::max<size_t>(1, static_cast<size_t>(max * out_image_bytes[i]))));
+    } catch (...) {
+      for (void* p : in) cudaFree(p);
+      for (void* p : out) cudaFree(p);
+      throw;
     }
-    for (size_t i = 0; i < stage_out.size(); ++i)
-      KCUDA(cudaMalloc(&stage_out[i], std::max<size_t>(1, static_cast<size_t>(max * out_image_bytes[i]))));
+    stage_in = std::move(in);
+    stage_out = std::move(out);
   }
 
   ~Impl() {
