@@ -10,7 +10,6 @@
 #   MODELS="yolov8n yolo11n" PRECS="fp16 int8" BATCHES="1 32" bash bench/device/layers.sh
 set -u
 cd "$(dirname "$0")/../.."
-STAGES=${STAGES:-layers}
 source bench/device/common.sh
 export KESTREL_DATA=$KESTREL_SHARED/data
 M=$KESTREL_DATA/models

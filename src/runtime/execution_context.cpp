@@ -59,17 +59,17 @@ struct ExecutionContext::Impl {
   std::map<int64_t, CapturedBatch> graphs;
   GraphStats stats;
   std::vector<double> plan_ms;                 // each plan's tuned time
+  double copy_ms_per_image = 0;                // the staged copies in and out of one image
+  rt::BatchRun run;                            // how `batch` runs (set with it)
   std::vector<void*> stage_in, stage_out;      // padding staging buffers, per I/O slot, at max batch
 
-  // The staged copies in and out (device to device) cost about this much per image.
+  // The staged copies (device to device) move about this many bytes per ms.
   static constexpr double kCopyBytesPerMs = 1e9;
-  rt::BatchRun batch_run() const {
-    int64_t bytes = 0;
-    for (int64_t b : in_image_bytes) bytes += b;
-    for (int64_t b : out_image_bytes) bytes += b;
+  void set_batch(int64_t b) {
     using P = RuntimeConfig::BatchPadding;
     const int pad = config.batch_padding == P::Never ? -1 : config.batch_padding == P::Always ? 1 : 0;
-    return rt::plan_batch_run(batch, engine->batches, plan_ms, static_cast<double>(bytes) / kCopyBytesPerMs, pad);
+    run = rt::plan_batch_run(b, engine->batches, plan_ms, copy_ms_per_image, pad);
+    batch = b;
   }
   // Once, at the largest plan's batch, before any capture (cudaMalloc must not run inside one); the
   // zeroing is ordered before the first use on `s`.
@@ -197,7 +197,7 @@ struct ExecutionContext::Impl {
     for (size_t i = 0; i < out.size(); ++i) KESTREL_CHECK(out[i], "no address for output '", out_names[i], "'");
     KCUDA(cudaSetDevice(engine->device));
     cudaStream_t s = caller ? caller : stream;
-    const rt::BatchRun r = batch_run();
+    const rt::BatchRun& r = run;
     ensure_staging(r, s);
     if (!config.cuda_graphs) {
       run_batch(r, in, out, s);
@@ -261,7 +261,6 @@ std::unique_ptr<ExecutionContext> Engine::create_execution_context(const Runtime
   c->config = config;
   if (config.sync_each_layer) c->config.cuda_graphs = false;
   const rt::EngineFile& file = impl_->file;
-  c->batch = file.max_batch;
   KCUDA(cudaSetDevice(impl_->device));
   KCUDA(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
   KCUDNN(cudnnCreate(&c->handles.cudnn));
@@ -285,6 +284,11 @@ std::unique_ptr<ExecutionContext> Engine::create_execution_context(const Runtime
     for (const rt::PlanLayer& l : p.layers) ms += l.time_ms;
     c->plan_ms.push_back(ms);
   }
+  int64_t image_io_bytes = 0;
+  for (int64_t b : c->in_image_bytes) image_io_bytes += b;
+  for (int64_t b : c->out_image_bytes) image_io_bytes += b;
+  c->copy_ms_per_image = static_cast<double>(image_io_bytes) / ExecutionContext::Impl::kCopyBytesPerMs;
+  c->set_batch(file.max_batch);
 
   for (size_t k = 0; k < file.plans.size(); ++k) {
     const rt::Plan& plan = file.plans[k];
@@ -341,7 +345,7 @@ void ExecutionContext::set_batch(int64_t batch) {
            " (build one for a range of batches with --min-batch/--opt-batch/--max-batch)");
     fail("batch ", batch, " is outside this engine's profile [", e.min_batch, ", ", e.max_batch, "]");
   }
-  impl_->batch = batch;
+  impl_->set_batch(batch);
 }
 
 int64_t ExecutionContext::batch() const { return impl_->batch; }

@@ -1,16 +1,14 @@
 #include "tactic_sources_arg.h"
 
+#include <sstream>
+
 #include "kestrel/error.h"
 
 namespace kestrel::cli {
 
 void apply_tactic_sources(const std::string& spec, BuilderConfig& cfg) {
-  if (spec.empty()) return;
-  size_t start = 0;
-  while (start <= spec.size()) {
-    const size_t comma = spec.find(',', start);
-    const std::string item = spec.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    start = comma == std::string::npos ? spec.size() + 1 : comma + 1;
+  std::istringstream items(spec);
+  for (std::string item; std::getline(items, item, ',');) {
     if (item.size() < 2 || (item[0] != '+' && item[0] != '-'))
       throw UsageError("--tacticSources entry '" + item + "' is not +SOURCE or -SOURCE (sources: CUDNN, CUBLAS_LT)");
     const bool on = item[0] == '+';

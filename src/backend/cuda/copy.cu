@@ -114,6 +114,14 @@ struct CopyOp {
   int n = 0;
   DType idt = DType::F32, odt = DType::F32;
   int in_index = 0, out_index = 0;  // which layer input / output
+  bool tiled = false;               // a transpose (same dtype, or fp16 <-> fp32): the tiled kernel
+  TiledCopy t{};
+
+  // Once the views are final (at layer set-up, not per launch).
+  void choose_kernel() {
+    const bool f16_f32 = (idt == DType::F16 && odt == DType::F32) || (idt == DType::F32 && odt == DType::F16);
+    tiled = (idt == odt || f16_f32) && make_tiled(is, os, &t);
+  }
 
   void launch(const LayerIO& io, cudaStream_t stream) const {
     if (n == 0) return;
@@ -121,9 +129,7 @@ struct CopyOp {
     char* dst = static_cast<char*>(io.out[out_index]) + out_offset * static_cast<int64_t>(dtype_size(odt));
     constexpr int kThreads = 256;
     const unsigned blocks = blocks_for(n, kThreads);
-    TiledCopy t;
-    const bool f16_f32 = (idt == DType::F16 && odt == DType::F32) || (idt == DType::F32 && odt == DType::F16);
-    if ((idt == odt || f16_f32) && make_tiled(is, os, &t)) {
+    if (tiled) {
       if (idt == DType::F16 && odt == DType::F32) {
         launch_tiled<__half, float>(src, dst, t, stream);
       } else if (idt == DType::F32 && odt == DType::F16) {
@@ -303,6 +309,7 @@ class CopyLayer : public Layer {
         ops_.push_back(c);
       }
     }
+    for (CopyOp& c : ops_) c.choose_kernel();
   }
 
   void enqueue(const LayerIO& io, cudaStream_t stream, Handles&) override {
