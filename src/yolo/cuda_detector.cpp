@@ -21,35 +21,28 @@ using detail::ResizeTap;
 size_t align256(size_t n) { return (n + 255) & ~size_t{255}; }
 
 // Device and pinned host allocations that grow on demand (never while work that uses them is queued).
-struct DeviceBuffer {
+// Alloc/Free name the CUDA calls; Grow says whether to over-allocate (pinned staging grows with the
+// largest image seen, so it grows by half again to avoid a reallocation per slightly larger image).
+template <cudaError_t (*Alloc)(void**, size_t), cudaError_t (*Free)(void*), bool Grow>
+struct GrowingBuffer {
   void* p = nullptr;
   size_t bytes = 0;
-  ~DeviceBuffer() { if (p) cudaFree(p); }
+  ~GrowingBuffer() { if (p) Free(p); }
   void* need(size_t n) {
     if (n > bytes) {
-      if (p) KCUDA(cudaFree(p));
+      if (p) KCUDA(Free(p));
       p = nullptr;
-      KCUDA(cudaMalloc(&p, n));
-      bytes = n;
-    }
-    return p;
-  }
-};
-struct PinnedBuffer {
-  void* p = nullptr;
-  size_t bytes = 0;
-  ~PinnedBuffer() { if (p) cudaFreeHost(p); }
-  void* need(size_t n) {
-    if (n > bytes) {
-      if (p) KCUDA(cudaFreeHost(p));
-      p = nullptr;
-      const size_t grown = std::max(n, bytes + bytes / 2);
-      KCUDA(cudaHostAlloc(&p, grown, cudaHostAllocDefault));
+      const size_t grown = Grow ? std::max(n, bytes + bytes / 2) : n;
+      KCUDA(Alloc(&p, grown));
       bytes = grown;
     }
     return p;
   }
 };
+cudaError_t device_alloc(void** p, size_t n) { return cudaMalloc(p, n); }
+cudaError_t pinned_alloc(void** p, size_t n) { return cudaHostAlloc(p, n, cudaHostAllocDefault); }
+using DeviceBuffer = GrowingBuffer<device_alloc, cudaFree, false>;
+using PinnedBuffer = GrowingBuffer<pinned_alloc, cudaFreeHost, true>;
 
 // Sources larger than this many bytes are letterboxed on the CPU (the same arithmetic) and uploaded
 // as the finished canvas, so a huge image never needs a huge staging buffer.

@@ -1,7 +1,12 @@
 // `kestrel bench --images`: files in, boxes out, timed as a user's run would be.
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <set>
+#include <string>
 
+#include "kestrel/error.h"
+#include "kestrel/image.h"
 #include "kestrel/image_loader.h"
 #include "kestrel/pipeline.h"
 
@@ -16,31 +21,26 @@ EndToEndResult measure_end_to_end(InferenceEngine& engine, const std::vector<std
   const int64_t B = in_shape[0];
   const yolo::HeadKind head = yolo::detect_head(engine.output_shape());
 
-  image::Image first;
-  // Warm-up: the first batch pays for graph capture and lazy initialisation.
+  // Warm-up: the first batch pays for graph capture and lazy initialisation; it runs the timed loop
+  // itself over the first batch of images.
   {
     image::ImageLoader warm(std::vector<std::string>(images.begin(), images.begin() + std::min<size_t>(images.size(), B)),
                             options.decode_threads);
-    std::vector<image::LoadedImage> keep;
-    std::vector<const image::Image*> ptrs;
-    while (!warm.done()) {
-      image::LoadedImage li = warm.next();
-      if (li.error.empty()) keep.push_back(std::move(li));
-    }
-    for (auto& li : keep) ptrs.push_back(&li.image);
-    if (!ptrs.empty()) detect_batch(engine, ptrs, head, options.nms);
-    if (!keep.empty()) first = std::move(keep.front().image);
+    run_detection(engine, warm, head, options.nms, false, [](DetectedBatch&) {});
   }
 
-  // Warm-up keeps its first decoded image for the latency measurement below.
   std::vector<std::string> all;
   all.reserve(images.size() * static_cast<size_t>(options.passes));
   for (int p = 0; p < options.passes; ++p) all.insert(all.end(), images.begin(), images.end());
   EndToEndResult r;
   const auto t0 = std::chrono::steady_clock::now();
   image::ImageLoader loader(std::move(all), options.decode_threads, static_cast<size_t>(4 * B));
+  std::set<std::string> warned;  // each unreadable file once, not once per pass
   const RunTotals totals = run_detection(engine, loader, head, options.nms, false, [&](DetectedBatch& b) {
     for (const auto& boxes : b.boxes) r.detections += static_cast<int64_t>(boxes.size());
+    for (const auto& li : b.items)
+      if (!li.error.empty() && warned.insert(li.error).second)
+        std::fprintf(stderr, "kestrel: warning: skipped %s\n", li.error.c_str());
   });
   r.images = totals.images;
   r.skipped = totals.failed;
@@ -53,7 +53,18 @@ EndToEndResult measure_end_to_end(InferenceEngine& engine, const std::vector<std
   r.speed = {decode_ms * k, stages.preprocess_ms * k, stages.inference_ms * k, stages.postprocess_ms * k};
   r.device_preprocess_ms = stages.device_preprocess_ms * k;
   r.device_postprocess_ms = stages.device_postprocess_ms * k;
-  if (B == 1 && !first.empty()) {
+  // Latency of one decoded image in host memory to boxes in host memory: the first image that decodes.
+  image::Image first;
+  if (B == 1) {
+    for (const auto& path : images) {
+      try {
+        first = image::read_image(path);
+        break;
+      } catch (const Error&) {
+      }
+    }
+  }
+  if (!first.empty()) {
     std::vector<double> ms;
     const image::Image* one[] = {&first};
     for (int i = 0; i < 200; ++i) {

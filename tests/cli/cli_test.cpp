@@ -227,6 +227,32 @@ TEST(CliBench, CpuRunWritesEveryFigure) {
   EXPECT_NE(s.str().find("\"count\": 5"), std::string::npos) << s.str();
 }
 
+// bench --images on the CPU backend: files to boxes, every figure of end_to_end filled, a broken file
+// counted as skipped in every pass while the others are measured.
+TEST(CliBench, ImagesMeasureTheWholePath) {
+  KESTREL_REQUIRE_DATA("coco-val/images/000000000139.jpg");
+  const fs::path dir = fs::temp_directory_path() / ("kestrel_bench_images_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  for (const char* name : {"000000000139.jpg", "000000037777.jpg"})
+    fs::copy_file(kestrel::test::data_path(std::string("coco-val/images/") + name), dir / name,
+                  fs::copy_options::overwrite_existing);
+  { std::ofstream(dir / "broken.jpg") << "\xff\xd8\xff not a jpeg"; }
+  const fs::path json = dir / "bench.json";
+  Result r = kestrel("bench yolov8n --backend cpu --imgsz 96 --iterations 1 --duration 0 --warmup 0 --images " +
+                     dir.string() + " --json " + json.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("Speed: "), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("broken.jpg"), std::string::npos) << r.err;
+  std::ifstream f(json);
+  const nlohmann::json j = nlohmann::json::parse(f);
+  const nlohmann::json& e = j.at("end_to_end");
+  EXPECT_EQ(e.at("images").get<int>(), 6);   // two images, three passes
+  EXPECT_EQ(e.at("skipped").get<int>(), 3);  // the broken one in each pass
+  for (const char* key : {"images_per_s", "decode_ms", "preprocess_ms", "inference_ms", "postprocess_ms", "latency_ms"})
+    EXPECT_GT(e.at(key).get<double>(), 0.0) << key;
+  fs::remove_all(dir);
+}
+
 TEST(CliBench, BadArguments) {
   const fs::path model = write_temp("bench2.onnx", kestrel::test::tiny_conv_model());
   Result r = kestrel("bench " + model.string() + " --iterations 0");

@@ -21,12 +21,8 @@ struct Vec4Args {
   ConvParams p;
   const int8_t* x;
   const int8_t* w;
-  const float* scale;
-  const float* bias;
-  const __half* r;
-  const int8_t* rq;
-  float r_scale;
-  float out_scale, out_rcp;  // out_scale > 0: int8 output
+  Int8Epilogue e;
+  float out_rcp;  // e.out_scale > 0: int8 output, quantized through this reciprocal
   void* y;
   int vec_store;  // 4 int8 codes (4 bytes) or 4 halves (8 bytes) per store
 };
@@ -80,37 +76,29 @@ __global__ void __launch_bounds__(256) conv_int8_vec4_kernel(const __grid_consta
   const int oy = t % p.OH;
   const int n = t / p.OH;
   const int8_t* xn = a.x + n * p.xs[0];
+  // The first input channel a thread reads: its own four (depthwise), or its group's first (dense;
+  // kg % 4 == 0, so a thread's four outputs share one group).
+  const int c0 = kDepthwise ? k : (k / (p.K / p.group)) * cg;
   int acc[4] = {0, 0, 0, 0};
-  if constexpr (kDepthwise) {
-    const int8_t* sw = reinterpret_cast<const int8_t*>(smem_int4);
-    for (int ky = 0; ky < p.KH; ++ky) {
-      const int iy = oy * p.sh - p.ph + ky * p.dh;
-      if (iy < 0 || iy >= p.H) continue;
-      for (int kx = 0; kx < p.KW; ++kx) {
-        const int ix = ox * p.sw - p.pw + kx * p.dw;
-        if (ix < 0 || ix >= p.W) continue;
-        const char4 xv = __ldg(reinterpret_cast<const char4*>(xn + iy * p.xs[2] + ix * p.xs[3] + k));
-        const char4 wv = *reinterpret_cast<const char4*>(sw + (ky * p.KW + kx) * p.K + k);
+  for (int ky = 0; ky < p.KH; ++ky) {
+    const int iy = oy * p.sh - p.ph + ky * p.dh;
+    if (iy < 0 || iy >= p.H) continue;
+    for (int kx = 0; kx < p.KW; ++kx) {
+      const int ix = ox * p.sw - p.pw + kx * p.dw;
+      if (ix < 0 || ix >= p.W) continue;
+      const int8_t* xp = xn + iy * p.xs[2] + ix * p.xs[3] + c0;
+      const int tap = ky * p.KW + kx;
+      if constexpr (kDepthwise) {
+        const char4 xv = __ldg(reinterpret_cast<const char4*>(xp));
+        const char4 wv = *reinterpret_cast<const char4*>(reinterpret_cast<const int8_t*>(smem_int4) + tap * p.K + k);
         acc[0] += static_cast<int>(xv.x) * static_cast<int>(wv.x);
         acc[1] += static_cast<int>(xv.y) * static_cast<int>(wv.y);
         acc[2] += static_cast<int>(xv.z) * static_cast<int>(wv.z);
         acc[3] += static_cast<int>(xv.w) * static_cast<int>(wv.w);
-      }
-    }
-  } else {
-    const int* sw = reinterpret_cast<const int*>(smem_int4);
-    const int kg = p.K / p.group;
-    const int c0 = (k / kg) * cg;  // the group's first input channel (kg % 4 == 0: one group per thread)
-    for (int ky = 0; ky < p.KH; ++ky) {
-      const int iy = oy * p.sh - p.ph + ky * p.dh;
-      if (iy < 0 || iy >= p.H) continue;
-      for (int kx = 0; kx < p.KW; ++kx) {
-        const int ix = ox * p.sw - p.pw + kx * p.dw;
-        if (ix < 0 || ix >= p.W) continue;
-        const int* xp = reinterpret_cast<const int*>(xn + iy * p.xs[2] + ix * p.xs[3] + c0);
-        const int* wt = sw + (ky * p.KW + kx) * cg4 * p.K + k;
+      } else {
+        const int* wt = reinterpret_cast<const int*>(smem_int4) + tap * cg4 * p.K + k;
         for (int c = 0; c < cg4; ++c) {
-          const int xv = __ldg(xp + c);
+          const int xv = __ldg(reinterpret_cast<const int*>(xp) + c);
           const int4 wv = *reinterpret_cast<const int4*>(wt + c * p.K);
           acc[0] = dp4a(xv, wv.x, acc[0]);
           acc[1] = dp4a(xv, wv.y, acc[1]);
@@ -124,15 +112,15 @@ __global__ void __launch_bounds__(256) conv_int8_vec4_kernel(const __grid_consta
   float v[4];
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
-    v[j] = apply_act_fast(p.act, fmaf(__int2float_rn(acc[j]), a.scale[k + j], a.bias ? a.bias[k + j] : 0.f), p.alpha, p.beta);
-    if (a.r) v[j] += __half2float(a.r[ro + j]);
-    if (a.rq) v[j] = __fmaf_rn(static_cast<float>(a.rq[ro + j]), a.r_scale, v[j]);
+    v[j] = apply_act_fast(p.act, fmaf(__int2float_rn(acc[j]), a.e.scale[k + j], a.e.bias ? a.e.bias[k + j] : 0.f), p.alpha, p.beta);
+    if (a.e.r) v[j] += __half2float(a.e.r[ro + j]);
+    if (a.e.rq) v[j] = __fmaf_rn(static_cast<float>(a.e.rq[ro + j]), a.e.r_scale, v[j]);
   }
   const long long yo = n * p.ys[0] + oy * p.ys[2] + ox * p.ys[3] + k;
-  if (a.out_scale > 0.f) {
+  if (a.e.out_scale > 0.f) {
     int8_t q[4];
 #pragma unroll
-    for (int j = 0; j < 4; ++j) q[j] = int8_code(__half2float(__float2half_rn(v[j])), a.out_scale, a.out_rcp);
+    for (int j = 0; j < 4; ++j) q[j] = int8_code(__half2float(__float2half_rn(v[j])), a.e.out_scale, a.out_rcp);
     int8_t* y = static_cast<int8_t*>(a.y) + yo;
     if (a.vec_store) {
       *reinterpret_cast<char4*>(y) = make_char4(q[0], q[1], q[2], q[3]);
@@ -176,12 +164,7 @@ void launch_conv_int8_vec4(const ConvParams& p, const int8_t* x, const int8_t* w
   a.p = p;
   a.x = x;
   a.w = w;
-  a.scale = e.scale;
-  a.bias = e.bias;
-  a.r = e.r;
-  a.rq = e.rq;
-  a.r_scale = e.r_scale;
-  a.out_scale = e.out_scale;
+  a.e = e;
   a.out_rcp = e.out_scale > 0.f ? int8_reciprocal(e.out_scale) : 0.f;
   a.y = y;
   const size_t esize = e.out_scale > 0.f ? 1 : 2;

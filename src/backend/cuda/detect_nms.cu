@@ -416,17 +416,10 @@ __global__ void __launch_bounds__(kMergeThreads) merge_kernel(const float* __res
   if (tid == 0) count[b] = written;
 }
 
-__global__ void copy_flagged_kernel(const float4* __restrict__ src, float4* __restrict__ dst,
-                                    const uint32_t* __restrict__ flags, size_t per_image4) {
-  const int b = blockIdx.y;
-  if (!flags[b]) return;
-  const size_t base = static_cast<size_t>(b) * per_image4;
-  for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < per_image4; i += static_cast<size_t>(gridDim.x) * blockDim.x)
-    dst[base + i] = src[base + i];
-}
-
-__global__ void copy_flagged_scalar_kernel(const float* __restrict__ src, float* __restrict__ dst,
-                                           const uint32_t* __restrict__ flags, size_t per_image) {
+// One template for the vectorised (float4) and the scalar form: per_image counts elements of T.
+template <typename T>
+__global__ void copy_flagged_kernel(const T* __restrict__ src, T* __restrict__ dst,
+                                    const uint32_t* __restrict__ flags, size_t per_image) {
   const int b = blockIdx.y;
   if (!flags[b]) return;
   const size_t base = static_cast<size_t>(b) * per_image;
@@ -440,10 +433,10 @@ void launch_copy_flagged(const float* src, float* dst, const uint32_t* flags, in
   if (n <= 0 || per_image == 0) return;
   const bool vec = per_image % 4 == 0 && reinterpret_cast<uintptr_t>(src) % 16 == 0 && reinterpret_cast<uintptr_t>(dst) % 16 == 0;
   if (vec) {
-    copy_flagged_kernel<<<dim3(32, n), 256, 0, stream>>>(reinterpret_cast<const float4*>(src), reinterpret_cast<float4*>(dst),
-                                                       flags, per_image / 4);
+    copy_flagged_kernel<float4><<<dim3(32, n), 256, 0, stream>>>(reinterpret_cast<const float4*>(src),
+                                                               reinterpret_cast<float4*>(dst), flags, per_image / 4);
   } else {
-    copy_flagged_scalar_kernel<<<dim3(32, n), 256, 0, stream>>>(src, dst, flags, per_image);
+    copy_flagged_kernel<float><<<dim3(32, n), 256, 0, stream>>>(src, dst, flags, per_image);
   }
   KLAUNCH("detect copy flagged");
 }
