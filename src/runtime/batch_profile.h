@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kestrel/error.h"
+#include "kestrel/runtime.h"
 
 namespace kestrel::rt {
 
@@ -61,20 +62,22 @@ struct BatchRun {
   size_t padded = SIZE_MAX;
 };
 
-// Slices or padding (`pad`: -1 never, 1 always, 0 by estimated time): plan_ms[k] is plan k's tuned
-// time (its layers' sum), and padding costs the plan that holds the batch plus copy_ms_per_image for
-// each image's staging copies in and out. A batch that has its own plan always runs it.
+// Slices or padding (Auto: by estimated time): plan_ms[k] is plan k's tuned time (its layers' sum),
+// and padding costs the plan that holds the batch plus copy_ms_per_image for each image's staging
+// copies in and out. A batch that has its own plan always runs it.
 inline BatchRun plan_batch_run(int64_t batch, const std::vector<int64_t>& batches, const std::vector<double>& plan_ms,
-                               double copy_ms_per_image, int pad = 0) {
+                               double copy_ms_per_image,
+                               RuntimeConfig::BatchPadding pad = RuntimeConfig::BatchPadding::Auto) {
+  using P = RuntimeConfig::BatchPadding;
   KESTREL_CHECK(plan_ms.size() == batches.size(), "internal: ", plan_ms.size(), " plan times for ", batches.size(), " plans");
   BatchRun r;
   r.slices = split_batch(batch, batches);
-  if (r.slices.size() <= 1 || pad < 0) return r;
+  if (r.slices.size() <= 1 || pad == P::Never) return r;
   double sliced = 0;
   for (const BatchSlice& s : r.slices) sliced += plan_ms[s.plan];
   size_t k = 0;
   while (batches[k] < batch) ++k;  // exists: batch <= batches.back()
-  if (pad > 0 || plan_ms[k] + copy_ms_per_image * static_cast<double>(batch) < sliced) {
+  if (pad == P::Always || plan_ms[k] + copy_ms_per_image * static_cast<double>(batch) < sliced) {
     r.slices.clear();
     r.padded = k;
   }

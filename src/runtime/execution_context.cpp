@@ -66,9 +66,7 @@ struct ExecutionContext::Impl {
   // The staged copies (device to device) move about this many bytes per ms.
   static constexpr double kCopyBytesPerMs = 1e9;
   void set_batch(int64_t b) {
-    using P = RuntimeConfig::BatchPadding;
-    const int pad = config.batch_padding == P::Never ? -1 : config.batch_padding == P::Always ? 1 : 0;
-    run = rt::plan_batch_run(b, engine->batches, plan_ms, copy_ms_per_image, pad);
+    run = rt::plan_batch_run(b, engine->batches, plan_ms, copy_ms_per_image, config.batch_padding);
     batch = b;
   }
   // Once, at the largest plan's batch, before any capture (cudaMalloc must not run inside one); the

@@ -80,6 +80,7 @@ TEST(BatchProfileHost, SlicesCoverTheBatch) {
 }
 
 TEST(BatchProfileHost, PaddingWhereThePlansTimesSaySo) {
+  using Padding = RuntimeConfig::BatchPadding;
   const std::vector<int64_t> b{1, 2, 4, 8, 16, 32};
   // Times of yolov8n FP16 on an H100 (ms): 31 as five slices costs 4.2, padded into 32 about 2.9.
   const std::vector<double> ms{0.44, 0.5, 0.7, 0.97, 1.5, 2.67};
@@ -90,13 +91,13 @@ TEST(BatchProfileHost, PaddingWhereThePlansTimesSaySo) {
   r = rt::plan_batch_run(20, b, ms, copy);  // 16 + 4: 2.2 < 2.67 + 0.15
   EXPECT_EQ(r.padded, SIZE_MAX);
   EXPECT_EQ(r.slices.size(), 2u);
-  r = rt::plan_batch_run(8, b, ms, copy, 1);  // its own plan, even when padding is asked for
+  r = rt::plan_batch_run(8, b, ms, copy, Padding::Always);  // its own plan, even when padding is asked for
   EXPECT_EQ(r.padded, SIZE_MAX);
   ASSERT_EQ(r.slices.size(), 1u);
   EXPECT_EQ(r.slices[0].plan, 3u);
-  r = rt::plan_batch_run(20, b, ms, copy, 1);  // always: the smallest plan that holds 20
+  r = rt::plan_batch_run(20, b, ms, copy, Padding::Always);  // always: the smallest plan that holds 20
   EXPECT_EQ(r.padded, 5u);
-  r = rt::plan_batch_run(31, b, ms, copy, -1);  // never
+  r = rt::plan_batch_run(31, b, ms, copy, Padding::Never);  // never
   EXPECT_EQ(r.slices.size(), 5u);
   r = rt::plan_batch_run(5, {4, 8}, {1.0, 1.1}, 0.01);  // 4 + (4 overlapping) 2.0 vs 8 padded 1.15
   EXPECT_EQ(r.padded, 1u);
