@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine (with .carry from pack_pipeline.sh): images in, boxes out.
 #   tests   test_cuda_yolo: GPU letterbox and detection kernels vs the CPU reference, bit for bit
+#           (and test_model_gpu, the Detector, when the bundle carries it)
 #   kernels bench/prepost_bench: the letterbox and detection kernels alone, batch 1 and 32
 #   val     kestrel val on coco-val, GPU pre/post vs the CPU path (--cpu-prepost), every model, FP32 and
 #           FP16 (mAP must agree within 1e-4), yolov8n FP16 speed at batch 1 and 32
@@ -21,6 +22,12 @@ if has tests; then
   timeout ${TEST_TIMEOUT:-300} test_cuda_yolo > $L/tests.log 2>&1
   echo "exit $?"
   grep -E "^\[detect\]|FAILED|PASSED|Failure|SKIPPED" $L/tests.log | head -40
+  # The Detector (kestrel/model.h) on the GPU, when the bundle carries it.
+  if command -v test_model_gpu > /dev/null; then
+    KESTREL_REQUIRE_GPU=1 timeout ${TEST_TIMEOUT:-300} test_model_gpu > $L/tests_model.log 2>&1
+    echo "test_model_gpu exit $?"
+    grep -E "FAILED|PASSED|Failure|SKIPPED" $L/tests_model.log | head -10
+  fi
   pack
 fi
 if has kernels; then
@@ -44,9 +51,16 @@ if has val; then
       done
     done
   done
-  for b in 1 32; do
-    timeout 240 kestrel val $D/models/yolov8n.onnx --data $D/coco-val --backend cuda --fp16 --batch $b > $L/val_speed_b$b.log 2>&1
-    echo "yolov8n fp16 batch $b: $(grep -E '^Speed' $L/val_speed_b$b.log)"
+  # WORKERS: decoding threads to compare (0: one per hardware thread); REPEATS: runs of each.
+  for b in 32 1; do
+    for w in ${WORKERS:-0}; do
+      for r in $(seq ${REPEATS:-1}); do
+        log=$L/val_speed_b${b}_w${w}_$r.log
+        timeout 240 kestrel val $D/models/yolov8n.onnx --data $D/coco-val --backend cuda --fp16 --batch $b --workers $w > $log 2>&1
+        echo "yolov8n fp16 batch $b workers $w: $(grep -E '^Speed' $log)"
+        grep -E '^Host' $log
+      done
+    done
   done
   pack
 fi
@@ -56,7 +70,7 @@ if has bench; then
     timeout 300 kestrel bench $D/models/yolov8n.onnx --backend cuda --fp16 --batch $b --cuda-graph --images $D/coco-val/images \
       --json $OUT/bench_b$b.json > $L/bench_b$b.log 2>&1
     echo "batch $b exit $?"
-    grep -E "GPU Compute|H2D|Throughput|^Speed|^Latency|Host Latency" $L/bench_b$b.log | head -12
+    grep -E "GPU Compute|H2D|Throughput|^Speed|^Latency|Host Latency|^Host:" $L/bench_b$b.log | head -12
   done
   pack
 fi

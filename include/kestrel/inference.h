@@ -37,11 +37,26 @@ struct StageTimes {
 class ImageDetector {
  public:
   virtual ~ImageDetector() = default;
-  // At most the engine's batch of images; `head` is V8 or V5.
-  virtual void submit(std::span<const image::Image* const> images, yolo::HeadKind head, const yolo::NmsOptions& nms) = 0;
+  // A batch built image by image: add() stages one image at once (the image may be freed when it
+  // returns), so its copy overlaps the wait for the next; submit_added() queues the images added since
+  // the last submit (at most the engine's batch; `head` is V8 or V5). add() needs in_flight() < depth().
+  virtual void add(const image::Image& image) = 0;
+  virtual void submit_added(yolo::HeadKind head, const yolo::NmsOptions& nms) = 0;
+  // Drops the images added and not submitted (after an error while building a batch).
+  virtual void discard_added() = 0;
   virtual std::vector<std::vector<yolo::Box>> collect(StageTimes* times = nullptr) = 0;
   virtual int depth() const = 0;
   virtual int in_flight() const = 0;
+  // A whole batch at once: add() each image, then submit_added().
+  void submit(std::span<const image::Image* const> images, yolo::HeadKind head, const yolo::NmsOptions& nms) {
+    try {
+      for (const image::Image* im : images) add(*im);
+      submit_added(head, nms);
+    } catch (...) {
+      discard_added();
+      throw;
+    }
+  }
   // submit + collect.
   std::vector<std::vector<yolo::Box>> detect(std::span<const image::Image* const> images, yolo::HeadKind head,
                                              const yolo::NmsOptions& nms, StageTimes* times = nullptr) {

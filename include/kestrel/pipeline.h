@@ -35,6 +35,13 @@ struct SpeedPerImage {
   double decode_ms = 0, preprocess_ms = 0, inference_ms = 0, postprocess_ms = 0;
 };
 
+// Where the thread that runs the batch loop spends its time, in ms: waiting for decoded images,
+// staging images and submitting batches, waiting for (and finishing) results, handing them on.
+// Mostly waiting for images means the run is decode-bound; mostly waiting for results, device-bound.
+struct HostTimes {
+  double wait_images_ms = 0, staging_ms = 0, results_ms = 0, sink_ms = 0;
+  double first_batch_ms = 0;  // from the start until the first batch was submitted
+};
 struct ValResult {
   eval::CocoStats stats;
   std::vector<eval::Detection> detections;
@@ -43,6 +50,7 @@ struct ValResult {
   double seconds = 0;
   SpeedPerImage speed;
   StageTimes stages;  // summed over the run (GPU kernels alone in device_*)
+  HostTimes host;
   yolo::HeadKind head = yolo::HeadKind::Auto;
   double iou = 0;
 };
@@ -57,6 +65,7 @@ struct DetectedBatch {
 struct RunTotals {
   double decode_ms = 0;  // summed over images (on the decode threads)
   StageTimes stages;     // summed over batches
+  HostTimes host;
   int64_t images = 0, failed = 0;
 };
 // Every file of `loader` through the engine in batches of its size: with an ImageDetector two batches
@@ -116,6 +125,7 @@ struct EndToEndResult {
   // The GPU kernels alone (letterbox; decode + NMS), mean per image; 0 on the CPU path.
   double device_preprocess_ms = 0, device_postprocess_ms = 0;
   int64_t detections = 0;
+  HostTimes host;  // the timed passes'
   // One decoded image in host memory -> its boxes in host memory, wall clock, median of 200 (batch 1
   // engines; 0 otherwise).
   double latency_ms = 0;

@@ -71,8 +71,8 @@ struct ExecutionContext::Impl {
   }
   // Once, at the largest plan's batch, before any capture (cudaMalloc must not run inside one); the
   // zeroing is ordered before the first use on `s`.
-  void ensure_staging(const rt::BatchRun& r, cudaStream_t s) {
-    if (r.padded == SIZE_MAX || !stage_in.empty()) return;
+  void ensure_staging(cudaStream_t s) {
+    if (run.padded == SIZE_MAX || !stage_in.empty()) return;
     const int64_t max = engine->batches.back();
     std::vector<void*> in(in_image_bytes.size(), nullptr), out(out_image_bytes.size(), nullptr);
     try {  // all or nothing: a failed allocation leaves no half-made staging behind
@@ -134,10 +134,9 @@ struct ExecutionContext::Impl {
   }
 
   // Every slice of the current batch through its plan, or the batch padded into one plan.
-  void run_batch(const rt::BatchRun& r, const std::vector<const void*>& in, const std::vector<void*>& out,
-                 cudaStream_t s) {
-    if (r.padded == SIZE_MAX) {
-      for (const rt::BatchSlice& slice : r.slices) {
+  void run_batch(const std::vector<const void*>& in, const std::vector<void*>& out, cudaStream_t s) {
+    if (run.padded == SIZE_MAX) {
+      for (const rt::BatchSlice& slice : run.slices) {
         patch(slice.plan, in, out, slice.start);
         run_layers(slice.plan, s);
       }
@@ -145,23 +144,23 @@ struct ExecutionContext::Impl {
     }
     for (size_t i = 0; i < in.size(); ++i)
       KCUDA(cudaMemcpyAsync(stage_in[i], in[i], static_cast<size_t>(batch * in_image_bytes[i]), cudaMemcpyDeviceToDevice, s));
-    patch(r.padded, std::vector<const void*>(stage_in.begin(), stage_in.end()), stage_out, 0);
-    run_layers(r.padded, s);
+    patch(run.padded, std::vector<const void*>(stage_in.begin(), stage_in.end()), stage_out, 0);
+    run_layers(run.padded, s);
     for (size_t i = 0; i < out.size(); ++i)
       KCUDA(cudaMemcpyAsync(out[i], stage_out[i], static_cast<size_t>(batch * out_image_bytes[i]), cudaMemcpyDeviceToDevice, s));
   }
 
   // Libraries load kernels and set up lazily, which must not happen inside a capture: each plan
   // runs once eagerly before its first capture.
-  void warm_up(const rt::BatchRun& r, const std::vector<const void*>& in, const std::vector<void*>& out, cudaStream_t s) {
+  void warm_up(const std::vector<const void*>& in, const std::vector<void*>& out, cudaStream_t s) {
     bool ran = false;
-    if (r.padded != SIZE_MAX) {
-      if (!plans[r.padded].warmed) {
-        run_batch(r, in, out, s);
-        plans[r.padded].warmed = ran = true;
+    if (run.padded != SIZE_MAX) {
+      if (!plans[run.padded].warmed) {
+        run_batch(in, out, s);
+        plans[run.padded].warmed = ran = true;
       }
     } else {
-      for (const rt::BatchSlice& slice : r.slices) {
+      for (const rt::BatchSlice& slice : run.slices) {
         if (plans[slice.plan].warmed) continue;
         patch(slice.plan, in, out, slice.start);
         run_layers(slice.plan, s);
@@ -172,11 +171,11 @@ struct ExecutionContext::Impl {
   }
 
   // Captured on the context's own stream (the legacy default stream cannot be captured).
-  cudaGraph_t capture(const rt::BatchRun& r, const std::vector<const void*>& in, const std::vector<void*>& out) {
+  cudaGraph_t capture(const std::vector<const void*>& in, const std::vector<void*>& out) {
     KCUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed));
     cudaGraph_t g = nullptr;
     try {
-      run_batch(r, in, out, stream);
+      run_batch(in, out, stream);
     } catch (...) {
       cudaStreamEndCapture(stream, &g);
       if (g) cudaGraphDestroy(g);
@@ -195,18 +194,17 @@ struct ExecutionContext::Impl {
     for (size_t i = 0; i < out.size(); ++i) KESTREL_CHECK(out[i], "no address for output '", out_names[i], "'");
     KCUDA(cudaSetDevice(engine->device));
     cudaStream_t s = caller ? caller : stream;
-    const rt::BatchRun& r = run;
-    ensure_staging(r, s);
+    ensure_staging(s);
     if (!config.cuda_graphs) {
-      run_batch(r, in, out, s);
+      run_batch(in, out, s);
       return;
     }
     std::vector<const void*> key(in.begin(), in.end());
     key.insert(key.end(), out.begin(), out.end());
     CapturedBatch& cb = graphs[batch];
     if (!cb.exec || key != cb.key) {
-      warm_up(r, in, out, s);
-      cudaGraph_t g = capture(r, in, out);
+      warm_up(in, out, s);
+      cudaGraph_t g = capture(in, out);
       cudaError_t e = cudaErrorUnknown;
       if (cb.exec) {
         // Same batch, same kernels, new addresses: only kernel parameters change.

@@ -21,21 +21,24 @@ using detail::ResizeTap;
 size_t align256(size_t n) { return (n + 255) & ~size_t{255}; }
 
 // Device and pinned host allocations that grow on demand (never while work that uses them is queued).
-// Alloc/Free name the CUDA calls; Grow says whether to over-allocate (pinned staging grows with the
-// largest image seen, so it grows by half again to avoid a reallocation per slightly larger image).
-template <cudaError_t (*Alloc)(void**, size_t), cudaError_t (*Free)(void*), bool Grow>
+// Alloc/Free name the CUDA calls; Host marks pinned host memory, which grows by half again (staging
+// grows with the largest images seen, not once per slightly larger one) and may keep what it holds.
+template <cudaError_t (*Alloc)(void**, size_t), cudaError_t (*Free)(void*), bool Host>
 struct GrowingBuffer {
   void* p = nullptr;
   size_t bytes = 0;
   ~GrowingBuffer() { if (p) Free(p); }
-  void* need(size_t n) {
-    if (n > bytes) {
-      if (p) KCUDA(Free(p));
-      p = nullptr;
-      const size_t grown = Grow ? std::max(n, bytes + bytes / 2) : n;
-      KCUDA(Alloc(&p, grown));
-      bytes = grown;
-    }
+  // At least n bytes; the first `keep` bytes survive a reallocation (host memory only).
+  void* need(size_t n, size_t keep = 0) {
+    KESTREL_CHECK(Host || keep == 0, "internal: device staging cannot keep its contents when it grows");
+    if (n <= bytes) return p;
+    const size_t grown = Host ? std::max(n, bytes + bytes / 2) : n;
+    void* q = nullptr;
+    KCUDA(Alloc(&q, grown));
+    if (keep) std::memcpy(q, p, keep);
+    void* old = p;
+    p = q, bytes = grown;
+    if (old) KCUDA(Free(old));
     return p;
   }
 };
@@ -103,8 +106,49 @@ class CudaDetector final : public ImageDetector {
   int depth() const override { return kDepth; }
   int in_flight() const override { return static_cast<int>(queue_.size()); }
 
-  void submit(std::span<const image::Image* const> images, HeadKind head, const NmsOptions& nms) override {
-    const int n = static_cast<int>(images.size());
+  void add(const image::Image& img) override {
+    KESTREL_CHECK(in_flight() < kDepth, "detect: ", kDepth, " batches are in flight; collect() one first");
+    KESTREL_CHECK(static_cast<int>(building_.jobs.size()) < batch_, "detect: more than ", batch_,
+                  " images for an engine of batch ", batch_);
+    KESTREL_CHECK(!img.empty() && img.bgr.size() == static_cast<size_t>(img.width) * img.height * 3,
+                  "letterbox: image is empty or its buffer does not match its size");
+    Building& bl = building_;
+    const LetterboxInfo g = letterbox_geometry(img.width, img.height, size_);
+    // The pixels go to the front of the slot's staging block now; the letterbox's jobs and taps follow
+    // them when the batch is submitted.
+    image::Image canvas;
+    detail::ResizePlan pl;
+    if (img.bgr.size() > kMaxUploadBytes) canvas = letterbox_bgr(img, size_);
+    else pl = detail::resize_plan(img.width, img.height, g.new_w, g.new_h);
+    const bool whole = !canvas.empty();
+    const image::Image& src = whole ? canvas : img;
+    LetterboxJob j{};
+    j.pixels = static_cast<int64_t>(bl.pixels);
+    j.src_w = src.width, j.src_h = src.height;
+    j.new_w = whole ? size_ : g.new_w, j.new_h = whole ? size_ : g.new_h;
+    j.pad_left = whole ? 0 : g.pad_left, j.pad_top = whole ? 0 : g.pad_top;
+    j.mode = static_cast<int32_t>(pl.mode);
+    j.xtaps = static_cast<int32_t>(bl.taps.size());
+    j.ytaps = static_cast<int32_t>(bl.taps.size() + pl.xt.size());
+    j.xmax = pl.xmax;
+    j.rgb = 0;
+    const size_t end = bl.pixels + align256(src.bgr.size());
+    auto* h = static_cast<uint8_t*>(slots_[next_slot_].h_stage.need(end, bl.pixels));
+    std::memcpy(h + bl.pixels, src.bgr.data(), src.bgr.size());
+    bl.pixels = end;
+    bl.taps.insert(bl.taps.end(), pl.xt.begin(), pl.xt.end());
+    bl.taps.insert(bl.taps.end(), pl.yt.begin(), pl.yt.end());
+    bl.jobs.push_back(j);
+    bl.geo.push_back(g);
+  }
+
+  void discard_added() override { building_ = {}; }
+
+  void submit_added(HeadKind head, const NmsOptions& nms) override {
+    // Whatever happens below, the images added so far are used up.
+    Building bl = std::move(building_);
+    building_ = {};
+    const int n = static_cast<int>(bl.jobs.size());
     KESTREL_CHECK(n >= 1 && n <= batch_, "detect: ", n, " images for an engine of batch ", batch_);
     KESTREL_CHECK(head == HeadKind::V8 || head == HeadKind::V5, "detect: the head kind must be V8 or V5");
     KESTREL_CHECK(nms.max_det >= 0 && nms.max_nms >= 0, "NMS limits must not be negative");
@@ -119,67 +163,28 @@ class CudaDetector final : public ImageDetector {
                     " class channels");
       nc = nms.num_classes;
     }
-    for (int i = 0; i < n; ++i) {
-      const image::Image& img = *images[static_cast<size_t>(i)];
-      KESTREL_CHECK(!img.empty() && img.bgr.size() == static_cast<size_t>(img.width) * img.height * 3,
-                    "letterbox: image is empty or its buffer does not match its size");
-    }
     const int slot_index = next_slot_;
     Slot& sl = slots_[slot_index];
     sl.n = n;
     sl.nms = nms;
     sl.head = head;
-    sl.geo.assign(static_cast<size_t>(n), {});
+    sl.geo = std::move(bl.geo);
     cudaStream_t s = ctx_.stream();
 
-    // Stage: jobs, unletterbox info, taps and pixels in one pinned block, one upload.
-    std::vector<detail::ResizePlan> plans(static_cast<size_t>(n));
-    std::vector<image::Image> canvases(static_cast<size_t>(n));
-    size_t taps = 0, pixels = 0;
-    for (int i = 0; i < n; ++i) {
-      const image::Image& img = *images[static_cast<size_t>(i)];
-      sl.geo[i] = letterbox_geometry(img.width, img.height, size_);
-      if (img.bgr.size() > kMaxUploadBytes)
-        canvases[i] = letterbox_bgr(img, size_);
-      else
-        plans[i] = detail::resize_plan(img.width, img.height, sl.geo[i].new_w, sl.geo[i].new_h);
-      taps += plans[i].xt.size() + plans[i].yt.size();
-      pixels += align256(canvases[i].empty() ? img.bgr.size() : canvases[i].bgr.size());
-    }
-    const size_t jobs_bytes = align256(sizeof(LetterboxJob) * batch_);
-    const size_t info_bytes = align256(sizeof(UnletterboxInfo) * batch_);
-    const size_t taps_bytes = align256(sizeof(ResizeTap) * std::max<size_t>(taps, 1));
-    const size_t stage_bytes = jobs_bytes + info_bytes + taps_bytes + pixels;
-    auto* h = static_cast<uint8_t*>(sl.h_stage.need(stage_bytes));
+    // One staging block, one upload: the pixels add() placed, then jobs, unletterbox info and taps.
+    const size_t jobs_at = bl.pixels;
+    const size_t info_at = jobs_at + align256(sizeof(LetterboxJob) * batch_);
+    const size_t taps_at = info_at + align256(sizeof(UnletterboxInfo) * batch_);
+    const size_t stage_bytes = taps_at + align256(sizeof(ResizeTap) * std::max<size_t>(bl.taps.size(), 1));
+    auto* h = static_cast<uint8_t*>(sl.h_stage.need(stage_bytes, bl.pixels));
     auto* d = static_cast<uint8_t*>(sl.d_stage.need(stage_bytes));
-    auto* jobs = reinterpret_cast<LetterboxJob*>(h);
-    auto* infos = reinterpret_cast<UnletterboxInfo*>(h + jobs_bytes);
-    auto* tap = reinterpret_cast<ResizeTap*>(h + jobs_bytes + info_bytes);
-    const size_t pix0 = jobs_bytes + info_bytes + taps_bytes;
-    size_t t = 0, px = 0;
+    std::copy(bl.jobs.begin(), bl.jobs.end(), reinterpret_cast<LetterboxJob*>(h + jobs_at));
+    std::copy(bl.taps.begin(), bl.taps.end(), reinterpret_cast<ResizeTap*>(h + taps_at));
+    auto* infos = reinterpret_cast<UnletterboxInfo*>(h + info_at);
     for (int i = 0; i < n; ++i) {
-      const bool canvas = !canvases[i].empty();
-      const image::Image& src = canvas ? canvases[i] : *images[static_cast<size_t>(i)];
       const LetterboxInfo& g = sl.geo[i];
-      const detail::ResizePlan& pl = plans[i];
-      LetterboxJob& j = jobs[i];
-      j.pixels = static_cast<int64_t>(px);
-      j.src_w = src.width, j.src_h = src.height;
-      j.new_w = canvas ? size_ : g.new_w, j.new_h = canvas ? size_ : g.new_h;
-      j.pad_left = canvas ? 0 : g.pad_left, j.pad_top = canvas ? 0 : g.pad_top;
-      j.mode = static_cast<int32_t>(pl.mode);
-      j.xtaps = static_cast<int32_t>(t);
-      std::copy(pl.xt.begin(), pl.xt.end(), tap + t);
-      t += pl.xt.size();
-      j.ytaps = static_cast<int32_t>(t);
-      std::copy(pl.yt.begin(), pl.yt.end(), tap + t);
-      t += pl.yt.size();
-      j.xmax = pl.xmax;
-      j.rgb = 0;
       infos[i] = {static_cast<float>(g.gain), static_cast<float>(g.pad_left), static_cast<float>(g.pad_top),
                   static_cast<float>(g.src_w), static_cast<float>(g.src_h)};
-      std::memcpy(h + pix0 + px, src.bgr.data(), src.bgr.size());
-      px += align256(src.bgr.size());
     }
 
     // The upload runs on its own stream, so it overlaps the network of the batch before; the letterbox
@@ -192,8 +197,8 @@ class CudaDetector final : public ImageDetector {
     // An engine with a batch profile runs the n images alone; a fixed-batch engine (or fewer images
     // than its smallest batch) runs them beside padding.
     const int run_batch = std::max(n, min_batch_);
-    cuda::launch_letterbox(d + pix0, reinterpret_cast<const LetterboxJob*>(d),
-                           reinterpret_cast<const ResizeTap*>(d + jobs_bytes + info_bytes), n, run_batch, size_,
+    cuda::launch_letterbox(d, reinterpret_cast<const LetterboxJob*>(d + jobs_at),
+                           reinterpret_cast<const ResizeTap*>(d + taps_at), n, run_batch, size_,
                            static_cast<float*>(d_in_), s);
     KCUDA(cudaEventRecord(sl.ev[3], s));
     ctx_.set_batch(run_batch);
@@ -222,7 +227,7 @@ class CudaDetector final : public ImageDetector {
       sl.h_res.need(sl.head_bytes + sl.dets_bytes);
       auto* d_count = reinterpret_cast<int32_t*>(dr);
       auto* d_flags = reinterpret_cast<uint32_t*>(d_count + batch_);
-      cuda::launch_detect(static_cast<const float*>(d_out_), p, reinterpret_cast<const UnletterboxInfo*>(d + jobs_bytes), ws,
+      cuda::launch_detect(static_cast<const float*>(d_out_), p, reinterpret_cast<const UnletterboxInfo*>(d + info_at), ws,
                           reinterpret_cast<float*>(dr + sl.head_bytes), d_count, d_flags, d_count + 2 * batch_, s);
       // Images the kernels flagged keep their raw output for the CPU (the next batch overwrites d_out_).
       cuda::launch_copy_flagged(static_cast<const float*>(d_out_),
@@ -311,6 +316,13 @@ class CudaDetector final : public ImageDetector {
   cudaStream_t copy_ = nullptr;
   DeviceBuffer d_ws_;
   Slot slots_[kDepth];
+  // The batch add() is building, staged into slots_[next_slot_].
+  struct Building {
+    size_t pixels = 0;  // bytes staged so far (each image 256-byte aligned)
+    std::vector<LetterboxJob> jobs;
+    std::vector<ResizeTap> taps;
+    std::vector<LetterboxInfo> geo;
+  } building_;
   std::deque<int> queue_;
   int next_slot_ = 0;
 };

@@ -46,6 +46,7 @@ EndToEndResult measure_end_to_end(InferenceEngine& engine, const std::vector<std
   });
   r.images = totals.images;
   r.skipped = totals.failed;
+  r.host = totals.host;
   const StageTimes& stages = totals.stages;
   const double decode_ms = totals.decode_ms;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

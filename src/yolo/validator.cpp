@@ -93,6 +93,7 @@ ValResult validate(InferenceEngine& engine, const eval::Dataset& dataset, const 
   r.speed = {totals.decode_ms * k, totals.stages.preprocess_ms * k, totals.stages.inference_ms * k,
              totals.stages.postprocess_ms * k};
   r.stages = totals.stages;
+  r.host = totals.host;
   r.stats = eval::evaluate_bbox(evaluated_ids, dataset.categories, dataset.gt, r.detections);
   return r;
 }

@@ -136,6 +136,16 @@ TEST(CliErrors, CompareWithNothingToCompareFails) {
   EXPECT_ONE_LINE_ERROR(r, 2, "nothing to compare");
 }
 
+TEST(CliErrors, WorkersWithoutImagesToDecodeIsAnError) {
+  const Result r = kestrel("bench yolov8n --backend cpu --imgsz 96 --iterations 1 --duration 0 --workers 2");
+  EXPECT_ONE_LINE_ERROR(r, 2, "--workers decodes the files of --images");
+  for (const char* verb : {"bench yolov8n --images x.jpg", "val yolov8n --data x", "predict yolov8n x.jpg"}) {
+    const Result bad = kestrel(std::string(verb) + " --workers -1");
+    EXPECT_EQ(bad.code, 2) << verb << ": " << bad.err;
+    EXPECT_NE(bad.err.find("--workers"), std::string::npos) << verb << ": " << bad.err;
+  }
+}
+
 // ---- class 2: an output never replaces an input -----------------------------------------------------
 
 TEST(CliErrors, QuantizeRefusesToReplaceTheModelHoweverSpelled) {

@@ -356,4 +356,54 @@ TEST(GpuImageDetector, BatchProfileEngineRunsShortBatchesAlone) {
   }
 }
 
+// A batch built image by image: images added and then discarded leave nothing behind, the batch
+// submitted after them is exactly the CPU pipeline's, and the detector refuses what it cannot stage
+// (more images than the batch, a third batch while two are in flight).
+TEST(GpuImageDetector, BatchBuiltImageByImage) {
+  KESTREL_REQUIRE_GPU();
+  KESTREL_REQUIRE_DATA("models/yolov8n.onnx");
+  ImportOptions io;
+  io.batch = 2;
+  Graph g = import_onnx(test::data_path("models/yolov8n.onnx").string(), io);
+  auto inference = make_cuda_inference(Builder().build(g, test::config(Precision::FP16)));
+  ImageDetector* det = inference->image_detector();
+  ASSERT_NE(det, nullptr);
+  const auto head = yolo::detect_head(inference->output_shape());
+  const auto o = yolo::NmsOptions::validation(head);
+  KESTREL_REQUIRE_DATA("coco-val/images/000000000139.jpg");
+  std::vector<image::Image> imgs;
+  for (auto& e : std::filesystem::directory_iterator(test::data_path("coco-val/images"))) {
+    imgs.push_back(image::read_image(e.path().string()));
+    if (imgs.size() == 3) break;
+  }
+  ASSERT_EQ(imgs.size(), 3u);
+  std::sort(imgs.begin(), imgs.end(), [](const image::Image& a, const image::Image& b) { return a.bgr.size() < b.bgr.size(); });
+  imgs.push_back(random_image(1280, 960, 5));  // larger than any: the staging grows under it
+  const image::Image &small = imgs[0], &mid = imgs[1], &other = imgs[2], &big = imgs[3];
+  const image::Image* first[] = {&small, &big};
+  const image::Image* second[] = {&mid};
+  const auto want1 = pipeline::reference_detect(*inference, first, head, o);
+  const auto want2 = pipeline::reference_detect(*inference, second, head, o);
+
+  det->add(other);
+  det->add(mid);
+  EXPECT_THROW(det->add(small), Error);  // a third image in a batch of two
+  det->discard_added();
+  det->add(small);  // smaller first: the staging grows under the second image and keeps the first
+  det->add(big);
+  det->submit_added(head, o);
+  det->submit(second, head, o);
+  EXPECT_THROW(det->add(small), Error);  // both slots are in flight
+  const auto got1 = det->collect();
+  const auto got2 = det->collect();
+  ASSERT_EQ(got1.size(), 2u);
+  ASSERT_EQ(got2.size(), 1u);
+  for (size_t i = 0; i < 2; ++i) expect_same(got1[i], want1[i], "image-by-image batch, image " + std::to_string(i));
+  expect_same(got2[0], want2[0], "whole batch after it");
+  size_t boxes = 0;
+  for (const auto& b : want1) boxes += b.size();
+  EXPECT_GT(boxes + want2[0].size(), 0u);  // the comparison saw detections
+  EXPECT_THROW(det->submit_added(head, o), Error);  // nothing added
+}
+
 }  // namespace

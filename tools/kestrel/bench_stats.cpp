@@ -132,4 +132,15 @@ nlohmann::json to_json(const BenchResult& r) {
   return j;
 }
 
+void print_host_times(const pipeline::HostTimes& h, double seconds) {
+  std::printf("Host: of %.1f ms, %.1f ms waiting for decoded images, %.1f ms staging images, %.1f ms waiting for "
+              "results, %.1f ms handing them on; first batch submitted after %.1f ms\n",
+              seconds * 1e3, h.wait_images_ms, h.staging_ms, h.results_ms, h.sink_ms, h.first_batch_ms);
+}
+
+nlohmann::json to_json(const pipeline::HostTimes& h) {
+  return {{"wait_images_ms", h.wait_images_ms}, {"staging_ms", h.staging_ms}, {"results_ms", h.results_ms},
+          {"sink_ms", h.sink_ms}, {"first_batch_ms", h.first_batch_ms}};
+}
+
 }  // namespace kestrel::cli

@@ -3,6 +3,8 @@
 // coefficient of variation), shared by the CPU and CUDA benchmark loops.
 #include <nlohmann/json.hpp>
 
+#include "kestrel/pipeline.h"
+
 #include <string>
 #include <vector>
 
@@ -15,6 +17,10 @@ struct Summary {
 // Percentiles as trtexec reports them: the value at rank ceil(p * n) of the sorted samples.
 Summary summarize(std::vector<double> samples);
 nlohmann::json to_json(const Summary& s);
+
+// The batch loop's own thread over a run of `seconds`: one line for people, an object for --json.
+void print_host_times(const pipeline::HostTimes& h, double seconds);
+nlohmann::json to_json(const pipeline::HostTimes& h);
 
 // One timed inference (milliseconds). Fields a backend cannot measure stay 0.
 struct Iteration {

@@ -24,19 +24,23 @@ struct BenchArgs {
   int64_t batch = 0, imgsz = 0;
   BenchOptions o;
   std::string images;  // --images: also time the whole path from these files to boxes
+  int workers = 0;     // --workers: its decoding threads
 };
 
 // Files to boxes on the same engine, after the network-only measurement.
-nlohmann::json end_to_end(InferenceEngine& engine, const std::string& images) {
+nlohmann::json end_to_end(InferenceEngine& engine, const std::string& images, int workers) {
   const std::vector<std::string> files = pipeline::expand_sources({images});
   std::printf("\nend to end: %zu images from %s (decode, letterbox, network, decode + NMS), 3 passes\n", files.size(),
               images.c_str());
   std::fflush(stdout);
-  const pipeline::EndToEndResult e = pipeline::measure_end_to_end(engine, files);
+  pipeline::EndToEndOptions options;
+  options.decode_threads = workers;
+  const pipeline::EndToEndResult e = pipeline::measure_end_to_end(engine, files, options);
   std::printf("Speed: %.2fms decode, %.3fms preprocess, %.3fms inference, %.3fms postprocess per image; "
               "%lld images (%lld skipped) in %.2f s: %.1f images/s\n",
               e.speed.decode_ms, e.speed.preprocess_ms, e.speed.inference_ms, e.speed.postprocess_ms,
               static_cast<long long>(e.images), static_cast<long long>(e.skipped), e.seconds, e.images_per_s);
+  print_host_times(e.host, e.seconds);
   if (e.device_preprocess_ms > 0)
     std::printf("GPU kernels alone: %.4fms letterbox, %.4fms decode + NMS per image (the copies to and from the host "
                 "are in preprocess and postprocess above)\n",
@@ -48,12 +52,13 @@ nlohmann::json end_to_end(InferenceEngine& engine, const std::string& images) {
           {"decode_ms", e.speed.decode_ms}, {"preprocess_ms", e.speed.preprocess_ms},
           {"inference_ms", e.speed.inference_ms}, {"postprocess_ms", e.speed.postprocess_ms},
           {"device_preprocess_ms", e.device_preprocess_ms}, {"device_postprocess_ms", e.device_postprocess_ms},
-          {"detections", e.detections}, {"latency_ms", e.latency_ms}};
+          {"detections", e.detections}, {"latency_ms", e.latency_ms}, {"host", to_json(e.host)}};
 }
 
 int run_bench(BenchArgs a) {
   // Fail on an unwritable --json before spending minutes measuring.
   check_int8_options_used(a.int8, a.precision == "int8");
+  if (a.workers != 0 && a.images.empty()) throw UsageError("--workers decodes the files of --images: give --images too");
   check_output(a.json, "--json", {{a.model, "the model"}, {a.int8.cache, "the calibration cache"}});
   const EngineSpec spec{a.model, a.backend, a.precision, a.batch, a.imgsz, &a.int8};
   const Backend backend = resolve_backend(spec);
@@ -70,7 +75,7 @@ int run_bench(BenchArgs a) {
     print_report(r);
     if (!a.images.empty()) {
       auto engine = make_cpu_engine(std::move(g));
-      e2e = end_to_end(*engine, a.images);
+      e2e = end_to_end(*engine, a.images, a.workers);
     }
   } else {
 #ifdef KESTREL_HAS_CUDA
@@ -85,7 +90,7 @@ int run_bench(BenchArgs a) {
     print_report(r);
     if (!a.images.empty()) {
       auto inference = make_cuda_inference(std::move(engine), a.batch, runtime_config());
-      e2e = end_to_end(*inference, a.images);
+      e2e = end_to_end(*inference, a.images, a.workers);
     }
 #else
     fail("internal: the CUDA backend was chosen in a build without it");  // resolve_backend refuses it
@@ -122,6 +127,7 @@ Command add_bench(CLI::App& root) {
   app->add_option("--images", a->images,
                   "Also time the whole path from these image files (folder, file or glob) to boxes: decode, letterbox, "
                   "network, decode + NMS");
+  add_workers_option(app, a->workers);
   return {app, [a] { return run_bench(*a); }};
 }
 

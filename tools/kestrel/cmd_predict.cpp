@@ -25,6 +25,7 @@ struct PredictArgs {
   int max_det = yolo::NmsOptions::prediction().max_det;
   bool no_save = false, out_set = false;
   std::string head = "auto";
+  int workers = 0;
 };
 
 int run_predict(const PredictArgs& a) {
@@ -66,6 +67,7 @@ int run_predict(const PredictArgs& a) {
   o.iou = a.iou;
   o.max_det = a.max_det;
   o.out_dir = a.no_save ? "" : a.out;
+  o.decode_threads = a.workers;
   o.head = a.head == "v8" ? yolo::HeadKind::V8 : a.head == "v5" ? yolo::HeadKind::V5 : yolo::HeadKind::Auto;
   const auto preds = pipeline::predict(*engine, images, o);
   int failed = 0;
@@ -95,6 +97,7 @@ Command add_predict(CLI::App& root) {
     a->out_set = true;
   });
   app->add_flag("--no-save", a->no_save, "Do not write annotated images");
+  add_workers_option(app, a->workers);
   app->add_option("--head", a->head, "Detection head layout: auto (from the output shape), v8 ([B,4+nc,A]) or v5 ([B,A,5+nc])")
       ->check(CLI::IsMember({"auto", "v8", "v5"}));
   app->add_option("--save-json", a->save_json, "Write every detection as JSON");

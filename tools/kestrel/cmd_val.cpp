@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "bench_stats.h"
 #include "cli_checks.h"
 #include "command.h"
 #include "dataset_arg.h"
@@ -24,6 +25,7 @@ struct ValArgs {
   double iou = -1;
   int max_det = yolo::NmsOptions::validation(yolo::HeadKind::V8).max_det;
   bool per_class = false, cpu_prepost = false;
+  int workers = 0;
   std::string head = "auto";
 };
 
@@ -51,6 +53,7 @@ int run_val(const ValArgs& a) {
   o.iou = a.iou;
   o.max_det = a.max_det;
   o.reference_path = a.cpu_prepost;
+  o.decode_threads = a.workers;
   if (a.cpu_prepost && !engine->image_detector())
     throw UsageError("--cpu-prepost changes nothing here: the " + engine->description() + " backend letterboxes and runs NMS on the CPU already");
   o.head = a.head == "v8" ? yolo::HeadKind::V8 : a.head == "v5" ? yolo::HeadKind::V5 : yolo::HeadKind::Auto;
@@ -70,6 +73,7 @@ int run_val(const ValArgs& a) {
               "%d images (%d skipped) in %.2f s: %.1f images/s (NMS IoU %.2f)\n",
               r.speed.decode_ms, r.speed.preprocess_ms, r.speed.inference_ms, r.speed.postprocess_ms, r.images, r.skipped,
               r.seconds, r.images / r.seconds, r.iou);
+  print_host_times(r.host, r.seconds);
   if (!a.save_json.empty()) {
     eval::write_coco_results(a.save_json, r.detections);
     std::printf("detections written to %s\n", a.save_json.c_str());
@@ -87,6 +91,7 @@ int run_val(const ValArgs& a) {
                                {"inference", r.speed.inference_ms}, {"postprocess", r.speed.postprocess_ms},
                                {"device_preprocess", r.stages.device_preprocess_ms / r.images},
                                {"device_postprocess", r.stages.device_postprocess_ms / r.images}};
+    j["host"] = to_json(r.host);
     for (size_t i = 0; i < 12; ++i) j["stats"][eval::CocoStats::names()[i]] = r.stats.stats[i];
     j["map50_95"] = r.stats.stats[0];
     j["map50"] = r.stats.stats[1];
@@ -114,6 +119,7 @@ Command add_val(CLI::App& root) {
   app->add_option("--save-json", a->save_json, "Write the detections as COCO results JSON");
   app->add_option("--json", a->json, "Write the metrics as JSON");
   app->add_flag("--per-class", a->per_class, "Print AP per class");
+  add_workers_option(app, a->workers);
   app->add_flag("--cpu-prepost", a->cpu_prepost,
                 "Letterbox, decode and NMS on the CPU (the reference path) although the engine runs them on the GPU");
   app->add_option("--head", a->head, "Detection head layout: auto (from the output shape), v8 ([B,4+nc,A]) or v5 ([B,A,5+nc])")

@@ -11,6 +11,15 @@ namespace kestrel::cuda {
 [[noreturn]] void cuda_fail(cudaError_t e, const char* expr, const char* file, int line);
 [[noreturn]] void cudnn_fail(cudnnStatus_t s, const char* expr, const char* file, int line);
 [[noreturn]] void cublas_fail(cublasStatus_t s, const char* expr, const char* file, int line);
+
+// Lets `kernel` launch with up to `bytes` of dynamic shared memory on the current device. The opt-in
+// is a property of the kernel on each device, so it is set once per (device, kernel) and raised when
+// a later call asks for more; thread-safe.
+void opt_in_shared_memory(const void* kernel, size_t bytes);
+template <typename... Args>
+void opt_in_shared_memory(void (*kernel)(Args...), size_t bytes) {
+  opt_in_shared_memory(reinterpret_cast<const void*>(kernel), bytes);
+}
 }  // namespace kestrel::cuda
 
 #define KCUDA(expr)                                                                       \

@@ -11,8 +11,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <map>
-#include <mutex>
-#include <set>
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/conv_kernels.h"
@@ -389,17 +387,9 @@ int64_t igemm_counters(const std::string& tactic, const ConvParams& p) {
   return splits == 1 ? 0 : tiles_of(e->cfg, p);
 }
 
-// The shared-memory opt-in is a property of the kernel on each device: set once per (device, config).
 void prepare_igemm(const std::string& tactic) {
-  static std::mutex mu;
-  static std::set<std::pair<int, std::string>> done;
   const auto [e, splits] = parse(tactic);
-  int dev = 0;
-  KCUDA(cudaGetDevice(&dev));
-  std::lock_guard<std::mutex> lock(mu);
-  if (done.count({dev, e->cfg.name})) return;
-  KCUDA(cudaFuncSetAttribute(e->fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes(e->cfg))));
-  done.insert({dev, e->cfg.name});
+  opt_in_shared_memory(e->fn, smem_bytes(e->cfg));
 }
 
 void launch_conv_igemm(const std::string& tactic, const ConvParams& p, const void* x, const void* w, const float* bias,

@@ -17,8 +17,6 @@
 //   otherwise (still coalesced along the channels).
 #include <cstdlib>
 #include <map>
-#include <mutex>
-#include <set>
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/device_common.cuh"
@@ -453,19 +451,11 @@ int64_t igemm_int8_counters(const std::string& tactic, const ConvParams& p) {
   return splits == 1 ? 0 : tiles_of(*e, p);
 }
 
-// Per (device, config), as prepare_igemm.
 void prepare_igemm_int8(const std::string& tactic) {
-  static std::mutex mu;
-  static std::set<std::pair<int, std::string>> done;
   const auto [e, splits] = parse(tactic);
-  int dev = 0;
-  KCUDA(cudaGetDevice(&dev));
-  std::lock_guard<std::mutex> lock(mu);
-  if (done.count({dev, e->name})) return;
   const size_t smem = smem_bytes(*e);
   KESTREL_CHECK(smem <= kMaxSmem, "internal: ", tactic, " needs ", smem, " bytes of shared memory");
-  KCUDA(cudaFuncSetAttribute(e->fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  done.insert({dev, e->name});
+  opt_in_shared_memory(e->fn, smem);
 }
 
 void launch_conv_igemm_int8(const std::string& tactic, const ConvParams& p, const int8_t* x, const int8_t* w,

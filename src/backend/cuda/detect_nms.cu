@@ -12,7 +12,6 @@
 // is the condition under which the CPU reference runs per class too; an image outside it (or with a
 // NaN score, more than max_nms candidates, or a class over the block's capacity) is flagged for the
 // CPU path. Built with --fmad=false: no fused multiply-add may change a rounding the CPU makes.
-#include <atomic>
 #include <cfloat>
 #include <cstdint>
 
@@ -466,18 +465,8 @@ void launch_detect(const float* output, const DetectParams& p, const Unletterbox
     prepare_kernel<<<dim3((p.anchors + 127) / 128, p.batch), 128, 0, stream>>>(output, p, w);
     KLAUNCH("detect prepare");
   }
-  // The shared-memory opt-in is a property of the kernel on each device.
-  static std::atomic<uint64_t> attr_set{0};
-  int dev = 0;
-  KCUDA(cudaGetDevice(&dev));
-  const uint64_t bit = uint64_t{1} << (dev & 63);
-  if (!(attr_set.load() & bit)) {
-    KCUDA(cudaFuncSetAttribute(class_nms_large_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                               static_cast<int>(class_smem(kClassCapLarge))));
-    KCUDA(cudaFuncSetAttribute(merge_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                               static_cast<int>(kMergeCap * sizeof(unsigned long long) + 4096 * sizeof(int))));
-    attr_set.fetch_or(bit);
-  }
+  opt_in_shared_memory(class_nms_large_kernel, class_smem(kClassCapLarge));
+  opt_in_shared_memory(merge_kernel, kMergeCap * sizeof(unsigned long long) + 4096 * sizeof(int));
   class_nms_kernel<<<dim3(p.nc, p.batch), kClassThreads, class_smem(kClassCap), stream>>>(output, p, w, flags, candidates);
   KLAUNCH("detect class NMS");
   class_nms_large_kernel<<<64, kClassThreadsLarge, class_smem(kClassCapLarge), stream>>>(output, p, w, flags, candidates);
