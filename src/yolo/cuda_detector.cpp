@@ -51,6 +51,10 @@ using PinnedBuffer = GrowingBuffer<pinned_alloc, cudaFreeHost, true>;
 // as the finished canvas, so a huge image never needs a huge staging buffer.
 constexpr size_t kMaxUploadBytes = size_t{64} << 20;
 
+// Room kept after a batch's pixels for its letterbox jobs, unletterbox info and resize taps (a few KB
+// for the usual batch), so that submitting rarely reallocates.
+constexpr size_t kMetadataReserve = size_t{1} << 20;
+
 // One batch in flight: its staging, its results and the events that time it.
 struct Slot {
   PinnedBuffer h_stage, h_res;
@@ -133,7 +137,12 @@ class CudaDetector final : public ImageDetector {
     j.xmax = pl.xmax;
     j.rgb = 0;
     const size_t end = bl.pixels + align256(src.bgr.size());
-    auto* h = static_cast<uint8_t*>(slots_[next_slot_].h_stage.need(end, bl.pixels));
+    // Pinned allocations are slow (milliseconds for a batch's worth): when the staging must grow, it
+    // grows for a whole batch of images this size, not once per image.
+    PinnedBuffer& stage = slots_[next_slot_].h_stage;
+    const size_t rest = static_cast<size_t>(batch_) - 1 - bl.jobs.size();
+    auto* h = static_cast<uint8_t*>(
+        stage.need(end > stage.bytes ? end + rest * align256(src.bgr.size()) + kMetadataReserve : end, bl.pixels));
     std::memcpy(h + bl.pixels, src.bgr.data(), src.bgr.size());
     bl.pixels = end;
     bl.taps.insert(bl.taps.end(), pl.xt.begin(), pl.xt.end());

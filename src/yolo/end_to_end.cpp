@@ -19,12 +19,16 @@ EndToEndResult measure_end_to_end(InferenceEngine& engine, const std::vector<std
   const int64_t B = in_shape[0];
   const yolo::HeadKind head = yolo::detect_head(engine.output_shape());
 
-  // Warm-up: the first batch pays for graph capture and lazy initialisation; it runs the timed loop
-  // itself over the first batch of images, and keeps the first decoded one for the latency below.
+  // Warm-up: the first batches pay for graph capture, staging and lazy initialisation; they run the
+  // timed loop itself over the first batch of images, once per batch the detector keeps in flight (each
+  // has its own staging), and keep the first decoded image for the latency below.
   image::Image first;
   {
-    image::ImageLoader warm(std::vector<std::string>(images.begin(), images.begin() + std::min<size_t>(images.size(), B)),
-                            options.decode_threads);
+    const std::vector<std::string> head_files(images.begin(), images.begin() + std::min<size_t>(images.size(), B));
+    std::vector<std::string> warm_files;
+    const int rounds = engine.image_detector() ? engine.image_detector()->depth() : 1;
+    for (int k = 0; k < rounds; ++k) warm_files.insert(warm_files.end(), head_files.begin(), head_files.end());
+    image::ImageLoader warm(std::move(warm_files), options.decode_threads);
     run_detection(engine, warm, head, options.nms, false, [&](DetectedBatch& b) {
       for (auto& li : b.items)
         if (first.empty() && li.error.empty()) first = std::move(li.image);
@@ -36,7 +40,8 @@ EndToEndResult measure_end_to_end(InferenceEngine& engine, const std::vector<std
   for (int p = 0; p < options.passes; ++p) all.insert(all.end(), images.begin(), images.end());
   EndToEndResult r;
   const auto t0 = std::chrono::steady_clock::now();
-  image::ImageLoader loader(std::move(all), options.decode_threads, static_cast<size_t>(4 * B));
+  image::ImageLoader loader(std::move(all), options.decode_threads,
+                            image::ImageLoader::window_for_batch(B, options.decode_threads));
   std::set<std::string> warned;  // each unreadable file once, not once per pass
   const RunTotals totals = run_detection(engine, loader, head, options.nms, false, [&](DetectedBatch& b) {
     for (const auto& boxes : b.boxes) r.detections += static_cast<int64_t>(boxes.size());

@@ -7,8 +7,16 @@
 
 namespace kestrel::image {
 
+int ImageLoader::resolve_threads(int threads) {
+  return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+size_t ImageLoader::window_for_batch(int64_t batch, int threads) {
+  return std::max(static_cast<size_t>(4 * std::max<int64_t>(batch, 1)), static_cast<size_t>(2 * resolve_threads(threads)));
+}
+
 ImageLoader::ImageLoader(std::vector<std::string> paths, int threads, size_t window) : paths_(std::move(paths)) {
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  threads = resolve_threads(threads);
   threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(threads), std::max<size_t>(paths_.size(), 1)));
   window_ = window ? window : static_cast<size_t>(threads) * 4;
   slots_.resize(window_);

@@ -86,7 +86,8 @@ std::vector<ImagePrediction> predict(InferenceEngine& engine, const std::vector<
   const int64_t B = in_shape[0];
   std::vector<ImagePrediction> preds;
   preds.reserve(images.size());
-  image::ImageLoader loader(images, options.decode_threads, static_cast<size_t>(4 * B));
+  image::ImageLoader loader(images, options.decode_threads,
+                            image::ImageLoader::window_for_batch(B, options.decode_threads));
   // Where each annotated picture goes, decided before any work: two sources with one file name, or a
   // picture that would replace its source, are refused up front.
   const std::vector<std::string> pictures =

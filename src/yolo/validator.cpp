@@ -47,10 +47,12 @@ ValResult validate(InferenceEngine& engine, const eval::Dataset& dataset, const 
   const int64_t B = in_shape[0];
   // Warm-up, as Ultralytics' val does: the first batch would otherwise pay for allocations and the
   // CUDA graph's capture inside the timed run.
-  if (!options.reference_path && engine.image_detector()) {
+  // Every batch slot of the detector, so that each has its staging before the timer starts.
+  if (ImageDetector* det = options.reference_path ? nullptr : engine.image_detector()) {
     const image::Image grey = image::Image::filled(static_cast<int>(in_shape[3]), static_cast<int>(in_shape[2]), 114, 114, 114);
     std::vector<const image::Image*> warm(static_cast<size_t>(B), &grey);
-    detect_batch(engine, warm, r.head, nms);
+    for (int k = 0; k < det->depth(); ++k) det->submit(warm, r.head, nms);
+    for (int k = 0; k < det->depth(); ++k) det->collect();
   }
   std::vector<std::string> files;
   files.reserve(dataset.images.size());
@@ -60,7 +62,8 @@ ValResult validate(InferenceEngine& engine, const eval::Dataset& dataset, const 
   if (options.progress) bar.emplace("val", static_cast<int64_t>(dataset.images.size()));
   const auto t_all = Clock::now();
   // Decoding runs ahead on a thread pool while the engine works on the batches before.
-  image::ImageLoader loader(std::move(files), options.decode_threads, static_cast<size_t>(4 * B));
+  image::ImageLoader loader(std::move(files), options.decode_threads,
+                            image::ImageLoader::window_for_batch(B, options.decode_threads));
   const RunTotals totals = run_detection(engine, loader, r.head, nms, options.reference_path, [&](DetectedBatch& b) {
     for (size_t i = 0; i < b.items.size(); ++i) {
       const image::LoadedImage& li = b.items[i];

@@ -81,3 +81,14 @@ TEST(ImageLoader, StopsCleanlyWhenDroppedHalfWay) {
 }
 
 }  // namespace
+
+// Four batches ahead, but never fewer than two images per thread: at batch 1 a window of four would
+// leave most of a large pool idle.
+TEST(ImageLoader, WindowKeepsEveryThreadBusy) {
+  using kestrel::image::ImageLoader;
+  EXPECT_EQ(ImageLoader::window_for_batch(32, 16), 128u);
+  EXPECT_EQ(ImageLoader::window_for_batch(1, 16), 32u);
+  EXPECT_EQ(ImageLoader::window_for_batch(1, 1), 4u);
+  EXPECT_EQ(ImageLoader::window_for_batch(0, 2), 4u);
+  EXPECT_EQ(ImageLoader::window_for_batch(1, 0), static_cast<size_t>(std::max(4, 2 * ImageLoader::resolve_threads(0))));
+}

@@ -17,6 +17,6 @@ for f in $(ls ../shared/data/coco128/images | sort | head -8); do with+=(--with 
 with+=(--with data/coco-val/instances.json --with data/models/yolov8n-dyn.onnx)
 for f in $(ls ../shared/data/coco-val/images | sort | head -6); do with+=(--with data/coco-val/images/$f); done
 ../shared/tools/device-bundle "${with[@]}" "$b/bin/test_cuda" "$b/bin/test_cuda_yolo" "$b/bin/test_model_gpu" \
-  "$b/bin/kestrel" "$b/bin/cuda_bench" "$b/bin/contexts_bench"
+  "$b/bin/kestrel" "$b/bin/cuda_bench" "$b/bin/contexts_bench" "$b/bin/prepost_bench"
 find .carry -type f -size +128k ! -name '*.py' -print0 | xargs -0 -n1 -P2 xz -6
 du -sh .carry
