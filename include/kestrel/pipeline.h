@@ -80,6 +80,11 @@ RunTotals run_detection(InferenceEngine& engine, image::ImageLoader& loader, yol
 std::vector<std::vector<yolo::Box>> detect_batch(InferenceEngine& engine, std::span<const image::Image* const> images,
                                                  yolo::HeadKind head, const yolo::NmsOptions& nms,
                                                  StageTimes* times = nullptr);
+// Before a timed run: `images` (at most the engine's batch) through every batch the engine's image
+// detector keeps in flight, so that each has its staging and the engine its CUDA graphs; without a
+// detector, once through detect_batch.
+void warm_up(InferenceEngine& engine, std::span<const image::Image* const> images, yolo::HeadKind head,
+             const yolo::NmsOptions& nms);
 // The CPU reference: letterbox, infer(), decode + NMS, scale_boxes (what every other path must match).
 std::vector<std::vector<yolo::Box>> reference_detect(InferenceEngine& engine, std::span<const image::Image* const> images,
                                                      yolo::HeadKind head, const yolo::NmsOptions& nms,

@@ -9,12 +9,13 @@
 
 #include "kestrel/image.h"
 #include "kestrel/pipeline.h"
+#include "util/stopwatch.h"
 
 namespace kestrel {
 
 namespace {
-using Clock = std::chrono::steady_clock;
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+using util::Clock;
+using util::ms_since;
 
 yolo::NmsOptions nms_options(const DetectOptions& o) {
   if (!(o.conf >= 0.f && o.conf <= 1.f)) throw UsageError("detect: conf must be in [0, 1], not " + std::to_string(o.conf));

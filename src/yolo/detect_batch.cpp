@@ -4,12 +4,13 @@
 #include <chrono>
 
 #include "kestrel/pipeline.h"
+#include "util/stopwatch.h"
 
 namespace kestrel::pipeline {
 
 namespace {
-using Clock = std::chrono::steady_clock;
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+using util::Clock;
+using util::ms_since;
 }  // namespace
 
 std::vector<std::vector<yolo::Box>> reference_detect(InferenceEngine& engine, std::span<const image::Image* const> images,
@@ -60,6 +61,29 @@ std::vector<std::vector<yolo::Box>> detect_batch(InferenceEngine& engine, std::s
   if (head == yolo::HeadKind::Auto) head = yolo::detect_head(engine.output_shape());
   if (ImageDetector* d = engine.image_detector()) return d->detect(images, head, nms, times);
   return reference_detect(engine, images, head, nms, times);
+}
+
+void warm_up(InferenceEngine& engine, std::span<const image::Image* const> images, yolo::HeadKind head,
+             const yolo::NmsOptions& nms) {
+  if (images.empty()) return;
+  if (head == yolo::HeadKind::Auto) head = yolo::detect_head(engine.output_shape());
+  ImageDetector* det = engine.image_detector();
+  if (!det) {
+    reference_detect(engine, images, head, nms);
+    return;
+  }
+  try {
+    for (int k = 0; k < det->depth(); ++k) det->submit(images, head, nms);
+    while (det->in_flight() > 0) det->collect();
+  } catch (...) {
+    while (det->in_flight() > 0) {  // leave the detector empty for the run
+      try {
+        det->collect();
+      } catch (...) {
+      }
+    }
+    throw;
+  }
 }
 
 }  // namespace kestrel::pipeline

@@ -19,20 +19,19 @@ EndToEndResult measure_end_to_end(InferenceEngine& engine, const std::vector<std
   const int64_t B = in_shape[0];
   const yolo::HeadKind head = yolo::detect_head(engine.output_shape());
 
-  // Warm-up: the first batches pay for graph capture, staging and lazy initialisation; they run the
-  // timed loop itself over the first batch of images, once per batch the detector keeps in flight (each
-  // has its own staging), and keep the first decoded image for the latency below.
+  // Warm-up on the first batch of images (graph capture, staging, lazy initialisation); the first
+  // decoded image is kept for the latency below.
   image::Image first;
   {
-    const std::vector<std::string> head_files(images.begin(), images.begin() + std::min<size_t>(images.size(), B));
-    std::vector<std::string> warm_files;
-    const int rounds = engine.image_detector() ? engine.image_detector()->depth() : 1;
-    for (int k = 0; k < rounds; ++k) warm_files.insert(warm_files.end(), head_files.begin(), head_files.end());
-    image::ImageLoader warm(std::move(warm_files), options.decode_threads);
-    run_detection(engine, warm, head, options.nms, false, [&](DetectedBatch& b) {
-      for (auto& li : b.items)
-        if (first.empty() && li.error.empty()) first = std::move(li.image);
-    });
+    image::ImageLoader warm(std::vector<std::string>(images.begin(), images.begin() + std::min<size_t>(images.size(), B)),
+                            options.decode_threads);
+    std::vector<image::LoadedImage> loaded;
+    while (!warm.done())
+      if (image::LoadedImage li = warm.next(); li.error.empty()) loaded.push_back(std::move(li));
+    std::vector<const image::Image*> ptrs;
+    for (const auto& li : loaded) ptrs.push_back(&li.image);
+    warm_up(engine, ptrs, head, options.nms);
+    if (!loaded.empty()) first = std::move(loaded.front().image);
   }
 
   std::vector<std::string> all;

@@ -4,12 +4,13 @@
 #include <deque>
 
 #include "kestrel/pipeline.h"
+#include "util/stopwatch.h"
 
 namespace kestrel::pipeline {
 
 namespace {
-using Clock = std::chrono::steady_clock;
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+using util::Clock;
+using util::ms_since;
 }  // namespace
 
 RunTotals run_detection(InferenceEngine& engine, image::ImageLoader& loader, yolo::HeadKind head,

@@ -9,13 +9,14 @@
 
 #include "kestrel/image_loader.h"
 #include "kestrel/pipeline.h"
+#include "util/stopwatch.h"
 #include "util/progress.h"
 
 namespace kestrel::pipeline {
 
 namespace {
-using Clock = std::chrono::steady_clock;
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+using util::Clock;
+using util::ms_since;
 
 // Ultralytics writes COCO results rounded (bbox to 3 decimals, score to 5); the reference figures were
 // computed from such files, so round the same way.
@@ -47,12 +48,9 @@ ValResult validate(InferenceEngine& engine, const eval::Dataset& dataset, const 
   const int64_t B = in_shape[0];
   // Warm-up, as Ultralytics' val does: the first batch would otherwise pay for allocations and the
   // CUDA graph's capture inside the timed run.
-  // Every batch slot of the detector, so that each has its staging before the timer starts.
-  if (ImageDetector* det = options.reference_path ? nullptr : engine.image_detector()) {
+  if (!options.reference_path && engine.image_detector()) {
     const image::Image grey = image::Image::filled(static_cast<int>(in_shape[3]), static_cast<int>(in_shape[2]), 114, 114, 114);
-    std::vector<const image::Image*> warm(static_cast<size_t>(B), &grey);
-    for (int k = 0; k < det->depth(); ++k) det->submit(warm, r.head, nms);
-    for (int k = 0; k < det->depth(); ++k) det->collect();
+    warm_up(engine, std::vector<const image::Image*>(static_cast<size_t>(B), &grey), r.head, nms);
   }
   std::vector<std::string> files;
   files.reserve(dataset.images.size());

@@ -139,6 +139,8 @@ TEST(CliErrors, CompareWithNothingToCompareFails) {
 TEST(CliErrors, WorkersWithoutImagesToDecodeIsAnError) {
   const Result r = kestrel("bench yolov8n --backend cpu --imgsz 96 --iterations 1 --duration 0 --workers 2");
   EXPECT_ONE_LINE_ERROR(r, 2, "--workers decodes the files of --images");
+  const Result zero = kestrel("bench yolov8n --backend cpu --imgsz 96 --iterations 1 --duration 0 --workers 0");
+  EXPECT_ONE_LINE_ERROR(zero, 2, "--workers decodes the files of --images");  // given, even as the default
   for (const char* verb : {"bench yolov8n --images x.jpg", "val yolov8n --data x", "predict yolov8n x.jpg"}) {
     const Result bad = kestrel(std::string(verb) + " --workers -1");
     EXPECT_EQ(bad.code, 2) << verb << ": " << bad.err;

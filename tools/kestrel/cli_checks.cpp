@@ -42,8 +42,8 @@ void check_output(const std::string& out, const std::string& what, const std::ve
 
 void write_json(const std::string& path, const std::string& dumped) { util::write_file(path, dumped + "\n"); }
 
-void add_workers_option(CLI::App* app, int& workers) {
-  app->add_option("--workers", workers, "Threads decoding image files (0: one per hardware thread)")
+CLI::Option* add_workers_option(CLI::App* app, int& workers) {
+  return app->add_option("--workers", workers, "Threads decoding image files (0: one per hardware thread)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
 }

@@ -30,7 +30,7 @@ void check_output(const std::string& out, const std::string& what, const std::ve
 
 // `--workers N`: threads that decode image files (Ultralytics' name; 0, the default, is one per
 // hardware thread). The same option, range and help in every verb that reads images.
-void add_workers_option(CLI::App* app, int& workers);
+CLI::Option* add_workers_option(CLI::App* app, int& workers);
 
 // A JSON document written atomically, as every other output (util::write_file).
 void write_json(const std::string& path, const std::string& dumped);

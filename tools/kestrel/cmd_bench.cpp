@@ -25,6 +25,7 @@ struct BenchArgs {
   BenchOptions o;
   std::string images;  // --images: also time the whole path from these files to boxes
   int workers = 0;     // --workers: its decoding threads
+  bool workers_set = false;
 };
 
 // Files to boxes on the same engine, after the network-only measurement.
@@ -58,7 +59,7 @@ nlohmann::json end_to_end(InferenceEngine& engine, const std::string& images, in
 int run_bench(BenchArgs a) {
   // Fail on an unwritable --json before spending minutes measuring.
   check_int8_options_used(a.int8, a.precision == "int8");
-  if (a.workers != 0 && a.images.empty()) throw UsageError("--workers decodes the files of --images: give --images too");
+  if (a.workers_set && a.images.empty()) throw UsageError("--workers decodes the files of --images: give --images too");
   check_output(a.json, "--json", {{a.model, "the model"}, {a.int8.cache, "the calibration cache"}});
   const EngineSpec spec{a.model, a.backend, a.precision, a.batch, a.imgsz, &a.int8};
   const Backend backend = resolve_backend(spec);
@@ -127,7 +128,7 @@ Command add_bench(CLI::App& root) {
   app->add_option("--images", a->images,
                   "Also time the whole path from these image files (folder, file or glob) to boxes: decode, letterbox, "
                   "network, decode + NMS");
-  add_workers_option(app, a->workers);
+  add_workers_option(app, a->workers)->each([a](const std::string&) { a->workers_set = true; });
   return {app, [a] { return run_bench(*a); }};
 }
 
