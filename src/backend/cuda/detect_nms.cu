@@ -2,10 +2,10 @@
 //   prepare  (best class only, or YOLOv5's obj * cls): per anchor, the best class or the score planes;
 //   classes  one block per (class, image): collect that class's candidates (score > conf), sort them
 //            best first (ties: anchor order), greedy NMS on the class-offset boxes in float32 exactly as
-//            torchvision, keep at most max_det. The greedy pass goes 32 candidates at a time: one warp
-//            settles a tile among itself (a 32 x 32 suppression mask, then the greedy order on bits),
-//            then the whole block removes later candidates that the tile's survivors suppress; one
-//            barrier per tile instead of one per survivor;
+//            torchvision, keep at most max_det. The greedy pass goes 32 candidates at a time: a tile
+//            is settled among itself (a 32 x 32 suppression mask, then the greedy order on bits, which
+//            every warp works out for itself), then the whole block removes later candidates that the
+//            tile's survivors suppress; one barrier per tile instead of one per survivor;
 //   merge    one block per image: the survivors of every class sorted in the reference's global order
 //            (score, then anchor * nc + class), the first max_det back to image pixels (scale_boxes).
 // Class-offset NMS never suppresses across classes when every box lies within half the offset, which
@@ -23,12 +23,14 @@ namespace kestrel::cuda {
 namespace {
 
 // A (class, image) block holds its candidates in shared memory: keys, offset boxes, removed flags.
-// The first pass holds up to kClassCap (small blocks, many resident per SM); the few classes with more
-// candidates go to a second pass with room for kClassCapLarge; beyond that the CPU takes the image.
-constexpr int kClassThreads = 256, kClassCap = 1024;
-constexpr int kClassThreadsLarge = 512, kClassCapLarge = 8192;
+// The first pass holds up to kClassCap (four blocks resident per SM, as many as their threads allow);
+// the few classes with more candidates go to a second pass with room for kClassCapLarge; beyond that
+// the CPU takes the image. A class's time is a chain of block-wide steps (the sort, then a barrier per
+// tile of the greedy pass), so the blocks are wide: more threads shorten every step.
+constexpr int kClassThreads = 512, kClassCap = 2048;
+constexpr int kClassThreadsLarge = 1024, kClassCapLarge = 8192;
 constexpr size_t class_smem(int cap) { return static_cast<size_t>(cap) * (sizeof(unsigned long long) + sizeof(float4) + 1); }
-constexpr int kMergeThreads = 256;
+constexpr int kMergeThreads = 1024;
 constexpr int kMergeCap = 8192;  // survivors of one image sorted in shared memory
 constexpr unsigned kFullMask = 0xffffffffu;
 
@@ -67,16 +69,17 @@ __device__ __forceinline__ bool suppresses(const float4 k, const float4 j, doubl
   return static_cast<double>(ovr) > thr;
 }
 
-// Bitonic sort of keys[0, pow2) ascending by the whole block (pow2 a power of two, padding ~0).
+// Bitonic sort of keys[0, pow2) ascending by the whole block (pow2 a power of two, padding ~0). Each
+// step enumerates its pow2 / 2 compare-exchange pairs directly (pair p: index i with a zero bit
+// inserted at j, and i | j), so every thread has work at every step.
 __device__ void block_sort(unsigned long long* keys, int pow2) {
+  const int pairs = pow2 >> 1;
   for (int k = 2; k <= pow2; k <<= 1) {
     for (int j = k >> 1; j > 0; j >>= 1) {
-      for (int i = threadIdx.x; i < pow2; i += blockDim.x) {
-        const int ixj = i ^ j;
-        if (ixj > i) {
-          const unsigned long long x = keys[i], y = keys[ixj];
-          if ((x > y) == ((i & k) == 0)) keys[i] = y, keys[ixj] = x;
-        }
+      for (int q = threadIdx.x; q < pairs; q += blockDim.x) {
+        const int i = ((q & ~(j - 1)) << 1) | (q & (j - 1)), ixj = i | j;
+        const unsigned long long x = keys[i], y = keys[ixj];
+        if ((x > y) == ((i & k) == 0)) keys[i] = y, keys[ixj] = x;
       }
       __syncthreads();
     }
@@ -181,12 +184,12 @@ __device__ void class_nms(const float* __restrict__ out, const DetectParams& p, 
   unsigned long long* keys = smem;
   float4* boxes = reinterpret_cast<float4*>(keys + Cap);
   uint8_t* removed = reinterpret_cast<uint8_t*>(boxes + Cap);
-  __shared__ int n_s, nan_s, nonfinite_s, kept_s, tile_n;
-  __shared__ int tile_idx[32];
-  __shared__ unsigned tile_mask[32];
+  __shared__ int n_s, nan_s, nonfinite_s;
+  __shared__ uint32_t lohi_s[2];
+  __shared__ unsigned tile_mask[2][32];
   const int tid = threadIdx.x;
   const float* img = out + static_cast<size_t>(b) * p.anchors * p.channels;
-  if (tid == 0) n_s = 0, nan_s = 0, nonfinite_s = 0, kept_s = 0;
+  if (tid == 0) n_s = 0, nan_s = 0, nonfinite_s = 0, lohi_s[0] = 0xffffffffu, lohi_s[1] = 0u;
   __syncthreads();
 
   const bool multi = p.multi_label;
@@ -256,67 +259,75 @@ __device__ void class_nms(const float* __restrict__ out, const DetectParams& p, 
     lo = fminf(lo, fminf(fminf(q.x, q.y), fminf(q.z, q.w)));
     hi = fmaxf(hi, fmaxf(fmaxf(q.x, q.y), fmaxf(q.z, q.w)));
   }
+  // The spread, reduced in the block first: one atomic per block and bound, not one per thread.
   if (!finite) nonfinite_s = 1;
-  if (finite) {
-    atomicMin(&w.lohi[2 * b], asc_key(lo));
-    atomicMax(&w.lohi[2 * b + 1], asc_key(hi));
+  uint32_t lo_k = finite ? asc_key(lo) : 0xffffffffu, hi_k = finite ? asc_key(hi) : 0u;
+  for (int d = 16; d > 0; d >>= 1) {
+    lo_k = min(lo_k, __shfl_xor_sync(kFullMask, lo_k, d));
+    hi_k = max(hi_k, __shfl_xor_sync(kFullMask, hi_k, d));
   }
+  if ((tid & 31) == 0 && lo_k != 0xffffffffu) atomicMin(&lohi_s[0], lo_k), atomicMax(&lohi_s[1], hi_k);
   __syncthreads();
   if (tid == 0) {
     atomicAdd(&candidates[b], n);
     if (nan_s || nonfinite_s) atomicOr(&flags[b], kDetectNotSeparable);
+    if (lohi_s[0] != 0xffffffffu) atomicMin(&w.lohi[2 * b], lohi_s[0]), atomicMax(&w.lohi[2 * b + 1], lohi_s[1]);
   }
 
-  // Greedy NMS, best first, a tile of 32 candidates at a time, two barriers per tile:
-  //   A (all threads): the tile's 32 x 32 suppression mask (row r: the earlier members that suppress
-  //     member r if kept), and the previous tile's survivors removing what they suppress from here on;
-  //   B (warp 0): the greedy order over the tile's live members on those bits; survivors recorded.
-  // kept_s, tile_n and tile_idx are written in B and read in A (or after B's barrier), never both at once.
+  // Greedy NMS, best first, a tile of 32 candidates at a time, one barrier per tile:
+  //   A (all warps): the previous tile's survivors remove what they suppress from this tile on, and the
+  //     tile's 32 x 32 suppression mask (row r: the earlier members that suppress member r if kept);
+  //   B (every warp, redundantly, so that no second barrier hands the result on): the greedy order over
+  //     the tile's live members on those bits; lane r of each warp takes the r-th survivor's box for
+  //     the next A; warp 0 records the survivors.
+  // Why one barrier suffices: a warp still in B of tile t reads removed[] of tile t and the mask of
+  // tile t, while a warp already in A of tile t + 1 writes removed[] from tile t + 1 on and the other
+  // half of the double-buffered mask; no warp gets further ahead than that before the next barrier.
   unsigned long long* kept = w.kept + (static_cast<size_t>(b) * p.nc + c) * p.max_det;
   const int lane = tid & 31, warp = tid >> 5, warps = blockDim.x >> 5;
-  for (int base = 0; base < n; base += 32) {
+  const float4 none = make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);  // suppresses nothing
+  float4 survivor = none;  // lane r: the previous tile's r-th survivor
+  int tn = 0, kept_n = 0;
+  for (int base = 0, parity = 0; base < n && kept_n < p.max_det; base += 32, parity ^= 1) {
+    // A. Each warp takes 32 consecutive candidates at a time, one per lane, and checks them against
+    // the survivors, which it reads from its own lanes.
+    for (int j0 = base + warp * 32; tn && j0 < n; j0 += warps * 32) {
+      const int j = j0 + lane;
+      const bool live = j < n && !removed[j];
+      if (!__any_sync(kFullMask, live)) continue;
+      const float4 bj = live ? boxes[j] : none;
+      bool hit = false;
+      for (int t = 0; t < tn; ++t) {
+        const float4 k = make_float4(__shfl_sync(kFullMask, survivor.x, t), __shfl_sync(kFullMask, survivor.y, t),
+                                     __shfl_sync(kFullMask, survivor.z, t), __shfl_sync(kFullMask, survivor.w, t));
+        hit |= suppresses(k, bj, p.iou);
+      }
+      if (live && hit) removed[j] = 1;
+    }
     for (int r = warp; r < 32; r += warps) {
       const int i = base + r, k = base + lane;
       const bool bit = lane < r && i < n && suppresses(boxes[k], boxes[i], p.iou);
       const unsigned m = __ballot_sync(kFullMask, bit);
-      if (lane == 0) tile_mask[r] = m;
-    }
-    const int tn = base ? tile_n : 0;
-    for (int j = base + tid; tn && j < n; j += blockDim.x) {
-      if (removed[j]) continue;
-      const float4 bj = boxes[j];
-      for (int t = 0; t < tn; ++t)
-        if (suppresses(boxes[tile_idx[t]], bj, p.iou)) {
-          removed[j] = 1;
-          break;
-        }
+      if (lane == 0) tile_mask[parity][r] = m;
     }
     __syncthreads();
-    if (tid < 32) {
-      const int kept0 = kept_s;
-      const int i = base + lane;
-      const unsigned alive = __ballot_sync(kFullMask, i < n && !removed[i]);
-      const unsigned row = tile_mask[lane];
-      unsigned keep = 0;
-      int kept_n = kept0;
-      for (int k = 0; k < 32 && kept_n < p.max_det; ++k) {
-        const unsigned mk = __shfl_sync(kFullMask, row, k);
-        if (!((alive >> k) & 1u) || (mk & keep)) continue;
-        keep |= 1u << k;
-        ++kept_n;
-      }
-      if ((keep >> lane) & 1u) {
-        const int r = __popc(keep & ((1u << lane) - 1u));
-        kept[kept0 + r] = keys[i];
-        tile_idx[r] = i;
-      }
-      __syncwarp();
-      if (lane == 0) tile_n = __popc(keep), kept_s = kept_n;
+    // B. Member k is kept when alive, not suppressed by a kept earlier member, and max_det is not
+    // reached. The rows do not depend on the decisions, so the loop's reads all go up front.
+    const int i = base + lane;
+    const unsigned alive = __ballot_sync(kFullMask, i < n && !removed[i]);
+    unsigned keep = 0;
+    const int kept0 = kept_n;
+#pragma unroll
+    for (int k = 0; k < 32; ++k) {
+      const bool take = ((alive >> k) & 1u) && !(tile_mask[parity][k] & keep) && kept_n < p.max_det;
+      keep |= static_cast<unsigned>(take) << k;
+      kept_n += take;
     }
-    __syncthreads();
-    if (kept_s >= p.max_det) break;
+    tn = __popc(keep);
+    survivor = lane < tn ? boxes[base + __fns(keep, 0, lane + 1)] : none;
+    if (warp == 0 && ((keep >> lane) & 1u)) kept[kept0 + __popc(keep & ((1u << lane) - 1u))] = keys[i];
   }
-  if (tid == 0) w.kept_count[b * p.nc + c] = kept_s;
+  if (tid == 0) w.kept_count[b * p.nc + c] = kept_n;
 }
 
 __global__ void __launch_bounds__(kClassThreads) class_nms_kernel(const float* __restrict__ out, const DetectParams p,
@@ -465,6 +476,7 @@ void launch_detect(const float* output, const DetectParams& p, const Unletterbox
     prepare_kernel<<<dim3((p.anchors + 127) / 128, p.batch), 128, 0, stream>>>(output, p, w);
     KLAUNCH("detect prepare");
   }
+  opt_in_shared_memory(class_nms_kernel, class_smem(kClassCap));
   opt_in_shared_memory(class_nms_large_kernel, class_smem(kClassCapLarge));
   opt_in_shared_memory(merge_kernel, kMergeCap * sizeof(unsigned long long) + 4096 * sizeof(int));
   class_nms_kernel<<<dim3(p.nc, p.batch), kClassThreads, class_smem(kClassCap), stream>>>(output, p, w, flags, candidates);
