@@ -57,6 +57,17 @@ class ImageDetector {
       throw;
     }
   }
+  // After an error: drops what was added and collects (discarding) every batch in flight, so that
+  // the detector is empty for the next run.
+  void abandon() noexcept {
+    discard_added();
+    while (in_flight() > 0) {
+      try {
+        collect(nullptr);
+      } catch (...) {
+      }
+    }
+  }
   // submit + collect.
   std::vector<std::vector<yolo::Box>> detect(std::span<const image::Image* const> images, yolo::HeadKind head,
                                              const yolo::NmsOptions& nms, StageTimes* times = nullptr) {

@@ -1,7 +1,6 @@
 // Images to boxes on any engine: the engine's own image detector (GPU pre/post-processing) when it has
 // one, else the CPU reference path that every other path is checked against.
 #include <algorithm>
-#include <chrono>
 
 #include "kestrel/pipeline.h"
 #include "util/stopwatch.h"
@@ -76,12 +75,7 @@ void warm_up(InferenceEngine& engine, std::span<const image::Image* const> image
     for (int k = 0; k < det->depth(); ++k) det->submit(images, head, nms);
     while (det->in_flight() > 0) det->collect();
   } catch (...) {
-    while (det->in_flight() > 0) {  // leave the detector empty for the run
-      try {
-        det->collect();
-      } catch (...) {
-      }
-    }
+    det->abandon();
     throw;
   }
 }

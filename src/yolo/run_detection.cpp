@@ -1,6 +1,5 @@
 // The batch loop shared by val, predict and bench --images: decoded images from the loader, batches
 // of the engine's size, two in flight on an ImageDetector, results handed on in file order.
-#include <chrono>
 #include <deque>
 
 #include "kestrel/pipeline.h"
@@ -92,14 +91,7 @@ RunTotals run_detection(InferenceEngine& engine, image::ImageLoader& loader, yol
     }
     while (!pending.empty()) finish_front();
   } catch (...) {
-    // Leave the detector empty for the next run.
-    if (det) det->discard_added();
-    while (det && det->in_flight() > 0) {
-      try {
-        det->collect(nullptr);
-      } catch (...) {
-      }
-    }
+    if (det) det->abandon();
     throw;
   }
   return t;
