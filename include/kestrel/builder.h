@@ -34,9 +34,10 @@ struct BuilderConfig {
   // Every layer runs its reference kernel (the one the others are validated against), untimed: for
   // checking accuracy questions, never for speed.
   bool reference_tactics = false;
-  // INT8 layers run exactly as quantized (TensorRT's obey precision constraints). Off: the tuner may
-  // run an INT8 layer one step above INT8 where that is faster (a quantization left out, e.g. the
-  // first convolution on the float image), never below.
+  // INT8 layers run exactly as quantized (TensorRT's obey precision constraints). Off: a layer may run
+  // above INT8 where that is faster, never below: the tuner may leave a quantization out (e.g. the
+  // first convolution on the float image), and an INT8 conv whose FP16 form was timed clearly faster
+  // runs in FP16 (each plan decides for its batch; the layer's precision reason says so).
   bool obey_precision_constraints = false;
   // Tactic sources (trtexec's --tacticSources): false leaves every tactic of that library out of the
   // search (cuDNN: cudnn_algo*, cudnnbe*, cudnn8_*; cuBLASLt: cublaslt_*). The reference kernels and

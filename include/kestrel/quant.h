@@ -338,6 +338,13 @@ std::map<std::string, std::vector<float>> correct_biases(Graph& qdq, const Graph
 // matching Q/DQ scales. Throws a one-line error naming the offending node.
 void check_qdq_placement(const Graph& g);
 
+// Runs the named INT8 convs of a Q/DQ graph in FP16 instead (an INT8 build under "prefer" precision
+// constraints does so where the tuner measured the FP16 form faster): each reads the float tensors its
+// activation Q/DQ pairs quantize (input and residual) and its weights dequantized, (q - zero point) *
+// scale, the weights the Q/DQ graph defines; kestrel_precision becomes fp16 with the given reason. Q/DQ
+// nodes nobody reads any more are removed. Throws for a name that is not an INT8 conv.
+void run_in_fp16(Graph& qdq, const std::map<std::string, std::string>& conv_reasons);
+
 // Reads a Q/DQ ONNX (ours or another tool's) into the fused graph, keeping its scales: the importer
 // folds weight DequantizeLinear into float constants, so they are restored from the file after
 // passes::optimize. INT8 convs get kestrel_precision int8; the other layers `float_precision`. The

@@ -10,6 +10,7 @@
 
 #include "backend/cuda/check.h"
 #include "builder/build_plan.h"
+#include "builder/precision_by_time.h"
 #include "builder/tuner.h"
 #include "kestrel/onnx.h"
 #include "kestrel/passes.h"
@@ -86,6 +87,63 @@ rt::Plan make_plan(const Graph& g, const BuilderConfig& config, const rt::Device
   return bld::emit(p, h);
 }
 
+// The plan of an INT8 build: under "prefer" precision constraints, with the INT8 convs that are
+// clearly faster in FP16 run in FP16 (precision_by_time.h), each plan (batch) deciding for itself.
+// The trial plans' tuning counts go to the report; notes and candidates come from the plan kept.
+rt::Plan make_int8_plan(const Graph& g, const BuilderConfig& config, const rt::DeviceInfo& dev,
+                        const std::string& model_hash, const std::string& model_name, BuildReport& report) {
+  const bool choose = !config.obey_precision_constraints && !config.reference_tactics && config.forced_tactics.empty();
+  std::map<std::string, std::string> every_int8;
+  for (const Node& n : g.nodes)
+    if (n.op == "kestrel.Conv" && n.attrs.s("kestrel_precision", "") == "int8") every_int8[n.name] = "timed in FP16";
+  if (!choose || every_int8.empty()) return make_plan(g, config, dev, model_hash, model_name, report);
+
+  // A graph without any INT8 conv left lowers as FP16 (what an INT8 engine runs outside its INT8 convs).
+  BuilderConfig fp16_config = config;
+  fp16_config.precision = Precision::FP16;
+  auto trial = [&](const Graph& graph, BuildReport& r) {
+    const bool int8_left = std::any_of(graph.nodes.begin(), graph.nodes.end(), [](const Node& n) { return n.op == "QuantizeLinear"; });
+    rt::Plan plan = make_plan(graph, int8_left ? config : fp16_config, dev, model_hash, model_name, r);
+    report.tune_s += r.tune_s;
+    report.layers_tuned += r.layers_tuned;
+    report.layers_from_cache += r.layers_from_cache;
+    report.tactics_rejected += r.tactics_rejected;
+    return plan;
+  };
+  auto adopt = [&](rt::Plan plan, const BuildReport& r) {
+    for (const std::string& n : r.notes)
+      if (std::find(report.notes.begin(), report.notes.end(), n) == report.notes.end()) report.notes.push_back(n);
+    report.candidates = r.candidates;
+    return plan;
+  };
+  BuildReport r8, r16, rm;
+  rt::Plan p8 = trial(g, r8);
+  Graph g16 = g;
+  quant::run_in_fp16(g16, every_int8);
+  const rt::Plan p16 = trial(g16, r16);
+  const std::map<std::string, std::string> faster = bld::convs_faster_in_fp16(p8, p16);
+  if (faster.empty()) return adopt(std::move(p8), r8);
+  Graph gm = g;
+  quant::run_in_fp16(gm, faster);
+  rt::Plan pm = trial(gm, rm);
+  const double t8 = bld::plan_time_ms(p8), tm = bld::plan_time_ms(pm);
+  char note[320];
+  if (!(tm < t8)) {
+    std::snprintf(note, sizeof(note),
+                  "batch %lld: %zu INT8 convolutions are faster in FP16 alone, but not together (layers %.3f ms "
+                  "against %.3f ms all INT8): all stay INT8",
+                  static_cast<long long>(g.batch()), faster.size(), tm, t8);
+    r8.notes.push_back(note);
+    return adopt(std::move(p8), r8);
+  }
+  std::snprintf(note, sizeof(note),
+                "batch %lld: %zu INT8 convolutions run in FP16, faster there (layers %.3f ms against %.3f ms all "
+                "INT8; inspect shows each one's times; obeying the precision constraints keeps them INT8)",
+                static_cast<long long>(g.batch()), faster.size(), tm, t8);
+  rm.notes.push_back(note);
+  return adopt(std::move(pm), rm);
+}
+
 }  // namespace
 
 std::string hash_bytes(const void* data, size_t size) {
@@ -154,13 +212,14 @@ std::unique_ptr<Engine> Builder::build(const Graph& graph, const BuilderConfig& 
   }
   report_.plan_batches = batches;
   for (int64_t b : batches) {
+    auto plan = config.precision == Precision::INT8 ? make_int8_plan : make_plan;
     if (b == g.batch()) {  // the graph as it is: no copy of its weights
-      file.plans.push_back(make_plan(g, config, dev, model_hash, model_name, report_));
+      file.plans.push_back(plan(g, config, dev, model_hash, model_name, report_));
       continue;
     }
     Graph gb = g;
     passes::rebatch(gb, b);
-    file.plans.push_back(make_plan(gb, config, dev, model_hash, model_name, report_));
+    file.plans.push_back(plan(gb, config, dev, model_hash, model_name, report_));
   }
   if (config.max_batch > 0)
     for (rt::Plan& p : file.plans)

@@ -462,6 +462,8 @@ EngineInfo plan_info(const Plan& plan) {
     li.fused = l.fused;
     li.time_ms = l.time_ms;
     li.scratch_bytes = l.scratch_bytes;
+    li.precision = l.attrs.s("kestrel_precision", "");
+    li.precision_reason = l.attrs.s("kestrel_precision_reason", "");
     for (int32_t id : l.inputs) li.inputs.push_back(id < 0 ? "-" : describe_tensor(plan.tensors[id]));
     for (int32_t id : l.outputs) li.outputs.push_back(describe_tensor(plan.tensors[id]));
     e.layers.push_back(std::move(li));

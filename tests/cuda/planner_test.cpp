@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 
 #include "backend/cuda/layer.h"
 #include "builder/build_plan.h"
@@ -18,7 +19,9 @@ namespace {
 
 using namespace kestrel;
 
-bld::BuildPlan plan_model(const std::string& model, Precision prec, bool optimize, int64_t batch = 1) {
+// `adjust` changes the graph before lowering (after quantization for INT8).
+bld::BuildPlan plan_model(const std::string& model, Precision prec, bool optimize, int64_t batch = 1,
+                          const std::function<void(Graph&)>& adjust = {}) {
   ImportOptions io;
   io.batch = batch;
   Graph g = import_onnx(test::data_path("models/" + model + ".onnx").string(), io);
@@ -32,6 +35,7 @@ bld::BuildPlan plan_model(const std::string& model, Precision prec, bool optimiz
     for (const std::string& t : quant::quantizable_tensors(g)) q.activation_scales[t] = 0.05f;
     quant::quantize_graph(g, q);
   }
+  if (adjust) adjust(g);
   BuilderConfig cfg;
   cfg.precision = prec;
   bld::BuildPlan p = bld::lower(g, cfg);
@@ -133,6 +137,35 @@ INSTANTIATE_TEST_SUITE_P(Models, Planner,
                            return std::string(info.param.model) + "_" + precision_name(info.param.prec) +
                                   (info.param.optimize ? "_fused" : "_plain");
                          });
+
+// An INT8 plan with some convs back in FP16 (the builder's precision choice by time: YOLO11's depthwise
+// convs, where the INT8 kernels lose at batch 32): those run as kestrel.Conv on fp16, every INT8 conv
+// still reads int8 (a quantize layer where an FP16 conv now makes its input), and the plan is consistent.
+TEST(Planner, Int8PlanWithDepthwiseConvsInFp16) {
+  KESTREL_REQUIRE_DATA("models/yolo11n.onnx");
+  std::map<std::string, std::string> depthwise;
+  bld::BuildPlan p = plan_model("yolo11n", Precision::INT8, true, 32, [&](Graph& g) {
+    for (const Node& n : g.nodes)
+      if (n.op == "kestrel.Conv" && n.attrs.s("kestrel_precision", "") == "int8" && n.attrs.i("group", 1) > 1)
+        depthwise[n.name] = "test";
+    quant::run_in_fp16(g, depthwise);
+  });
+  ASSERT_GE(depthwise.size(), 6u);
+  const std::vector<cuda::TensorMeta> metas = bld::metas_of(p);
+  int fp16 = 0;
+  for (const bld::BLayer& l : p.layers) {
+    if (l.removed) continue;
+    EXPECT_NO_THROW(cuda::create_layer(bld::layer_spec(p, l, metas))) << l.name;
+    if (depthwise.count(l.name)) {
+      EXPECT_EQ(l.op, "kestrel.Conv") << l.name;
+      EXPECT_EQ(p.tensors[l.in[0]].dtype, DType::F16) << l.name;
+      EXPECT_EQ(l.attrs.s("kestrel_precision_reason", ""), "test") << l.name;
+      ++fp16;
+    }
+    if (l.op == "kestrel.ConvInt8") EXPECT_EQ(p.tensors[l.in[0]].dtype, DType::I8) << l.name;
+  }
+  EXPECT_EQ(fp16, static_cast<int>(depthwise.size()));
+}
 
 // C2f's split halves and bottleneck outputs land in the block's concat buffer: in the fused YOLOv8n
 // plan no Concat or Slice of the trunk remains as a layer.

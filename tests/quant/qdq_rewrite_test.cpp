@@ -160,3 +160,55 @@ TEST(QdqRewrite, AlreadyQuantizedGraphIsRefused) {
 }
 
 }  // namespace
+
+// An INT8 conv turned back to FP16 (what the builder does where FP16 was timed faster): it reads the
+// float tensors again, its weights are the codes times their scales, and the Q/DQ pair only it read goes.
+TEST(QdqRewrite, RunInFp16ReadsFloatTensorsAndDequantizedWeights) {
+  test::GraphBuilder gb;
+  const auto a = gb.silu(gb.conv(gb.input("x", {1, 4, 6, 6}), 4, 4, 1, 1, 1, true, "a"));
+  const auto b = gb.node("Add", {a, gb.silu(gb.conv(a, 4, 4, 3, 1, 1, true, "m"))});
+  Attributes axis;
+  axis.set("axis", int64_t{1});
+  gb.output(gb.conv(gb.node("Concat", {a, b}, axis), 8, 4, 1, 1, 1, true, "d"));
+  Graph g = gb.build();
+  passes::optimize(g);
+  const Graph fp32 = g;
+  const HostTensor w = *g.value(test::node_named(g, "m")->inputs[1]).constant;
+  quant::QuantOptions o;
+  for (auto& t : quant::quantizable_tensors(g)) o.activation_scales[t] = 0.1f;
+  quant::quantize_graph(g, o);
+  const Graph qdq = g;
+  ASSERT_EQ(test::count_op(g, "QuantizeLinear"), 3);  // x, a, the concat
+  ASSERT_EQ(test::count_op(g, "DequantizeLinear"), 3 + 3);
+
+  quant::run_in_fp16(g, {{"m", "measured"}});
+  const Node& m = *test::node_named(g, "m");
+  EXPECT_EQ(m.attrs.s("kestrel_precision"), "fp16");
+  EXPECT_EQ(m.attrs.s("kestrel_precision_reason"), "measured");
+  EXPECT_EQ(m.attrs.s("kestrel_output_precision", "none"), "none");
+  EXPECT_EQ(m.inputs[0], a);
+  ASSERT_EQ(m.inputs.size(), 4u);
+  EXPECT_EQ(m.inputs[3], a) << "the residual reads the float tensor too";
+  const HostTensor& wf = *g.value(m.inputs[1]).constant;
+  const auto qw = quant::quantize_weights(w);
+  ASSERT_EQ(wf.shape(), w.shape());
+  const int64_t per = w.numel() / w.shape()[0];
+  for (int64_t i = 0; i < w.numel(); ++i)
+    ASSERT_EQ(wf.data<float>()[i], static_cast<float>(qw.q.data<int8_t>()[i]) * qw.scales[i / per]) << i;
+  EXPECT_EQ(test::count_op(g, "QuantizeLinear"), 2) << "a's pair had no other reader";
+  EXPECT_EQ(test::count_op(g, "DequantizeLinear"), 2 + 2);
+  EXPECT_EQ(test::node_named(g, "d")->attrs.s("kestrel_precision"), "int8");
+  EXPECT_NO_THROW(quant::check_qdq_placement(g));
+  // m no longer quantizes its input: the output moves towards FP32.
+  const HostTensor x = test::random_tensor({1, 4, 6, 6}, 5, -2.f, 2.f);
+  const HostTensor y_fp32 = CpuExecutor(fp32).run({x})[0];
+  const double before = test::rel_l2(CpuExecutor(qdq).run({x})[0], y_fp32);
+  const double after = test::rel_l2(CpuExecutor(g).run({x})[0], y_fp32);
+  std::printf("vs fp32: all int8 %.3e, m in fp16 %.3e\n", before, after);
+  EXPECT_LT(after, before);
+  EXPECT_GT(after, 0.0);
+
+  // Only INT8 convs of the graph.
+  EXPECT_NE(test::error_of([&] { quant::run_in_fp16(g, {{"m", "again"}}); }).find("is not an INT8 conv"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { quant::run_in_fp16(g, {{"nope", "x"}}); }).find("not in the graph"), std::string::npos);
+}

@@ -97,8 +97,8 @@ Command add_build(CLI::App& root) {
   app->add_option("--imgsz", args->imgsz, "Input size for models with dynamic spatial dims")->check(CLI::Range(32, 8192));
   app->add_option("--timing-cache", args->timing_cache, "Timing cache file (read, then updated)");
   app->add_option("--precision-constraints", args->precision_constraints,
-                  "INT8: obey = every INT8 layer exactly as quantized; prefer (default) = the tuner may run a layer "
-                  "above INT8 where that is faster (as trtexec's --precisionConstraints)")
+                  "INT8: obey = every INT8 layer exactly as quantized; prefer (default) = a layer may run above "
+                  "INT8 where that is faster, e.g. a conv in FP16 where timed faster (as trtexec's --precisionConstraints)")
       ->check(CLI::IsMember({"prefer", "obey"}));
   app->add_option("--tacticSources", args->tactic_sources,
                   "Tactic libraries on or off, trtexec's form: e.g. -CUDNN or -CUDNN,-CUBLAS_LT (sources: CUDNN, "

@@ -99,7 +99,8 @@ int inspect_engine(const std::string& path, bool json) {
     for (auto& t : e.outputs) j["outputs"].push_back({{"name", t.name}, {"dtype", dtype_name(t.dtype)}, {"shape", t.shape}});
     for (auto& l : e.layers)
       j["layers"].push_back({{"name", l.name}, {"op", l.op}, {"tactic", l.tactic}, {"fused", l.fused}, {"inputs", l.inputs},
-                             {"outputs", l.outputs}, {"time_ms", l.time_ms}, {"scratch_bytes", l.scratch_bytes}});
+                             {"outputs", l.outputs}, {"time_ms", l.time_ms}, {"scratch_bytes", l.scratch_bytes},
+                             {"precision", l.precision}, {"precision_reason", l.precision_reason}});
     std::cout << j.dump(2) << "\n";
     return 0;
   }
@@ -127,6 +128,7 @@ int inspect_engine(const std::string& path, bool json) {
     std::string name = l.name.size() > 36 ? "…" + l.name.substr(l.name.size() - 35) : l.name;
     std::string fused;
     for (auto& f : l.fused) fused += (fused.empty() ? "" : " ") + f;
+    if (!l.precision.empty()) fused += "  [" + l.precision + ": " + l.precision_reason + "]";
     std::printf("%-4zu %-36s %-17s %-16s %8.4f  %-34s %s\n", i, name.c_str(), l.op.c_str(), l.tactic.c_str(), l.time_ms,
                 l.outputs.empty() ? "" : l.outputs[0].c_str(), fused.c_str());
     total += l.time_ms;

@@ -1,0 +1,67 @@
+// The builder's per-layer precision comparison (builder/precision_by_time.h) on hand-made plans.
+#include <gtest/gtest.h>
+
+#include "builder/precision_by_time.h"
+
+namespace {
+using namespace kestrel;
+
+int add_tensor(rt::Plan& p, const std::string& name) {
+  rt::PlanTensor t;
+  t.name = name;
+  p.tensors.push_back(t);
+  return static_cast<int>(p.tensors.size()) - 1;
+}
+void add_layer(rt::Plan& p, const std::string& name, const std::string& op, std::vector<int32_t> in,
+               std::vector<int32_t> out, float ms) {
+  rt::PlanLayer l;
+  l.name = name, l.op = op, l.inputs = std::move(in), l.outputs = std::move(out), l.time_ms = ms;
+  p.layers.push_back(l);
+}
+
+TEST(PrecisionByTime, FasterInFp16CountsTheQuantizePassOnlyItsReaderNeeds) {
+  // INT8 plan: x -> quantize (0.02) -> a (int8 0.10); x -> quantize (0.03) -> y shared by b (0.05) and c (0.05);
+  // d (0.20) reads its own quantize pass (0.01).
+  rt::Plan p8;
+  p8.header.batch = 32;
+  const int x = add_tensor(p8, "x"), xa = add_tensor(p8, "xa"), ya = add_tensor(p8, "ya"), xs = add_tensor(p8, "xs"),
+            yb = add_tensor(p8, "yb"), yc = add_tensor(p8, "yc"), xd = add_tensor(p8, "xd"), yd = add_tensor(p8, "yd");
+  add_layer(p8, "quantize:a", "kestrel.QuantizeInt8", {x}, {xa}, 0.02f);
+  add_layer(p8, "a", "kestrel.ConvInt8", {xa}, {ya}, 0.10f);
+  add_layer(p8, "quantize:s", "kestrel.QuantizeInt8", {x}, {xs}, 0.03f);
+  add_layer(p8, "b", "kestrel.ConvInt8", {xs}, {yb}, 0.05f);
+  add_layer(p8, "c", "kestrel.ConvInt8", {xs}, {yc}, 0.05f);
+  add_layer(p8, "quantize:d", "kestrel.QuantizeInt8", {x}, {xd}, 0.01f);
+  add_layer(p8, "d", "kestrel.ConvInt8", {xd}, {yd}, 0.20f);
+  add_layer(p8, "stem", "kestrel.ConvInt8Stem", {x}, {yd}, 0.30f);
+  // FP16 plan: a 0.11 (faster than 0.10 + 0.02 by under 10 %: a near tie stays INT8), b 0.04 (< 0.9 x 0.05:
+  // moves; the shared pass is not counted for it), c 0.046 (not under 0.9 x 0.05), d 0.15, stem 0.01
+  // (another op in FP16: not compared).
+  rt::Plan p16;
+  const int t = add_tensor(p16, "t");
+  add_layer(p16, "a", "kestrel.Conv", {t}, {t}, 0.11f);
+  add_layer(p16, "b", "kestrel.Conv", {t}, {t}, 0.04f);
+  add_layer(p16, "c", "kestrel.Conv", {t}, {t}, 0.046f);
+  add_layer(p16, "d", "kestrel.Conv", {t}, {t}, 0.15f);
+  add_layer(p16, "stem", "kestrel.ConvStem", {t}, {t}, 0.01f);
+  const auto faster = bld::convs_faster_in_fp16(p8, p16);
+  ASSERT_EQ(faster.size(), 2u);
+  ASSERT_TRUE(faster.count("b"));
+  ASSERT_TRUE(faster.count("d"));
+  EXPECT_EQ(faster.at("b"), "measured at batch 32: FP16 0.0400 ms, INT8 0.0500 ms (with its quantize pass)");
+  EXPECT_EQ(faster.at("d"), "measured at batch 32: FP16 0.1500 ms, INT8 0.2100 ms (with its quantize pass)");
+  EXPECT_NEAR(bld::plan_time_ms(p8), 0.02 + 0.10 + 0.03 + 0.05 + 0.05 + 0.01 + 0.20 + 0.30, 1e-6);
+}
+
+TEST(PrecisionByTime, UntimedLayersAreNeverMoved) {
+  rt::Plan p8, p16;
+  const int t = add_tensor(p8, "t");
+  add_tensor(p16, "t");
+  add_layer(p8, "a", "kestrel.ConvInt8", {t}, {t}, 0.f);  // forced or reference tactic: not timed
+  add_layer(p16, "a", "kestrel.Conv", {t}, {t}, 0.01f);
+  add_layer(p8, "b", "kestrel.ConvInt8", {t}, {t}, 0.05f);
+  add_layer(p16, "b", "kestrel.Conv", {t}, {t}, 0.f);
+  EXPECT_TRUE(bld::convs_faster_in_fp16(p8, p16).empty());
+}
+
+}  // namespace
