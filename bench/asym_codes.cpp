@@ -59,7 +59,10 @@ int make_asymmetric(Graph& q, const std::map<std::string, double>& lb) {
   for (const Node& n : q.nodes) {
     if (n.op != "QuantizeLinear") continue;
     auto b = lb.find(n.inputs[0]);
-    if (b == lb.end() || !std::isfinite(b->second)) continue;
+    if (b == lb.end() || !std::isfinite(b->second)) {
+      std::printf("  stays symmetric (no lower bound known): %s\n", n.inputs[0].c_str());
+      continue;
+    }
     // Copies of a graph share their constants' storage: new tensors, not writes into the old ones.
     HostTensor scale = q.value(n.inputs[1]).constant->clone();
     HostTensor zero = q.value(n.inputs[2]).constant->clone();
