@@ -4,7 +4,8 @@
 // bound (SiLU outputs >= -0.2785, the image >= 0, data movement and residual sums of those) given an
 // asymmetric code over [bound, amax] (scale (amax - bound) / 255 and a zero point) instead of
 // [-amax, amax]; amax from the calibration cache as the engine uses it (127 x scale). Reports the
-// detection agreement of both with FP32 (quant::output_agreement) on the first N images of a folder.
+// detection agreement of both with FP32 (quant::output_agreement) on the first N images of a folder, and the
+// change with its paired bootstrap interval.
 //   asym_codes MODEL.onnx CALIBRATION_CACHE IMAGES_DIR [N]
 #include <algorithm>
 #include <cmath>
@@ -15,10 +16,12 @@
 #include <string>
 #include <vector>
 
+#include "kestrel/agreement.h"
 #include "kestrel/cpu_backend.h"
 #include "kestrel/onnx.h"
 #include "kestrel/passes.h"
 #include "kestrel/quant.h"
+#include "kestrel/yolo.h"
 
 namespace {
 using namespace kestrel;
@@ -115,11 +118,22 @@ int main(int argc, char** argv) {
     for (const Node& node : sym.nodes) quantizers += node.op == "QuantizeLinear";
     std::printf("%s: %zu images; %d of %d activation codes made asymmetric\n", argv[1], inputs.size(), changed, quantizers);
 
+    // Agreement is the mAP of each against FP32's boxes as ground truth: the two scored on the same
+    // resampled images give the change a paired interval.
     const std::vector<HostTensor> ref = run_all(g, inputs);
-    const double a_sym = quant::output_agreement(run_all(sym, inputs), ref);
-    std::printf("agreement with FP32, symmetric codes:  %.4f\n", a_sym);
-    const double a_asym = quant::output_agreement(run_all(asym, inputs), ref);
-    std::printf("agreement with FP32, asymmetric codes: %.4f\n", a_asym);
+    const std::vector<eval::GtBox> truth =
+        eval::agreement_ground_truth(quant::output_detections(ref, eval::kAgreementReferenceConf));
+    const auto d_sym = quant::output_detections(run_all(sym, inputs), eval::kAgreementCandidateConf);
+    const auto d_asym = quant::output_detections(run_all(asym, inputs), eval::kAgreementCandidateConf);
+    std::vector<int64_t> ids;
+    for (size_t i = 0; i < inputs.size(); ++i) ids.push_back(static_cast<int64_t>(i) + 1);
+    std::vector<eval::Category> cats;
+    const Shape& head = ref[0].shape();
+    const int64_t nc = yolo::detect_head(head) == yolo::HeadKind::V5 ? head[2] - 5 : head[1] - 4;
+    for (int64_t k = 0; k < nc; ++k) cats.push_back({static_cast<int>(k), "class" + std::to_string(k)});
+    const eval::MapDelta d = eval::map_delta(ids, cats, truth, d_sym, d_asym);
+    std::printf("agreement with FP32: symmetric codes %.4f, asymmetric %.4f, change %+.4f [95 %% interval %+.4f, %+.4f]\n",
+                d.reference, d.candidate, d.delta, d.ci.lo, d.ci.hi);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "asym_codes: %s\n", e.what());
     return 1;

@@ -55,6 +55,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "kestrel/eval.h"
 #include "kestrel/graph.h"
 #include "kestrel/inference.h"
 
@@ -408,5 +409,8 @@ double output_error(const HostTensor& y, const HostTensor& ref);
 // in model-input pixels (the same frame for both, so no letterbox is undone). One image per batch
 // entry. -1 when the reference has no box at all. Throws when the outputs are not a YOLO detection head.
 double output_agreement(const std::vector<HostTensor>& outputs, const std::vector<HostTensor>& refs);
+// The detections output_agreement scores: raw detection-head outputs decoded with the validation
+// post-processing at confidence `conf`, in model-input pixels; image ids count batch entries from 1.
+std::vector<eval::Detection> output_detections(const std::vector<HostTensor>& outputs, double conf);
 
 }  // namespace kestrel::quant

@@ -8,9 +8,7 @@
 
 namespace kestrel::quant {
 
-namespace {
-// The detections of every batch entry of every output; image ids count batch entries from 1.
-std::vector<eval::Detection> decode(const std::vector<HostTensor>& outputs, double conf) {
+std::vector<eval::Detection> output_detections(const std::vector<HostTensor>& outputs, double conf) {
   std::vector<eval::Detection> dets;
   int64_t image = 0;
   for (const HostTensor& out : outputs) {
@@ -27,7 +25,6 @@ std::vector<eval::Detection> decode(const std::vector<HostTensor>& outputs, doub
   }
   return dets;
 }
-}  // namespace
 
 double output_agreement(const std::vector<HostTensor>& outputs, const std::vector<HostTensor>& refs) {
   return detail::output_agreement_at(outputs, refs, eval::kAgreementReferenceConf);
@@ -51,10 +48,10 @@ double detail::output_agreement_at(const std::vector<HostTensor>& outputs, const
   no_interval.resamples = 0;
   // eval::agreement cuts the reference at its own threshold (0.25): every box kept here is truth, and a
   // truth box's score plays no other part, so each gets score 1.
-  std::vector<eval::Detection> truth = decode(refs, reference_conf);
+  std::vector<eval::Detection> truth = output_detections(refs, reference_conf);
   for (eval::Detection& d : truth) d.score = 1.0;
   return eval::agreement(ids, cats, truth,
-                         decode(outputs, eval::kAgreementCandidateConf), no_interval)
+                         output_detections(outputs, eval::kAgreementCandidateConf), no_interval)
       .value;
 }
 
