@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <limits>
 #include <map>
 #include <string>
@@ -98,14 +97,10 @@ int main(int argc, char** argv) {
     Graph g = import_onnx(argv[1]);
     passes::optimize(g);
     const quant::CacheFile cache = quant::read_cache(argv[2]);
-    std::vector<std::string> images;
-    for (const auto& e : std::filesystem::directory_iterator(argv[3]))
-      if (e.is_regular_file()) images.push_back(e.path().string());
-    std::sort(images.begin(), images.end());
-    const size_t n = argc == 5 ? std::stoul(argv[4]) : images.size();
-    if (images.size() > n) images.resize(n);
-    if (images.empty()) throw std::runtime_error(std::string("no images in ") + argv[3]);
-    const std::vector<HostTensor> inputs = quant::load_inputs(g, images);
+    quant::CalibOptions folder;  // the library's "first N images of a folder, sorted"
+    folder.images = argv[3];
+    folder.max_images = argc == 5 ? std::stoi(argv[4]) : 1 << 30;
+    const std::vector<HostTensor> inputs = quant::load_inputs(g, quant::calibration_images(folder));
 
     const std::map<std::string, double> lb = lower_bounds(g);
     quant::QuantOptions qo;

@@ -28,15 +28,17 @@ double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// Adds a note once, whatever the number of plans that make it.
+void add_note(BuildReport& report, const std::string& s) {
+  if (std::find(report.notes.begin(), report.notes.end(), s) == report.notes.end()) report.notes.push_back(s);
+}
+
 // One batch's plan: lower -> views -> layout -> weights -> tune -> pack -> emit.
 rt::Plan make_plan(const Graph& g, const BuilderConfig& config, const rt::DeviceInfo& dev, const std::string& model_hash,
                    const std::string& model_name, BuildReport& report) {
   bld::BuildPlan p = bld::lower(g, config);
-  auto note = [&](const std::string& s) {  // once, whatever the number of plans
-    if (std::find(report.notes.begin(), report.notes.end(), s) == report.notes.end()) report.notes.push_back(s);
-  };
   if (const int folded = bld::fold_requantize(p))
-    note(std::to_string(folded) + " INT8 convolutions write int8 for the next INT8 layer");
+    add_note(report, std::to_string(folded) + " INT8 convolutions write int8 for the next INT8 layer");
   bld::plan_views(p);
   bld::resolve_layout(p);
   bld::assemble_weights(p);
@@ -60,7 +62,7 @@ rt::Plan make_plan(const Graph& g, const BuilderConfig& config, const rt::Device
   report.layers_tuned += ts.tuned;
   report.layers_from_cache += ts.cached;
   report.tactics_rejected += ts.rejected;
-  for (const std::string& n : ts.notes) note(n);
+  for (const std::string& n : ts.notes) add_note(report, n);
 
   bld::pack_arena(p);
 
@@ -102,8 +104,7 @@ rt::Plan make_int8_plan(const Graph& g, const BuilderConfig& config, const rt::D
   BuilderConfig fp16_config = config;
   fp16_config.precision = Precision::FP16;
   auto trial = [&](const Graph& graph, BuildReport& r) {
-    const bool int8_left = std::any_of(graph.nodes.begin(), graph.nodes.end(), [](const Node& n) { return n.op == "QuantizeLinear"; });
-    rt::Plan plan = make_plan(graph, int8_left ? config : fp16_config, dev, model_hash, model_name, r);
+    rt::Plan plan = make_plan(graph, quant::has_qdq(graph) ? config : fp16_config, dev, model_hash, model_name, r);
     report.tune_s += r.tune_s;
     report.layers_tuned += r.layers_tuned;
     report.layers_from_cache += r.layers_from_cache;
@@ -111,8 +112,7 @@ rt::Plan make_int8_plan(const Graph& g, const BuilderConfig& config, const rt::D
     return plan;
   };
   auto adopt = [&](rt::Plan plan, const BuildReport& r) {
-    for (const std::string& n : r.notes)
-      if (std::find(report.notes.begin(), report.notes.end(), n) == report.notes.end()) report.notes.push_back(n);
+    for (const std::string& n : r.notes) add_note(report, n);
     report.candidates = r.candidates;
     return plan;
   };
@@ -127,21 +127,16 @@ rt::Plan make_int8_plan(const Graph& g, const BuilderConfig& config, const rt::D
   quant::run_in_fp16(gm, faster);
   rt::Plan pm = trial(gm, rm);
   const double t8 = bld::plan_time_ms(p8), tm = bld::plan_time_ms(pm);
+  const bool mixed = tm < t8;
   char note[320];
-  if (!(tm < t8)) {
-    std::snprintf(note, sizeof(note),
-                  "batch %lld: %zu INT8 convolutions are faster in FP16 alone, but not together (layers %.3f ms "
-                  "against %.3f ms all INT8): all stay INT8",
-                  static_cast<long long>(g.batch()), faster.size(), tm, t8);
-    r8.notes.push_back(note);
-    return adopt(std::move(p8), r8);
-  }
-  std::snprintf(note, sizeof(note),
-                "batch %lld: %zu INT8 convolutions run in FP16, faster there (layers %.3f ms against %.3f ms all "
-                "INT8; inspect shows each one's times; obeying the precision constraints keeps them INT8)",
-                static_cast<long long>(g.batch()), faster.size(), tm, t8);
-  rm.notes.push_back(note);
-  return adopt(std::move(pm), rm);
+  std::snprintf(note, sizeof(note), "batch %lld: %zu INT8 convolutions %s (layers %.3f ms against %.3f ms all INT8)%s",
+                static_cast<long long>(g.batch()), faster.size(),
+                mixed ? "run in FP16, faster there" : "are faster in FP16 alone, but not together", tm, t8,
+                mixed ? "; inspect shows each one's times; obeying the precision constraints keeps them INT8"
+                      : ": all stay INT8");
+  BuildReport& kept = mixed ? rm : r8;
+  kept.notes.push_back(note);
+  return adopt(mixed ? std::move(pm) : std::move(p8), kept);
 }
 
 }  // namespace

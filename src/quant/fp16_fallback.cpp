@@ -1,33 +1,22 @@
 // INT8 convs of a Q/DQ graph turned back into FP16 convs (quant::run_in_fp16): the graph rewrite behind
 // the builder's per-layer precision choice by time.
+#include "backend/cpu/kernel.h"
 #include "kestrel/passes.h"
 #include "quant/internal.h"
 
 namespace kestrel::quant {
 
 namespace {
-// The float weights a weight DequantizeLinear defines: (q - zero point) * scale, per output channel
-// (axis 0) or one scale for all.
+// The float weights a weight DequantizeLinear defines, evaluated by the CPU backend's kernel (the ONNX
+// arithmetic: per-axis or per-tensor scale and zero point).
 HostTensor dequantized_weights(const Graph& g, const Node& dq) {
-  const Value& qv = g.value(dq.inputs.at(0));
-  KESTREL_CHECK(qv.is_constant() && qv.constant->dtype() == DType::I8, "DequantizeLinear '", dq.name,
-                "': the weights are not a constant int8 tensor");
-  const HostTensor& q = *qv.constant;
-  const std::vector<float> scale = g.value(dq.inputs.at(1)).constant->to_f32();
-  std::vector<float> zero(scale.size(), 0.f);
-  if (dq.inputs.size() > 2 && !dq.inputs[2].empty()) zero = g.value(dq.inputs[2]).constant->to_f32();
-  KESTREL_CHECK(dq.attrs.i("axis", 1) == 0 || scale.size() == 1, "DequantizeLinear '", dq.name,
-                "': per-channel weight scales must be along axis 0");
-  const int64_t channels = q.shape().at(0), per = q.numel() / channels;
-  KESTREL_CHECK(scale.size() == 1 || static_cast<int64_t>(scale.size()) == channels, "DequantizeLinear '", dq.name,
-                "': ", scale.size(), " scales for ", channels, " output channels");
-  std::vector<float> w(static_cast<size_t>(q.numel()));
-  const int8_t* qd = q.data<int8_t>();
-  for (int64_t m = 0; m < channels; ++m) {
-    const size_t c = scale.size() == 1 ? 0 : static_cast<size_t>(m);
-    for (int64_t k = 0; k < per; ++k) w[m * per + k] = (static_cast<float>(qd[m * per + k]) - zero[c]) * scale[c];
+  std::vector<const HostTensor*> args;
+  for (const std::string& in : dq.inputs) {
+    const Value* v = in.empty() ? nullptr : &g.value(in);
+    KESTREL_CHECK(!v || v->is_constant(), "DequantizeLinear '", dq.name, "': the weights are not constant");
+    args.push_back(v ? &*v->constant : nullptr);
   }
-  return HostTensor::from_f32(q.shape(), std::move(w));
+  return cpu::eval_node(g, dq, args).at(0);
 }
 }  // namespace
 

@@ -111,18 +111,30 @@ TEST(QdqRewrite, OnePairPerQuantizedTensor) {
   EXPECT_EQ(test::node_named(g, "b")->inputs[0], test::node_named(g, "c")->inputs[0]);
 }
 
-// A C2f-like block: a = conv(x); b = a + conv(a) (residual); c = Concat(a, b); d = conv(c). The concat
-// and its inputs share one scale (their largest: 0.2), and b's conv adds a's codes (residual Q/DQ).
-TEST(QdqRewrite, DataMovementSharesScalesAndResidualsAreQuantized) {
+// A C2f-like block, optimized: a = conv(x); b = a + conv "m"(a) (residual); c = Concat(a, b); d = conv(c).
+struct C2fLike {
+  Graph g;
+  std::string a, c;  // the values a and c
+};
+C2fLike c2f_like() {
   test::GraphBuilder gb;
-  const auto a = gb.silu(gb.conv(gb.input("x", {1, 4, 6, 6}), 4, 4, 1, 1, 1, true, "a"));
-  const auto b = gb.node("Add", {a, gb.silu(gb.conv(a, 4, 4, 3, 1, 1, true, "m"))});
+  C2fLike r;
+  r.a = gb.silu(gb.conv(gb.input("x", {1, 4, 6, 6}), 4, 4, 1, 1, 1, true, "a"));
+  const auto b = gb.node("Add", {r.a, gb.silu(gb.conv(r.a, 4, 4, 3, 1, 1, true, "m"))});
   Attributes axis;
   axis.set("axis", int64_t{1});
-  const auto c = gb.node("Concat", {a, b}, axis);
-  gb.output(gb.conv(c, 8, 4, 1, 1, 1, true, "d"));
-  Graph g = gb.build();
-  passes::optimize(g);
+  r.c = gb.node("Concat", {r.a, b}, axis);
+  gb.output(gb.conv(r.c, 8, 4, 1, 1, 1, true, "d"));
+  r.g = gb.build();
+  passes::optimize(r.g);
+  return r;
+}
+
+// The concat and its inputs share one scale (their largest: 0.2), and m adds a's codes (residual Q/DQ).
+TEST(QdqRewrite, DataMovementSharesScalesAndResidualsAreQuantized) {
+  const C2fLike block = c2f_like();
+  Graph g = block.g;
+  const std::string& c = block.c;
   const Graph fp32 = g;
   quant::QuantOptions o;
   for (auto& t : quant::quantizable_tensors(g)) o.activation_scales[t] = 0.1f;
@@ -159,19 +171,12 @@ TEST(QdqRewrite, AlreadyQuantizedGraphIsRefused) {
   EXPECT_NE(test::error_of([&] { quant::quantize_graph(g, o); }).find("already quantized"), std::string::npos);
 }
 
-}  // namespace
-
 // An INT8 conv turned back to FP16 (what the builder does where FP16 was timed faster): it reads the
 // float tensors again, its weights are the codes times their scales, and the Q/DQ pair only it read goes.
 TEST(QdqRewrite, RunInFp16ReadsFloatTensorsAndDequantizedWeights) {
-  test::GraphBuilder gb;
-  const auto a = gb.silu(gb.conv(gb.input("x", {1, 4, 6, 6}), 4, 4, 1, 1, 1, true, "a"));
-  const auto b = gb.node("Add", {a, gb.silu(gb.conv(a, 4, 4, 3, 1, 1, true, "m"))});
-  Attributes axis;
-  axis.set("axis", int64_t{1});
-  gb.output(gb.conv(gb.node("Concat", {a, b}, axis), 8, 4, 1, 1, 1, true, "d"));
-  Graph g = gb.build();
-  passes::optimize(g);
+  const C2fLike block = c2f_like();
+  Graph g = block.g;
+  const std::string& a = block.a;
   const Graph fp32 = g;
   const HostTensor w = *g.value(test::node_named(g, "m")->inputs[1]).constant;
   quant::QuantOptions o;
@@ -212,3 +217,5 @@ TEST(QdqRewrite, RunInFp16ReadsFloatTensorsAndDequantizedWeights) {
   EXPECT_NE(test::error_of([&] { quant::run_in_fp16(g, {{"m", "again"}}); }).find("is not an INT8 conv"), std::string::npos);
   EXPECT_NE(test::error_of([&] { quant::run_in_fp16(g, {{"nope", "x"}}); }).find("not in the graph"), std::string::npos);
 }
+
+}  // namespace
