@@ -25,7 +25,9 @@ struct BuilderConfig {
   int64_t min_batch = 0, opt_batch = 0, max_batch = 0;
   int64_t imgsz = 0;                 // input size for models with dynamic spatial dims
   int64_t workspace_limit = 1ll << 30;  // bytes of scratch one layer's tactic may use
-  std::string timing_cache_path;     // read before and written after tuning (empty: none)
+  // Read before and written after tuning (empty: none); an INT8 build under "prefer" keeps its per-layer
+  // precision choice there too, so a rebuild of the same model tunes only the plan it chose.
+  std::string timing_cache_path;
   // Folder of compiled cuDNN plans (INT8 convolutions compile at run time): "" the default
   // ($KESTREL_CUDNN_CACHE, else ~/.cache/kestrel/cudnn), "off" none.
   std::string cudnn_plan_cache;

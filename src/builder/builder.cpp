@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
+#include <map>
 #include <sstream>
 
 #include <cuda_runtime.h>
@@ -92,6 +94,23 @@ rt::Plan make_plan(const Graph& g, const BuilderConfig& config, const rt::Device
 // The plan of an INT8 build: under "prefer" precision constraints, with the INT8 convs that are
 // clearly faster in FP16 run in FP16 (precision_by_time.h), each plan (batch) deciding for itself.
 // The trial plans' tuning counts go to the report; notes and candidates come from the plan kept.
+// What a precision choice depends on besides the device: the graph with its weights and scales, which of
+// its convs are INT8 (graph_hash leaves precisions out), the batch, and the options that change the tactics.
+std::string precision_choice_signature(const Graph& g, const BuilderConfig& config,
+                                       const std::map<std::string, std::string>& int8_convs) {
+  std::string names;
+  for (const auto& [conv, why] : int8_convs) names += conv + '\n';
+  char buf[200];
+  std::snprintf(buf, sizeof(buf), "|int8 %016llx|batch %lld|ws %lld|cudnn %d|cublaslt %d|below %.3f",
+                static_cast<unsigned long long>(rt::fnv1a64(names.data(), names.size())), static_cast<long long>(g.batch()),
+                static_cast<long long>(config.workspace_limit), config.cudnn_tactics ? 1 : 0, config.cublaslt_tactics ? 1 : 0,
+                bld::kFp16Faster);
+  return quant::graph_hash(g) + buf;
+}
+
+// An INT8 plan under "prefer" precision constraints (precision_by_time.h): the INT8 plan, the FP16 trial
+// and, when some convs are faster in FP16, the mixed plan; the choice goes to the timing cache, and a
+// rebuild that finds it there tunes only the plan it chose.
 rt::Plan make_int8_plan(const Graph& g, const BuilderConfig& config, const rt::DeviceInfo& dev,
                         const std::string& model_hash, const std::string& model_name, BuildReport& report) {
   const bool choose = !config.obey_precision_constraints && !config.reference_tactics && config.forced_tactics.empty();
@@ -116,13 +135,31 @@ rt::Plan make_int8_plan(const Graph& g, const BuilderConfig& config, const rt::D
     report.candidates = r.candidates;
     return plan;
   };
+  const std::string device_key = rt::device_key(dev);
+  const std::string signature =
+      config.timing_cache_path.empty() ? std::string() : precision_choice_signature(g, config, every_int8);
+  if (auto cached = bld::load_precision_choice(config.timing_cache_path, device_key, signature, every_int8)) {
+    BuildReport r;
+    Graph gc = g;
+    if (!cached->fp16.empty()) quant::run_in_fp16(gc, cached->fp16);
+    rt::Plan plan = trial(cached->fp16.empty() ? g : gc, r);
+    r.notes.push_back(cached->note + " (the choice of an earlier build, from the timing cache)");
+    return adopt(std::move(plan), r);
+  }
   BuildReport r8, r16, rm;
   rt::Plan p8 = trial(g, r8);
   Graph g16 = g;
   quant::run_in_fp16(g16, every_int8);
   const rt::Plan p16 = trial(g16, r16);
   const std::map<std::string, std::string> faster = bld::convs_faster_in_fp16(p8, p16);
-  if (faster.empty()) return adopt(std::move(p8), r8);
+  if (faster.empty()) {
+    char note[160];
+    std::snprintf(note, sizeof(note), "batch %lld: no INT8 convolution is clearly faster in FP16",
+                  static_cast<long long>(g.batch()));
+    bld::save_precision_choice(config.timing_cache_path, device_key, signature, {{}, note});
+    r8.notes.push_back(note);
+    return adopt(std::move(p8), r8);
+  }
   Graph gm = g;
   quant::run_in_fp16(gm, faster);
   rt::Plan pm = trial(gm, rm);
@@ -134,6 +171,8 @@ rt::Plan make_int8_plan(const Graph& g, const BuilderConfig& config, const rt::D
                 mixed ? "run in FP16, faster there" : "are faster in FP16 alone, but not together", tm, t8,
                 mixed ? "; inspect shows each one's times; obeying the precision constraints keeps them INT8"
                       : ": all stay INT8");
+  bld::save_precision_choice(config.timing_cache_path, device_key, signature,
+                             {mixed ? faster : std::map<std::string, std::string>{}, note});
   BuildReport& kept = mixed ? rm : r8;
   kept.notes.push_back(note);
   return adopt(mixed ? std::move(pm) : std::move(p8), kept);

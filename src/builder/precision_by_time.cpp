@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <vector>
 
+#include "builder/timing_cache.h"
+
 namespace kestrel::bld {
 
 double plan_time_ms(const rt::Plan& p) {
@@ -41,6 +43,51 @@ std::map<std::string, std::string> convs_faster_in_fp16(const rt::Plan& int8_pla
     out[l.name] = reason;
   }
   return out;
+}
+
+namespace {
+// One line of the timing cache: its fields are tab-separated, so the choice is stored as the note, then
+// each conv and its reason, separated by the ASCII unit and record separators.
+constexpr char kUnit = '\x1f', kRecord = '\x1e';
+constexpr const char* kChoicePrefix = "precision-choice|";
+bool storable(const std::string& s) { return s.find_first_of(std::string("\t\n\r") + kUnit + kRecord) == std::string::npos; }
+}  // namespace
+
+void save_precision_choice(const std::string& cache_path, const std::string& device_key, const std::string& signature,
+                           const PrecisionChoice& choice) {
+  if (cache_path.empty() || !storable(signature) || !storable(choice.note)) return;
+  std::string v = choice.note;
+  for (const auto& [conv, why] : choice.fp16) {
+    if (!storable(conv) || !storable(why)) return;  // a name the line cannot hold: not cached, measured each time
+    v += kRecord + conv + kUnit + why;
+  }
+  TimingCache cache;
+  cache.load(cache_path);
+  cache.put(device_key, kChoicePrefix + signature, {v, static_cast<float>(choice.fp16.size())});
+  cache.save(cache_path);
+}
+
+std::optional<PrecisionChoice> load_precision_choice(const std::string& cache_path, const std::string& device_key,
+                                                     const std::string& signature,
+                                                     const std::map<std::string, std::string>& int8_convs) {
+  if (cache_path.empty()) return std::nullopt;
+  TimingCache cache;
+  cache.load(cache_path);
+  const auto e = cache.get(device_key, kChoicePrefix + signature);
+  if (!e) return std::nullopt;
+  PrecisionChoice c;
+  size_t at = e->tactic.find(kRecord);
+  c.note = e->tactic.substr(0, at);
+  while (at != std::string::npos) {
+    const size_t next = e->tactic.find(kRecord, at + 1);
+    const std::string rec = e->tactic.substr(at + 1, next == std::string::npos ? std::string::npos : next - at - 1);
+    const size_t u = rec.find(kUnit);
+    if (u == std::string::npos || !int8_convs.count(rec.substr(0, u))) return std::nullopt;
+    c.fp16[rec.substr(0, u)] = rec.substr(u + 1);
+    at = next;
+  }
+  if (static_cast<size_t>(e->time_ms) != c.fp16.size()) return std::nullopt;  // a line cut short
+  return c;
 }
 
 }  // namespace kestrel::bld

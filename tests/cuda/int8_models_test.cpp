@@ -10,6 +10,8 @@
 // same one the CPU simulation is held to in tests/quant/int8_accuracy_test.cpp).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cstring>
 #include <filesystem>
 
@@ -159,6 +161,42 @@ TEST_P(Int8Model, MatchesSimulation) {
   auto ctx3 = back->create_execution_context();
   const HostTensor c = test::run_poisoned(*ctx3, {x})[0];
   EXPECT_EQ(0, std::memcmp(a.raw(), c.raw(), a.nbytes())) << "deserialized INT8 engine differs";
+}
+
+// A rebuild with the timing cache of an earlier build takes the earlier build's precision choice instead of
+// tuning the three plans again: the same layers in the same precisions, for the same reasons, nothing timed.
+TEST(Int8Build, RebuildTakesThePrecisionChoiceFromTheTimingCache) {
+  KESTREL_REQUIRE_GPU();
+  KESTREL_REQUIRE_DATA("models/yolo11n.onnx");
+  KESTREL_REQUIRE_DATA("coco128");
+  const Quantized q = quantize("yolo11n");
+  const std::string cache = (std::filesystem::temp_directory_path() / "kestrel_test_int8_choice.cache").string();
+  std::filesystem::remove(cache);
+  BuilderConfig cfg = test::config(Precision::INT8);
+  cfg.timing_cache_path = cache;
+  Builder b;
+  auto cold = b.build(q.qdq, cfg, "", "yolo11n");
+  const BuildReport rc = b.report();
+  auto warm = b.build(q.qdq, cfg, "", "yolo11n");
+  const BuildReport rw = b.report();
+  std::filesystem::remove(cache);
+  std::printf("[int8] yolo11n INT8 build: cold %.2f s (%d layers timed), warm %.2f s (%d from cache, %d timed)\n",
+              rc.total_s, rc.layers_tuned, rw.total_s, rw.layers_from_cache, rw.layers_tuned);
+  for (auto& n : rw.notes) std::printf("[int8]   warm note: %s\n", n.c_str());
+  EXPECT_EQ(rw.layers_tuned, 0);
+  EXPECT_TRUE(std::any_of(rw.notes.begin(), rw.notes.end(),
+                          [](const std::string& n) { return n.find("from the timing cache") != std::string::npos; }));
+  const auto &lc = cold->info().layers, &lw = warm->info().layers;
+  ASSERT_EQ(lc.size(), lw.size());
+  int fp16 = 0;
+  for (size_t i = 0; i < lc.size(); ++i) {
+    EXPECT_EQ(lc[i].name, lw[i].name);
+    EXPECT_EQ(lc[i].op, lw[i].op) << lc[i].name;
+    EXPECT_EQ(lc[i].precision, lw[i].precision) << lc[i].name;
+    EXPECT_EQ(lc[i].precision_reason, lw[i].precision_reason) << lc[i].name;
+    fp16 += lc[i].op == "kestrel.Conv" && lc[i].precision_reason.rfind("measured at batch", 0) == 0;
+  }
+  std::printf("[int8] yolo11n batch 1: %d INT8 convs run in FP16 by time\n", fp16);
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, Int8Model, ::testing::Values("yolov8n", "yolov5n", "yolo11n"),

@@ -1,7 +1,12 @@
 // The builder's per-layer precision comparison (builder/precision_by_time.h) on hand-made plans.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
 #include "builder/precision_by_time.h"
+#include "builder/timing_cache.h"
 
 namespace {
 using namespace kestrel;
@@ -62,6 +67,49 @@ TEST(PrecisionByTime, UntimedLayersAreNeverMoved) {
   add_layer(p8, "b", "kestrel.ConvInt8", {t}, {t}, 0.05f);
   add_layer(p16, "b", "kestrel.Conv", {t}, {t}, 0.f);
   EXPECT_TRUE(bld::convs_faster_in_fp16(p8, p16).empty());
+}
+
+// The choice goes into the timing cache file beside the tactics and comes back only for the same device
+// key and signature, and only while every conv it names is still an INT8 conv of the graph.
+TEST(PrecisionByTime, ChoiceComesBackFromTheTimingCacheOnlyWhereItStillApplies) {
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("kestrel_choice_" + std::to_string(getpid()) + ".cache")).string();
+  std::filesystem::remove(path);
+  bld::TimingCache tactics;  // a tactic entry already in the file stays
+  tactics.put("dev", "kestrel.ConvInt8|sig", {"igemm_int8", 0.25f});
+  tactics.save(path);
+  const std::map<std::string, std::string> int8 = {{"/model.23/cv3.0/cv3.0.0/cv3.0.0.0", ""}, {"/model.8/cv2", ""}, {"c", ""}};
+  bld::PrecisionChoice c;
+  c.fp16 = {{"/model.23/cv3.0/cv3.0.0/cv3.0.0.0", "measured at batch 32: FP16 0.0555 ms, INT8 0.1103 ms (with its quantize pass)"},
+            {"/model.8/cv2", "measured at batch 32: FP16 0.0170 ms, INT8 0.0240 ms (with its quantize pass)"}};
+  c.note = "batch 32: 2 INT8 convolutions run in FP16, faster there (layers 3.219 ms against 3.263 ms all INT8)";
+  bld::save_precision_choice(path, "dev", "g1|batch 32", c);
+  bld::save_precision_choice(path, "dev", "g1|batch 1", {{}, "batch 1: no INT8 convolution is clearly faster in FP16"});
+
+  const auto back = bld::load_precision_choice(path, "dev", "g1|batch 32", int8);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->fp16, c.fp16);
+  EXPECT_EQ(back->note, c.note);
+  const auto none = bld::load_precision_choice(path, "dev", "g1|batch 1", int8);
+  ASSERT_TRUE(none.has_value());
+  EXPECT_TRUE(none->fp16.empty());
+  EXPECT_EQ(none->note, "batch 1: no INT8 convolution is clearly faster in FP16");
+
+  EXPECT_FALSE(bld::load_precision_choice(path, "other device", "g1|batch 32", int8).has_value());
+  EXPECT_FALSE(bld::load_precision_choice(path, "dev", "g2|batch 32", int8).has_value());
+  EXPECT_FALSE(bld::load_precision_choice(path, "dev", "g1|batch 32", {{"/model.8/cv2", ""}, {"c", ""}}).has_value())
+      << "a conv that is no longer INT8";
+  EXPECT_FALSE(bld::load_precision_choice("", "dev", "g1|batch 32", int8).has_value());
+
+  bld::TimingCache after;
+  after.load(path);
+  ASSERT_TRUE(after.get("dev", "kestrel.ConvInt8|sig").has_value());
+  EXPECT_EQ(after.get("dev", "kestrel.ConvInt8|sig")->tactic, "igemm_int8");
+
+  // A name the cache line cannot hold (a tab) is not stored: that choice is measured again next time.
+  bld::save_precision_choice(path, "dev", "g3", {{{"bad\tname", "why"}}, "note"});
+  EXPECT_FALSE(bld::load_precision_choice(path, "dev", "g3", {{"bad\tname", ""}}).has_value());
+  std::filesystem::remove(path);
 }
 
 }  // namespace
