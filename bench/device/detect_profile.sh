@@ -52,7 +52,7 @@ for b in ${STAGES}; do
   skip=0; [ $n = 1 ] && skip=40
   count=${COUNT:-60}
   timeout 280 $NCU --clock-control none --csv --page raw --metrics $METRICS \
-    -k regex:"letterbox|init_kernel|prepare_kernel|class_nms|merge_kernel|copy_flagged" \
+    -k regex:"letterbox|init_kernel|prepare_kernel|class_nms|heavy_|merge_kernel|copy_flagged" \
     --launch-skip $skip --launch-count $count \
     kestrel val /tmp/b$n.engine --data $D/coco-val --backend cuda --batch $n > $OUT/ncu_$b.csv 2> $L/ncu_$b.err
   echo "batch $n exit $?"

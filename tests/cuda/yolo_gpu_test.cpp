@@ -248,6 +248,42 @@ TEST(GpuDetectFlags, ImagesTheKernelsCannotReproduceAreFlagged) {
   EXPECT_TRUE(gpu_detect(h, o, geo).flags[3] & cuda::kDetectTooMany);
 }
 
+// Classes large enough for the heavy path (suppression bits by many blocks, one warp walking them),
+// at its bounds: 2048 candidates (its capacity: every word of every row), 2049 (the second pass), 257
+// and 256 (either side of where it starts); boxes on a grid so that hundreds survive and max_det cuts
+// inside the walk; scores from few values so that ties decide the order. Image 2's class 0 is too
+// large for either pass and flagged.
+TEST(GpuDetect, HeavyClassesAtTheirBoundsMatchTheCpu) {
+  KESTREL_REQUIRE_GPU();
+  yolo::NmsOptions o = yolo::NmsOptions::validation(yolo::HeadKind::V8);
+  Head h{yolo::HeadKind::V8, 3, 8400, 3, {}};
+  h.data.assign(static_cast<size_t>(h.batch * h.anchors * h.channels()), 0.f);
+  std::mt19937 rng(21);
+  std::uniform_real_distribution<float> u(0.f, 1.f);
+  const int64_t counts[3][3] = {{2048, 257, 256}, {2049, 300, 1000}, {8400, 2048, 0}};
+  for (int64_t b = 0; b < h.batch; ++b) {
+    for (int64_t a = 0; a < h.anchors; ++a) {
+      h.at(b, a, 0) = 8.f + 15.f * static_cast<float>(a % 42) + 4.f * u(rng);
+      h.at(b, a, 1) = 8.f + 15.f * static_cast<float>((a / 42) % 42) + 4.f * u(rng);
+      h.at(b, a, 2) = 8.f + 30.f * u(rng), h.at(b, a, 3) = 8.f + 30.f * u(rng);
+      for (int64_t c = 0; c < h.nc; ++c)  // anchor a is a candidate of class c for the first counts[b][c] anchors
+        h.at(b, a, 4 + c) = a < counts[b][c] ? 0.002f + std::round(u(rng) * 32.f) / 33.f : 0.0005f;
+    }
+  }
+  std::vector<yolo::LetterboxInfo> geo(3, yolo::letterbox_geometry(640, 640, 640));
+  for (int max_det : {300, 3000, 5}) {
+    o.max_det = max_det;
+    const GpuDets g = gpu_detect(h, o, geo);
+    for (int64_t b = 0; b < 2; ++b) {
+      EXPECT_EQ(g.flags[b], 0u) << "image " << b;
+      const auto want = cpu_detect(h, b, o, geo[b]);
+      if (max_det == 3000) EXPECT_GT(want.size(), 600u) << "hundreds of survivors per class";
+      expect_same(g.boxes[b], want, "image " + std::to_string(b) + " max_det " + std::to_string(max_det));
+    }
+    EXPECT_TRUE(g.flags[2] & cuda::kDetectClassOverflow);
+  }
+}
+
 HostTensor read_f32(const std::string& path, const Shape& shape) {
   auto bytes = util::read_file(path);
   HostTensor t(DType::F32, shape);

@@ -6,12 +6,17 @@
 //            is settled among itself (a 32 x 32 suppression mask, then the greedy order on bits, which
 //            every warp works out for itself), then the whole block removes later candidates that the
 //            tile's survivors suppress; one barrier per tile instead of one per survivor;
+//   heavy    a class of more than kHeavyMin candidates would make that chain the kernel's tail (its work
+//            grows with survivors x candidates, all on one SM): its block stores the sorted candidates
+//            instead, many blocks compute their suppression bits (every pair, as torchvision's CUDA NMS),
+//            and one warp per class walks the bits in greedy order;
 //   merge    one block per image: the survivors of every class sorted in the reference's global order
 //            (score, then anchor * nc + class), the first max_det back to image pixels (scale_boxes).
 // Class-offset NMS never suppresses across classes when every box lies within half the offset, which
 // is the condition under which the CPU reference runs per class too; an image outside it (or with a
 // NaN score, more than max_nms candidates, or a class over the block's capacity) is flagged for the
 // CPU path. Built with --fmad=false: no fused multiply-add may change a rounding the CPU makes.
+#include <algorithm>
 #include <cfloat>
 #include <cstdint>
 
@@ -30,6 +35,16 @@ namespace {
 constexpr int kClassThreads = 512, kClassCap = 2048;
 constexpr int kClassThreadsLarge = 1024, kClassCapLarge = 8192;
 constexpr size_t class_smem(int cap) { return static_cast<size_t>(cap) * (sizeof(unsigned long long) + sizeof(float4) + 1); }
+// Heavy classes: candidates beyond kHeavyMin go to a slot (up to kHeavyCap = kClassCap, one bit per pair:
+// 32 words of 64 per row, one word per lane of the walking warp). A class that finds no free slot runs
+// its own greedy pass, so the slot count bounds only the work space.
+constexpr int kHeavyMin = 256, kHeavyCap = kClassCap, kHeavyWords = kHeavyCap / 64;
+constexpr int kHeavyTile = 64;                                    // mask blocks: 64 rows x 64 columns
+constexpr int kHeavyTiles = kHeavyCap / kHeavyTile;               // 32
+constexpr int kHeavyPairs = kHeavyTiles * (kHeavyTiles + 1) / 2;  // upper triangle, diagonal included
+constexpr int kHeavyMaskBlocks = 1024;                            // a grid-stride loop over (slot, tile pair)
+static_assert(kHeavyWords == 32, "the walk keeps one 64-bit word of removed bits per lane");
+int heavy_slots(const DetectParams& p) { return std::min(p.batch * p.nc, 2 * p.batch + 8); }
 constexpr int kMergeThreads = 1024;
 constexpr int kMergeCap = 8192;  // survivors of one image sorted in shared memory
 constexpr unsigned kFullMask = 0xffffffffu;
@@ -94,27 +109,43 @@ struct Workspace {
   int* kept_count;          // [B, nc]
   uint32_t* lohi;           // [B, 2] smallest and largest candidate coordinate (asc_key)
   int* overflow;            // [B * nc] (image * nc + class) pairs left to the second pass; [B * nc]: count
+  int* heavy;               // [0]: slots taken; then per slot (image * nc + class, candidates)
+  unsigned long long* heavy_keys;  // [slots, kHeavyCap] sorted keys
+  float4* heavy_boxes;             // [slots, kHeavyCap] offset boxes in the same order
+  unsigned long long* heavy_mask;  // [slots, kHeavyCap, kHeavyWords] row i: the later candidates i suppresses
+  int heavy_slots;
 };
 
 size_t align256(size_t n) { return (n + 255) & ~size_t{255}; }
 
-Workspace carve(void* base, const DetectParams& p) {
-  char* c = static_cast<char*>(base);
-  const size_t ba = static_cast<size_t>(p.batch) * p.anchors;
-  Workspace w{};
-  auto take = [&](size_t bytes) {
-    void* r = c;
-    c += align256(bytes);
-    return r;
+// The work space's layout; with base == nullptr only `bytes` counts (detect_workspace_bytes).
+struct Carved {
+  Workspace w;
+  size_t bytes;
+};
+Carved carve(void* base, const DetectParams& p) {
+  const size_t ba = static_cast<size_t>(p.batch) * p.anchors, bc = static_cast<size_t>(p.batch) * p.nc;
+  const size_t slots = static_cast<size_t>(heavy_slots(p));
+  size_t at = 0;
+  auto take = [&](size_t bytes) -> void* {
+    const size_t off = at;
+    at += align256(bytes);
+    return base ? static_cast<char*>(base) + off : nullptr;
   };
+  Workspace w{};
   w.best = static_cast<float*>(take(ba * sizeof(float)));
   w.best_cls = static_cast<int*>(take(ba * sizeof(int)));
   w.planes = static_cast<float*>(take(p.v5 && p.multi_label ? ba * p.nc * sizeof(float) : 0));
-  w.kept = static_cast<unsigned long long*>(take(static_cast<size_t>(p.batch) * p.nc * p.max_det * 8));
-  w.kept_count = static_cast<int*>(take(static_cast<size_t>(p.batch) * p.nc * sizeof(int)));
+  w.kept = static_cast<unsigned long long*>(take(bc * p.max_det * 8));
+  w.kept_count = static_cast<int*>(take(bc * sizeof(int)));
   w.lohi = static_cast<uint32_t*>(take(static_cast<size_t>(p.batch) * 2 * sizeof(uint32_t)));
-  w.overflow = static_cast<int*>(take((static_cast<size_t>(p.batch) * p.nc + 1) * sizeof(int)));
-  return w;
+  w.overflow = static_cast<int*>(take((bc + 1) * sizeof(int)));
+  w.heavy = static_cast<int*>(take((1 + 2 * slots) * sizeof(int)));
+  w.heavy_keys = static_cast<unsigned long long*>(take(slots * kHeavyCap * sizeof(unsigned long long)));
+  w.heavy_boxes = static_cast<float4*>(take(slots * kHeavyCap * sizeof(float4)));
+  w.heavy_mask = static_cast<unsigned long long*>(take(slots * kHeavyCap * kHeavyWords * sizeof(unsigned long long)));
+  w.heavy_slots = static_cast<int>(slots);
+  return {w, at};
 }
 
 __device__ __forceinline__ float4 corners_at(const float* img, const DetectParams& p, int a) {
@@ -130,9 +161,9 @@ __device__ __forceinline__ float4 corners_at(const float* img, const DetectParam
 }
 
 __global__ void init_kernel(const DetectParams p, int32_t* count, uint32_t* flags, int32_t* candidates, uint32_t* lohi,
-                            int* overflow_count) {
+                            int* overflow_count, int* heavy_count) {
   const int b = blockIdx.x * blockDim.x + threadIdx.x;
-  if (b == 0) *overflow_count = 0;
+  if (b == 0) *overflow_count = 0, *heavy_count = 0;
   if (b >= p.batch) return;
   count[b] = 0, flags[b] = 0, candidates[b] = 0;
   lohi[2 * b] = 0xffffffffu, lohi[2 * b + 1] = 0u;
@@ -187,6 +218,7 @@ __device__ void class_nms(const float* __restrict__ out, const DetectParams& p, 
   __shared__ int n_s, nan_s, nonfinite_s;
   __shared__ uint32_t lohi_s[2];
   __shared__ unsigned tile_mask[2][32];
+  __shared__ int slot_s;
   const int tid = threadIdx.x;
   const float* img = out + static_cast<size_t>(b) * p.anchors * p.channels;
   if (tid == 0) n_s = 0, nan_s = 0, nonfinite_s = 0, lohi_s[0] = 0xffffffffu, lohi_s[1] = 0u;
@@ -272,6 +304,21 @@ __device__ void class_nms(const float* __restrict__ out, const DetectParams& p, 
     atomicAdd(&candidates[b], n);
     if (nan_s || nonfinite_s) atomicOr(&flags[b], kDetectNotSeparable);
     if (lohi_s[0] != 0xffffffffu) atomicMin(&w.lohi[2 * b], lohi_s[0]), atomicMax(&w.lohi[2 * b + 1], lohi_s[1]);
+    slot_s = -1;
+    if (FirstPass && n > kHeavyMin && n <= kHeavyCap) {
+      const int s = atomicAdd(&w.heavy[0], 1);
+      if (s < w.heavy_slots) slot_s = s;
+    }
+  }
+  __syncthreads();
+  if (FirstPass && slot_s >= 0) {  // the heavy kernels take it from here (kept_count included)
+    const int s = slot_s;
+    for (int i = tid; i < n; i += blockDim.x) {
+      w.heavy_keys[static_cast<size_t>(s) * kHeavyCap + i] = keys[i];
+      w.heavy_boxes[static_cast<size_t>(s) * kHeavyCap + i] = boxes[i];
+    }
+    if (tid == 0) w.heavy[1 + 2 * s] = b * p.nc + c, w.heavy[2 + 2 * s] = n;
+    return;
   }
 
   // Greedy NMS, best first, a tile of 32 candidates at a time, one barrier per tile:
@@ -345,6 +392,89 @@ __global__ void __launch_bounds__(kClassThreadsLarge) class_nms_large_kernel(con
     const int bc = w.overflow[e];
     class_nms<kClassCapLarge, false>(out, p, w, flags, candidates, bc / p.nc, bc % p.nc);
   }
+}
+
+// Heavy classes, step 1: the suppression bits of every slot, a 64 x 64 tile of (kept i, later j) pairs per
+// block iteration: mask[i][word of j] bit j % 64 when i < j and i suppresses j. Only tiles on or above
+// the diagonal exist (the walk reads word w of row i only for w >= i / 64). Items are numbered column
+// tile first, so the tiles a class of n candidates needs come first and the rest end at once.
+__global__ void __launch_bounds__(kHeavyTile) heavy_mask_kernel(const DetectParams p, Workspace w) {
+  __shared__ float4 cols[kHeavyTile];
+  const int slots = min(w.heavy[0], w.heavy_slots), t = threadIdx.x;
+  for (int e = blockIdx.x; e < slots * kHeavyPairs; e += gridDim.x) {
+    const int s = e / kHeavyPairs, q = e % kHeavyPairs;
+    int tc = static_cast<int>((sqrtf(8.f * q + 1.f) - 1.f) * 0.5f);  // q = tc (tc + 1) / 2 + tr, tr <= tc
+    while (tc * (tc + 1) / 2 > q) --tc;
+    while ((tc + 1) * (tc + 2) / 2 <= q) ++tc;
+    const int tr = q - tc * (tc + 1) / 2;
+    const int n = w.heavy[2 + 2 * s];
+    if (tc * kHeavyTile >= n) continue;  // the same for the whole block: no barrier is skipped by part of it
+    const float4* bx = w.heavy_boxes + static_cast<size_t>(s) * kHeavyCap;
+    __syncthreads();  // the previous item's reads of cols are done
+    const int j0 = tc * kHeavyTile;
+    if (j0 + t < n) cols[t] = bx[j0 + t];
+    __syncthreads();
+    const int i = tr * kHeavyTile + t;
+    if (i >= n) continue;
+    const float4 bi = bx[i];
+    const int m = min(kHeavyTile, n - j0);
+    unsigned long long bits = 0;
+    for (int k = 0; k < m; ++k)
+      if (j0 + k > i && suppresses(bi, cols[k], p.iou)) bits |= 1ull << k;
+    w.heavy_mask[(static_cast<size_t>(s) * kHeavyCap + i) * kHeavyWords + tc] = bits;
+  }
+}
+
+// Heavy classes, step 2: one warp per slot walks the candidates in order, 32 rows at a time. Lane w
+// keeps word w of the removed bits. A tile's own decisions run on its diagonal words (the bits among
+// its 32 rows), identical in every lane; then each lane ORs the kept rows' word into its own. The next
+// tile's rows are loaded while this one is decided.
+__global__ void __launch_bounds__(32) heavy_walk_kernel(const DetectParams p, Workspace w) {
+  const int s = blockIdx.x;
+  if (s >= min(w.heavy[0], w.heavy_slots)) return;
+  const int lane = threadIdx.x;
+  const int bc = w.heavy[1 + 2 * s], n = w.heavy[2 + 2 * s];
+  const unsigned long long* mask = w.heavy_mask + static_cast<size_t>(s) * kHeavyCap * kHeavyWords;
+  const unsigned long long* keys = w.heavy_keys + static_cast<size_t>(s) * kHeavyCap;
+  unsigned long long* kept = w.kept + static_cast<size_t>(bc) * p.max_det;
+  unsigned long long removed = 0, cur[32], nxt[32];
+  // Row base + r, word `lane`: written by the mask kernel when the row exists and the word lies on or
+  // above the row's own and below the last candidate's.
+  const bool lane_used = lane * 64 < n;
+  auto load = [&](unsigned long long(&dst)[32], int base) {
+#pragma unroll
+    for (int r = 0; r < 32; ++r) {
+      const int i = base + r;
+      dst[r] = lane_used && i < n && lane >= (i >> 6) ? mask[static_cast<size_t>(i) * kHeavyWords + lane] : 0ull;
+    }
+  };
+  load(nxt, 0);
+  int kept_n = 0;
+  for (int base = 0; base < n && kept_n < p.max_det; base += 32) {
+#pragma unroll
+    for (int r = 0; r < 32; ++r) cur[r] = nxt[r];
+    if (base + 32 < n) load(nxt, base + 32);
+    const int tw = base >> 6, shift = base & 32;
+    const unsigned valid = n - base >= 32 ? kFullMask : (1u << (n - base)) - 1u;
+    unsigned alive = ~static_cast<unsigned>(__shfl_sync(kFullMask, removed, tw) >> shift) & valid;
+    unsigned diag[32];
+#pragma unroll
+    for (int r = 0; r < 32; ++r) diag[r] = static_cast<unsigned>(__shfl_sync(kFullMask, cur[r], tw) >> shift);
+    unsigned keep = 0;
+    const int kept0 = kept_n;
+#pragma unroll
+    for (int r = 0; r < 32; ++r) {
+      const bool take = ((alive >> r) & 1u) && kept_n < p.max_det;
+      if (take) keep |= 1u << r, alive &= ~diag[r], ++kept_n;
+    }
+    unsigned long long acc = 0;
+#pragma unroll
+    for (int r = 0; r < 32; ++r)
+      if ((keep >> r) & 1u) acc |= cur[r];
+    removed |= acc;
+    if ((keep >> lane) & 1u) kept[kept0 + __popc(keep & ((1u << lane) - 1u))] = keys[base + lane];
+  }
+  if (lane == 0) w.kept_count[bc] = kept_n;
 }
 
 // One block per image: every class's survivors, in the reference's global order (score, then
@@ -451,15 +581,7 @@ void launch_copy_flagged(const float* src, float* dst, const uint32_t* flags, in
   KLAUNCH("detect copy flagged");
 }
 
-size_t detect_workspace_bytes(const DetectParams& p) {
-  const size_t ba = static_cast<size_t>(p.batch) * p.anchors;
-  return align256(ba * sizeof(float)) + align256(ba * sizeof(int)) +
-         align256(p.v5 && p.multi_label ? ba * p.nc * sizeof(float) : 0) +
-         align256(static_cast<size_t>(p.batch) * p.nc * p.max_det * 8) +
-         align256(static_cast<size_t>(p.batch) * p.nc * sizeof(int)) +
-         align256(static_cast<size_t>(p.batch) * 2 * sizeof(uint32_t)) +
-         align256((static_cast<size_t>(p.batch) * p.nc + 1) * sizeof(int));
-}
+size_t detect_workspace_bytes(const DetectParams& p) { return carve(nullptr, p).bytes; }
 
 void launch_detect(const float* output, const DetectParams& p, const UnletterboxInfo* info, void* workspace, float* out,
                    int32_t* count, uint32_t* flags, int32_t* candidates, cudaStream_t stream) {
@@ -468,9 +590,9 @@ void launch_detect(const float* output, const DetectParams& p, const Unletterbox
   KESTREL_CHECK(p.nc < 4096, "detect: at most 4095 classes (", p.nc, " asked for)");
   KESTREL_CHECK(p.iou >= 0, "detect: the IoU threshold must not be negative (the CPU path handles it)");
   KESTREL_CHECK(p.nc <= p.channels - (p.v5 ? 5 : 4), "detect: ", p.nc, " classes in a head of ", p.channels, " channels");
-  const Workspace w = carve(workspace, p);
+  const Workspace w = carve(workspace, p).w;
   init_kernel<<<(p.batch + 127) / 128, 128, 0, stream>>>(p, count, flags, candidates, w.lohi,
-                                                         w.overflow + static_cast<size_t>(p.batch) * p.nc);
+                                                         w.overflow + static_cast<size_t>(p.batch) * p.nc, w.heavy);
   KLAUNCH("detect init");
   if (!p.multi_label || p.v5) {
     prepare_kernel<<<dim3((p.anchors + 127) / 128, p.batch), 128, 0, stream>>>(output, p, w);
@@ -481,6 +603,10 @@ void launch_detect(const float* output, const DetectParams& p, const Unletterbox
   opt_in_shared_memory(merge_kernel, kMergeCap * sizeof(unsigned long long) + 4096 * sizeof(int));
   class_nms_kernel<<<dim3(p.nc, p.batch), kClassThreads, class_smem(kClassCap), stream>>>(output, p, w, flags, candidates);
   KLAUNCH("detect class NMS");
+  heavy_mask_kernel<<<std::min(kHeavyMaskBlocks, w.heavy_slots * kHeavyPairs), kHeavyTile, 0, stream>>>(p, w);
+  KLAUNCH("detect heavy classes' suppression bits");
+  heavy_walk_kernel<<<w.heavy_slots, 32, 0, stream>>>(p, w);
+  KLAUNCH("detect heavy classes' greedy walk");
   class_nms_large_kernel<<<64, kClassThreadsLarge, class_smem(kClassCapLarge), stream>>>(output, p, w, flags, candidates);
   KLAUNCH("detect class NMS (large classes)");
   merge_kernel<<<p.batch, kMergeThreads, kMergeCap * sizeof(unsigned long long) + (p.nc + 1) * sizeof(int), stream>>>(
