@@ -94,12 +94,14 @@ rt::Plan make_plan(const Graph& g, const BuilderConfig& config, const rt::Device
 // The plan of an INT8 build: under "prefer" precision constraints, with the INT8 convs that are
 // clearly faster in FP16 run in FP16 (precision_by_time.h), each plan (batch) deciding for itself.
 // The trial plans' tuning counts go to the report; notes and candidates come from the plan kept.
-// What a precision choice depends on besides the device: the graph with its weights and scales, which of
-// its convs are INT8 (graph_hash leaves precisions out), the batch, and the options that change the tactics.
-std::string precision_choice_signature(const Graph& g, const BuilderConfig& config,
-                                       const std::map<std::string, std::string>& int8_convs) {
+// What a precision choice depends on besides the device: the graph with its weights and scales, every
+// layer's precision (graph_hash leaves precisions out), the batch, and the options that change the tactics.
+std::string precision_choice_signature(const Graph& g, const BuilderConfig& config) {
   std::string names;
-  for (const auto& [conv, why] : int8_convs) names += conv + '\n';
+  for (const Node& n : g.nodes)
+    for (auto& [k, a] : n.attrs.all())
+      if (k.rfind("kestrel_precision", 0) == 0 || k == "kestrel_output_precision")
+        if (const auto* v = std::get_if<std::string>(&a)) names += n.name + '\t' + k + '=' + *v + '\n';
   char buf[200];
   std::snprintf(buf, sizeof(buf), "|int8 %016llx|batch %lld|ws %lld|cudnn %d|cublaslt %d|below %.3f",
                 static_cast<unsigned long long>(rt::fnv1a64(names.data(), names.size())), static_cast<long long>(g.batch()),
@@ -137,7 +139,7 @@ rt::Plan make_int8_plan(const Graph& g, const BuilderConfig& config, const rt::D
   };
   const std::string device_key = rt::device_key(dev);
   const std::string signature =
-      config.timing_cache_path.empty() ? std::string() : precision_choice_signature(g, config, every_int8);
+      config.timing_cache_path.empty() ? std::string() : precision_choice_signature(g, config);
   if (auto cached = bld::load_precision_choice(config.timing_cache_path, device_key, signature, every_int8)) {
     BuildReport r;
     Graph gc = g;
