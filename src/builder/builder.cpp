@@ -18,6 +18,7 @@
 #include "kestrel/passes.h"
 #include "kestrel/quant.h"
 #include "kestrel/version.h"
+#include "quant/internal.h"
 #include "runtime/batch_profile.h"
 #include "runtime/device.h"
 #include "runtime/engine_impl.h"
@@ -91,34 +92,32 @@ rt::Plan make_plan(const Graph& g, const BuilderConfig& config, const rt::Device
   return bld::emit(p, h);
 }
 
-// The plan of an INT8 build: under "prefer" precision constraints, with the INT8 convs that are
-// clearly faster in FP16 run in FP16 (precision_by_time.h), each plan (batch) deciding for itself.
-// The trial plans' tuning counts go to the report; notes and candidates come from the plan kept.
 // What a precision choice depends on besides the device: the graph with its weights and scales, every
 // layer's precision (graph_hash leaves precisions out), the batch, and the options that change the tactics.
 std::string precision_choice_signature(const Graph& g, const BuilderConfig& config) {
-  std::string names;
+  std::string precisions;
   for (const Node& n : g.nodes)
     for (auto& [k, a] : n.attrs.all())
-      if (k.rfind("kestrel_precision", 0) == 0 || k == "kestrel_output_precision")
-        if (const auto* v = std::get_if<std::string>(&a)) names += n.name + '\t' + k + '=' + *v + '\n';
+      if (quant::detail::is_precision_attr(k))
+        if (const auto* v = std::get_if<std::string>(&a)) precisions += n.name + '\t' + k + '=' + *v + '\n';
   char buf[200];
-  std::snprintf(buf, sizeof(buf), "|int8 %016llx|batch %lld|ws %lld|cudnn %d|cublaslt %d|below %.3f",
-                static_cast<unsigned long long>(rt::fnv1a64(names.data(), names.size())), static_cast<long long>(g.batch()),
-                static_cast<long long>(config.workspace_limit), config.cudnn_tactics ? 1 : 0, config.cublaslt_tactics ? 1 : 0,
-                bld::kFp16Faster);
+  std::snprintf(buf, sizeof(buf), "|precisions %016llx|batch %lld|ws %lld|cudnn %d|cublaslt %d|below %.3f",
+                static_cast<unsigned long long>(rt::fnv1a64(precisions.data(), precisions.size())),
+                static_cast<long long>(g.batch()), static_cast<long long>(config.workspace_limit),
+                config.cudnn_tactics ? 1 : 0, config.cublaslt_tactics ? 1 : 0, bld::kFp16Faster);
   return quant::graph_hash(g) + buf;
 }
 
-// An INT8 plan under "prefer" precision constraints (precision_by_time.h): the INT8 plan, the FP16 trial
-// and, when some convs are faster in FP16, the mixed plan; the choice goes to the timing cache, and a
-// rebuild that finds it there tunes only the plan it chose.
+// The plan of an INT8 build. Under "prefer" precision constraints (precision_by_time.h): the INT8 plan,
+// the FP16 trial and, when some convs are faster in FP16, the mixed plan, each plan (batch) deciding for
+// itself; the trial plans' tuning counts go to the report, notes and candidates come from the plan kept.
+// The choice goes to the timing cache, and a rebuild that finds it there tunes only the plan it chose.
 rt::Plan make_int8_plan(const Graph& g, const BuilderConfig& config, const rt::DeviceInfo& dev,
                         const std::string& model_hash, const std::string& model_name, BuildReport& report) {
   const bool choose = !config.obey_precision_constraints && !config.reference_tactics && config.forced_tactics.empty();
   std::map<std::string, std::string> every_int8;
   for (const Node& n : g.nodes)
-    if (n.op == "kestrel.Conv" && n.attrs.s("kestrel_precision", "") == "int8") every_int8[n.name] = "timed in FP16";
+    if (n.op == "kestrel.Conv" && n.attrs.s(quant::detail::kPrecisionAttr, "") == "int8") every_int8[n.name] = "timed in FP16";
   if (!choose || every_int8.empty()) return make_plan(g, config, dev, model_hash, model_name, report);
 
   // A graph without any INT8 conv left lowers as FP16 (what an INT8 engine runs outside its INT8 convs).
@@ -142,9 +141,14 @@ rt::Plan make_int8_plan(const Graph& g, const BuilderConfig& config, const rt::D
       config.timing_cache_path.empty() ? std::string() : precision_choice_signature(g, config);
   if (auto cached = bld::load_precision_choice(config.timing_cache_path, device_key, signature, every_int8)) {
     BuildReport r;
-    Graph gc = g;
-    if (!cached->fp16.empty()) quant::run_in_fp16(gc, cached->fp16);
-    rt::Plan plan = trial(cached->fp16.empty() ? g : gc, r);
+    rt::Plan plan;
+    if (cached->fp16.empty()) {
+      plan = trial(g, r);
+    } else {
+      Graph gc = g;
+      quant::run_in_fp16(gc, cached->fp16);
+      plan = trial(gc, r);
+    }
     r.notes.push_back(cached->note + " (the choice of an earlier build, from the timing cache)");
     return adopt(std::move(plan), r);
   }

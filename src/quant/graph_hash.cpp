@@ -6,6 +6,7 @@
 
 #include "kestrel/quant.h"
 #include "quant/hash.h"
+#include "quant/internal.h"
 
 namespace kestrel::quant {
 
@@ -57,7 +58,7 @@ std::string graph_hash(const Graph& g) {
     for (auto& out : n.outputs) h.str(out);
     for (auto& [k, a] : n.attrs.all()) {
       // What the quantizer itself writes must not change the identity of the model it calibrated.
-      if (k.rfind("kestrel_precision", 0) == 0 || k == "kestrel_output_precision") continue;
+      if (detail::is_precision_attr(k)) continue;
       h.str(k);
       hash_attribute(h, a);
     }

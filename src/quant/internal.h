@@ -55,6 +55,8 @@ inline constexpr double kAutoReferenceConf = 0.01;
 inline constexpr const char* kPrecisionAttr = "kestrel_precision";
 inline constexpr const char* kReasonAttr = "kestrel_precision_reason";
 inline constexpr const char* kOutputPrecisionAttr = "kestrel_output_precision";
+// Whether attribute `k` belongs to that contract (the precisions the quantizer writes and why).
+inline bool is_precision_attr(const std::string& k) { return k == kPrecisionAttr || k == kReasonAttr || k == kOutputPrecisionAttr; }
 
 bool is_qdq(const Node& n);
 // Fails, naming `where` (e.g. "QuantizeLinear node 'q3'"), unless every scale is a positive normal
