@@ -6,6 +6,7 @@
 # STAGES (default "b32 b1") may also name
 #   source  every Nsight Compute section of the batch-32 class kernels, per-instruction samples in
 #           $OUT/source.csv (SASS) and the sections in $OUT/details.txt;
+#   b32old, b1old  the rows of another build's kernels (its library in .carry/old, as for ab);
 #   ab      another build's kernels beside these: its libkestrel_runtime.so.0, xz-compressed, in
 #           .carry/old/ (added after packing), on the same engine files; $REPEATS runs each, alternating.
 # Here:  bench/device/pack_library.sh build   then run(command="bash bench/device/detect_profile.sh", carry=[".carry"])
@@ -48,13 +49,16 @@ for b in ${STAGES}; do
     $NCU -i /tmp/rep.ncu-rep --page source --csv --print-source sass > $OUT/source.csv 2>&1
     ls -la $OUT; pack; continue
   fi
-  n=${b#b}
+  # b32old / b1old: the same Nsight Compute rows with the other build's library (.carry/old, as for ab).
+  n=${b#b}; n=${n%old}
+  lib=""; [[ $b == *old ]] && lib=$PWD/.carry/old:
   skip=0; [ $n = 1 ] && skip=40
   count=${COUNT:-60}
   timeout 280 $NCU --clock-control none --csv --page raw --metrics $METRICS \
     -k regex:"letterbox|init_kernel|prepare_kernel|class_nms|heavy_|merge_kernel|copy_flagged" \
     --launch-skip $skip --launch-count $count \
-    kestrel val /tmp/b$n.engine --data $D/coco-val --backend cuda --batch $n > $OUT/ncu_$b.csv 2> $L/ncu_$b.err
+    env LD_LIBRARY_PATH=$lib$LD_LIBRARY_PATH kestrel val /tmp/b$n.engine --data $D/coco-val --backend cuda --batch $n \
+    > $OUT/ncu_$b.csv 2> $L/ncu_$b.err
   echo "batch $n exit $?"
   python3 - "$OUT/ncu_$b.csv" <<'PY'
 import csv, sys, statistics, collections

@@ -65,23 +65,26 @@ std::vector<float> gpu_letterbox(const std::vector<image::Image>& imgs, int S, i
 
 TEST(GpuLetterbox, BitExactWithCpuForEveryResizeMode) {
   KESTREL_REQUIRE_GPU();
-  const int S = 64;
   // Downscale, upscale, identity (Copy), exact 2x (AreaHalf), 1-pixel strips, tall and wide.
   const std::vector<std::pair<int, int>> sizes = {{100, 75}, {35, 23}, {64, 64}, {128, 128}, {128, 96},
                                                   {1, 200}, {300, 1}, {17, 90}, {640, 427}, {63, 65}};
   std::vector<image::Image> imgs;
   for (size_t i = 0; i < sizes.size(); ++i) imgs.push_back(random_image(sizes[i].first, sizes[i].second, 7 + i));
-  const int batch = static_cast<int>(imgs.size()) + 2;  // two padding-only slots
-  const std::vector<float> got = gpu_letterbox(imgs, S, batch);
-  const size_t per = 3 * S * S;
-  std::vector<float> want(per);
-  for (size_t i = 0; i < imgs.size(); ++i) {
-    yolo::letterbox(imgs[i], S, want.data());
-    EXPECT_EQ(std::memcmp(got.data() + i * per, want.data(), per * sizeof(float)), 0)
-        << "image " << sizes[i].first << "x" << sizes[i].second << " differs from the CPU letterbox";
+  // 64: four pixels per thread; 66 and 63: one (sizes not divisible by 4).
+  for (const int S : {64, 66, 63}) {
+    SCOPED_TRACE("size " + std::to_string(S));
+    const int batch = static_cast<int>(imgs.size()) + 2;  // two padding-only slots
+    const std::vector<float> got = gpu_letterbox(imgs, S, batch);
+    const size_t per = 3 * S * S;
+    std::vector<float> want(per);
+    for (size_t i = 0; i < imgs.size(); ++i) {
+      yolo::letterbox(imgs[i], S, want.data());
+      EXPECT_EQ(std::memcmp(got.data() + i * per, want.data(), per * sizeof(float)), 0)
+          << "image " << sizes[i].first << "x" << sizes[i].second << " differs from the CPU letterbox";
+    }
+    for (size_t i = imgs.size(); i < static_cast<size_t>(batch); ++i)
+      for (size_t k = 0; k < per; ++k) ASSERT_EQ(got[i * per + k], 114.f / 255.f) << "padding slot " << i;
   }
-  for (size_t i = imgs.size(); i < static_cast<size_t>(batch); ++i)
-    for (size_t k = 0; k < per; ++k) ASSERT_EQ(got[i * per + k], 114.f / 255.f) << "padding slot " << i;
 }
 
 TEST(GpuLetterbox, BitExactOnGoldenImages) {
@@ -205,17 +208,21 @@ TEST_P(GpuDetect, SameDetectionsAsCpuOnSyntheticHeads) {
   KESTREL_REQUIRE_GPU();
   const auto [kind, validation] = GetParam();
   yolo::NmsOptions o = validation ? yolo::NmsOptions::validation(kind) : yolo::NmsOptions::prediction();
-  const Head h = synthetic_head(kind, 3, 2100, 12, kind == yolo::HeadKind::V8 ? 11 : 12);
   std::vector<yolo::LetterboxInfo> geo = {yolo::letterbox_geometry(640, 427, 640), yolo::letterbox_geometry(352, 230, 640),
                                           yolo::letterbox_geometry(500, 640, 640)};
-  for (int max_det : {300, 7}) {
-    o.max_det = max_det;
-    const GpuDets g = gpu_detect(h, o, geo);
-    for (int64_t b = 0; b < h.batch; ++b) {
-      EXPECT_EQ(g.flags[b], 0u) << "image " << b << " was not expected to need the CPU";
-      const auto want = cpu_detect(h, b, o, geo[b]);
-      EXPECT_GT(want.size(), 3u);
-      expect_same(g.boxes[b], want, "image " + std::to_string(b) + " max_det " + std::to_string(max_det));
+  // 2100 anchors: the scores are read four at a time; 2101: one at a time (rows not 16-byte aligned).
+  for (int64_t anchors : {2100, 2101}) {
+    const Head h = synthetic_head(kind, 3, anchors, 12, kind == yolo::HeadKind::V8 ? 11 : 12);
+    for (int max_det : {300, 7}) {
+      o.max_det = max_det;
+      const GpuDets g = gpu_detect(h, o, geo);
+      for (int64_t b = 0; b < h.batch; ++b) {
+        EXPECT_EQ(g.flags[b], 0u) << "image " << b << " was not expected to need the CPU";
+        const auto want = cpu_detect(h, b, o, geo[b]);
+        EXPECT_GT(want.size(), 3u);
+        expect_same(g.boxes[b], want,
+                    std::to_string(anchors) + " anchors, image " + std::to_string(b) + " max_det " + std::to_string(max_det));
+      }
     }
   }
 }

@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "backend/cuda/check.h"
+#include "backend/cuda/mma_common.cuh"
 #include "backend/cuda/yolo_kernels.h"
 
 namespace kestrel::cuda {
@@ -42,7 +43,7 @@ constexpr int kHeavyMin = 256, kHeavyCap = kClassCap, kHeavyWords = kHeavyCap / 
 constexpr int kHeavyTile = 64;                                    // mask blocks: 64 rows x 64 columns
 constexpr int kHeavyTiles = kHeavyCap / kHeavyTile;               // 32
 constexpr int kHeavyPairs = kHeavyTiles * (kHeavyTiles + 1) / 2;  // upper triangle, diagonal included
-constexpr int kHeavyMaskBlocks = 1024;                            // a grid-stride loop over (slot, tile pair)
+constexpr int kHeavyMaskBlocks = 4096;                            // a grid-stride loop over (slot, tile pair)
 static_assert(kHeavyWords == 32, "the walk keeps one 64-bit word of removed bits per lane");
 int heavy_slots(const DetectParams& p) { return std::min(p.batch * p.nc, 2 * p.batch + 8); }
 constexpr int kMergeThreads = 1024;
@@ -230,24 +231,36 @@ __device__ void class_nms(const float* __restrict__ out, const DetectParams& p, 
                               : img + static_cast<size_t>(4 + c) * p.anchors;
   const float* best = w.best + static_cast<size_t>(b) * p.anchors;
   const int* best_cls = w.best_cls + static_cast<size_t>(b) * p.anchors;
-#pragma unroll 4
-  for (int a = tid; a < p.anchors; a += blockDim.x) {
-    float s;
+  auto consider = [&](int a, float s, int cls) {
     bool cand;
     if (multi) {
-      s = plane[a];
       cand = s > p.conf;
       // YOLOv8 drops an anchor with any NaN class score (torch.amax propagates it): the CPU handles it.
       if (!p.v5 && isnan(s)) nan_s = 1;
     } else {
-      s = best[a];
-      cand = best_cls[a] == c && s > p.conf;
+      cand = cls == c && s > p.conf;
     }
     if (cand) {
       const int k = atomicAdd(&n_s, 1);
       if (k < Cap) keys[k] = (static_cast<unsigned long long>(desc_key(s)) << 32) | static_cast<uint32_t>(a);
     }
+  };
+  // Four anchors per load where the scores lie 16-byte aligned: the scan of every (class, image) is most
+  // of the class kernel's time when the classes are small, and it waits on memory, not on arithmetic.
+  const float* scores = multi ? plane : best;
+  const bool vec = (p.anchors & 3) == 0 && (reinterpret_cast<uintptr_t>(scores) & 15) == 0 &&
+                   (multi || (reinterpret_cast<uintptr_t>(best_cls) & 15) == 0);
+  const int a0 = vec ? p.anchors : 0;
+  if (vec) {
+#pragma unroll 2
+    for (int q = tid; q < p.anchors / 4; q += blockDim.x) {
+      const float4 v = reinterpret_cast<const float4*>(scores)[q];
+      const int4 k = multi ? make_int4(0, 0, 0, 0) : reinterpret_cast<const int4*>(best_cls)[q];
+      consider(4 * q, v.x, k.x), consider(4 * q + 1, v.y, k.y), consider(4 * q + 2, v.z, k.z), consider(4 * q + 3, v.w, k.w);
+    }
   }
+#pragma unroll 4
+  for (int a = a0 + tid; a < p.anchors; a += blockDim.x) consider(a, scores[a], multi ? 0 : best_cls[a]);
   __syncthreads();
   const int n = n_s;
   if (n == 0) {
@@ -426,10 +439,14 @@ __global__ void __launch_bounds__(kHeavyTile) heavy_mask_kernel(const DetectPara
 }
 
 // Heavy classes, step 2: one warp per slot walks the candidates in order, 32 rows at a time. Lane w
-// keeps word w of the removed bits. A tile's own decisions run on its diagonal words (the bits among
-// its 32 rows), identical in every lane; then each lane ORs the kept rows' word into its own. The next
-// tile's rows are loaded while this one is decided.
+// keeps word w of the removed bits and copies word w of every row for itself (cp.async into its own
+// column of a ring of kWalkStages tiles, so the rows of the next tiles arrive while this one is decided;
+// no lane reads another's column). Lane tw, whose word holds the tile's own bits, takes the tile's
+// greedy decisions and hands them to the others in one shuffle; each lane then ORs the kept rows' word
+// into its own.
+constexpr int kWalkStages = 4;
 __global__ void __launch_bounds__(32) heavy_walk_kernel(const DetectParams p, Workspace w) {
+  __shared__ unsigned long long ring[kWalkStages][32][32];  // [stage][row of the tile][word = lane]
   const int s = blockIdx.x;
   if (s >= min(w.heavy[0], w.heavy_slots)) return;
   const int lane = threadIdx.x;
@@ -437,43 +454,55 @@ __global__ void __launch_bounds__(32) heavy_walk_kernel(const DetectParams p, Wo
   const unsigned long long* mask = w.heavy_mask + static_cast<size_t>(s) * kHeavyCap * kHeavyWords;
   const unsigned long long* keys = w.heavy_keys + static_cast<size_t>(s) * kHeavyCap;
   unsigned long long* kept = w.kept + static_cast<size_t>(bc) * p.max_det;
-  unsigned long long removed = 0, cur[32], nxt[32];
-  // Row base + r, word `lane`: written by the mask kernel when the row exists and the word lies on or
-  // above the row's own and below the last candidate's.
+  const int tiles = (n + 31) / 32;
+  // Tile t's rows, word `lane`: written by the mask kernel where the row exists and the word lies on or
+  // above the row's own and below the last candidate's; zeros elsewhere (cp.async's zero fill).
   const bool lane_used = lane * 64 < n;
-  auto load = [&](unsigned long long(&dst)[32], int base) {
-#pragma unroll
-    for (int r = 0; r < 32; ++r) {
-      const int i = base + r;
-      dst[r] = lane_used && i < n && lane >= (i >> 6) ? mask[static_cast<size_t>(i) * kHeavyWords + lane] : 0ull;
+  auto issue = [&](int t) {
+    if (t < tiles) {
+#pragma unroll 8
+      for (int r = 0; r < 32; ++r) {
+        const int i = t * 32 + r;
+        const bool ok = lane_used && i < n && lane >= (i >> 6);
+        cp_async8(&ring[t % kWalkStages][r][lane], ok ? mask + static_cast<size_t>(i) * kHeavyWords + lane : mask,
+                  ok ? 8 : 0);
+      }
     }
+    cp_async_commit();  // an empty group past the last tile keeps the count the wait below relies on
   };
-  load(nxt, 0);
+  for (int t = 0; t < kWalkStages - 1; ++t) issue(t);
+  unsigned long long removed = 0;
   int kept_n = 0;
-  for (int base = 0; base < n && kept_n < p.max_det; base += 32) {
-#pragma unroll
-    for (int r = 0; r < 32; ++r) cur[r] = nxt[r];
-    if (base + 32 < n) load(nxt, base + 32);
-    const int tw = base >> 6, shift = base & 32;
-    const unsigned valid = n - base >= 32 ? kFullMask : (1u << (n - base)) - 1u;
-    unsigned alive = ~static_cast<unsigned>(__shfl_sync(kFullMask, removed, tw) >> shift) & valid;
-    unsigned diag[32];
-#pragma unroll
-    for (int r = 0; r < 32; ++r) diag[r] = static_cast<unsigned>(__shfl_sync(kFullMask, cur[r], tw) >> shift);
+  for (int t = 0; t < tiles && kept_n < p.max_det; ++t) {
+    cp_async_wait<kWalkStages - 2>();  // tile t's group is complete (this lane's copies)
+    __syncwarp();                      // and tile t - 1's reads of its stage are done before it is refilled
+    issue(t + kWalkStages - 1);
+    const unsigned long long(&rows)[32][32] = ring[t % kWalkStages];
+    const int base = t * 32, tw = base >> 6, shift = base & 32;
     unsigned keep = 0;
-    const int kept0 = kept_n;
+    if (lane == tw) {
+      const unsigned valid = n - base >= 32 ? kFullMask : (1u << (n - base)) - 1u;
+      unsigned alive = ~static_cast<unsigned>(removed >> shift) & valid;
+      unsigned diag[32];
 #pragma unroll
-    for (int r = 0; r < 32; ++r) {
-      const bool take = ((alive >> r) & 1u) && kept_n < p.max_det;
-      if (take) keep |= 1u << r, alive &= ~diag[r], ++kept_n;
+      for (int r = 0; r < 32; ++r) diag[r] = static_cast<unsigned>(rows[r][lane] >> shift);
+      int k = kept_n;
+#pragma unroll
+      for (int r = 0; r < 32; ++r) {
+        const bool take = ((alive >> r) & 1u) && k < p.max_det;
+        if (take) keep |= 1u << r, alive &= ~diag[r], ++k;
+      }
     }
+    keep = __shfl_sync(kFullMask, keep, tw);
     unsigned long long acc = 0;
 #pragma unroll
     for (int r = 0; r < 32; ++r)
-      if ((keep >> r) & 1u) acc |= cur[r];
+      if ((keep >> r) & 1u) acc |= rows[r][lane];
     removed |= acc;
-    if ((keep >> lane) & 1u) kept[kept0 + __popc(keep & ((1u << lane) - 1u))] = keys[base + lane];
+    if ((keep >> lane) & 1u) kept[kept_n + __popc(keep & ((1u << lane) - 1u))] = keys[base + lane];
+    kept_n += __popc(keep);
   }
+  cp_async_wait<0>();  // no copy may still be writing shared memory when the block ends
   if (lane == 0) w.kept_count[bc] = kept_n;
 }
 
@@ -603,7 +632,9 @@ void launch_detect(const float* output, const DetectParams& p, const Unletterbox
   opt_in_shared_memory(merge_kernel, kMergeCap * sizeof(unsigned long long) + 4096 * sizeof(int));
   class_nms_kernel<<<dim3(p.nc, p.batch), kClassThreads, class_smem(kClassCap), stream>>>(output, p, w, flags, candidates);
   KLAUNCH("detect class NMS");
-  heavy_mask_kernel<<<std::min(kHeavyMaskBlocks, w.heavy_slots * kHeavyPairs), kHeavyTile, 0, stream>>>(p, w);
+  // Up to a wave of 64-thread blocks (an SM holds 32); fewer where few slots exist, since most of a slot's
+  // tile pairs lie beyond its candidates and end at once.
+  heavy_mask_kernel<<<std::min(kHeavyMaskBlocks, std::max(1, w.heavy_slots * kHeavyPairs / 4)), kHeavyTile, 0, stream>>>(p, w);
   KLAUNCH("detect heavy classes' suppression bits");
   heavy_walk_kernel<<<w.heavy_slots, 32, 0, stream>>>(p, w);
   KLAUNCH("detect heavy classes' greedy walk");

@@ -1,6 +1,10 @@
-// The letterbox of a whole batch in one launch: one thread per output pixel (x fastest, so each of the
-// three plane writes is coalesced), reading the 8-bit source through the CPU's resize plan.
+// The letterbox of a whole batch in one launch: one thread per run of output pixels along a row (x
+// fastest, so each of the three plane writes is coalesced), reading the 8-bit source through the CPU's
+// resize plan.
 // Integer arithmetic throughout, then v / 255 as an IEEE float division (what the CPU's table holds).
+#include <cstdint>
+#include <type_traits>
+
 #include "backend/cuda/check.h"
 #include "backend/cuda/yolo_kernels.h"
 
@@ -18,22 +22,11 @@ __device__ __forceinline__ int hsum(const uint8_t* row, const ResizeTap& t, int 
   return dx < xmax ? s[0] * t.w0 + s[3] * t.w1 : s[0] * yolo::detail::kResizeCoefScale;
 }
 
-__global__ void letterbox_kernel(const uint8_t* __restrict__ pixels, const LetterboxJob* __restrict__ jobs,
-                                 const ResizeTap* __restrict__ taps, int n, int size, float* __restrict__ out) {
-  const int b = blockIdx.y;
-  const int plane = size * size;
-  const int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= plane) return;
-  float* o = out + (size_t)b * 3 * plane + i;
-  const float pad = static_cast<float>(kPad) / 255.0f;
-  if (b >= n) {
-    o[0] = pad, o[plane] = pad, o[2 * plane] = pad;
-    return;
-  }
-  const LetterboxJob j = jobs[b];
-  const int x = i % size - j.pad_left, y = i / size - j.pad_top;
+// One output pixel in source channel order, or the pad value where (x, y) lies outside the image.
+__device__ __forceinline__ void pixel(const uint8_t* __restrict__ pixels, const LetterboxJob& j,
+                                      const ResizeTap* __restrict__ taps, int x, int y, float (&f)[3]) {
   if (x < 0 || y < 0 || x >= j.new_w || y >= j.new_h) {
-    o[0] = pad, o[plane] = pad, o[2 * plane] = pad;
+    f[0] = f[1] = f[2] = static_cast<float>(kPad) / 255.0f;
     return;
   }
   const uint8_t* img = pixels + j.pixels;
@@ -55,10 +48,39 @@ __global__ void letterbox_kernel(const uint8_t* __restrict__ pixels, const Lette
       v[c] = yolo::detail::vertical_linear(ty.w0, hsum(row0, tx, x, j.xmax, c), ty.w1, hsum(row1, tx, x, j.xmax, c));
   }
   // Output planes are R, G, B.
-  const int r = j.rgb ? v[0] : v[2], bl = j.rgb ? v[2] : v[0];
-  o[0] = static_cast<float>(r) / 255.0f;
-  o[plane] = static_cast<float>(v[1]) / 255.0f;
-  o[2 * plane] = static_cast<float>(bl) / 255.0f;
+  f[0] = static_cast<float>(j.rgb ? v[0] : v[2]) / 255.0f;
+  f[1] = static_cast<float>(v[1]) / 255.0f;
+  f[2] = static_cast<float>(j.rgb ? v[2] : v[0]) / 255.0f;
+}
+
+// Pix consecutive pixels of one row per thread (4 where the size allows 16-byte stores: the kernel moves
+// four float bytes out per source byte in, so its stores are most of its time).
+template <int Pix>
+__global__ void letterbox_kernel(const uint8_t* __restrict__ pixels, const LetterboxJob* __restrict__ jobs,
+                                 const ResizeTap* __restrict__ taps, int n, int size, float* __restrict__ out) {
+  using Vec = std::conditional_t<Pix == 4, float4, float>;
+  const int b = blockIdx.y;
+  const int plane = size * size;
+  const int i = (blockIdx.x * blockDim.x + threadIdx.x) * Pix;  // Pix divides size: one row per thread
+  if (i >= plane) return;
+  float f[Pix][3];
+  if (b >= n) {
+#pragma unroll
+    for (int k = 0; k < Pix; ++k) f[k][0] = f[k][1] = f[k][2] = static_cast<float>(kPad) / 255.0f;
+  } else {
+    const LetterboxJob j = jobs[b];
+    const int x = i % size - j.pad_left, y = i / size - j.pad_top;
+#pragma unroll
+    for (int k = 0; k < Pix; ++k) pixel(pixels, j, taps, x + k, y, f[k]);
+  }
+  float* o = out + (size_t)b * 3 * plane + i;
+#pragma unroll
+  for (int c = 0; c < 3; ++c) {
+    Vec v;
+    if constexpr (Pix == 4) v = make_float4(f[0][c], f[1][c], f[2][c], f[3][c]);
+    else v = f[0][c];
+    *reinterpret_cast<Vec*>(o + (size_t)c * plane) = v;
+  }
 }
 
 }  // namespace
@@ -67,8 +89,13 @@ void launch_letterbox(const uint8_t* pixels, const LetterboxJob* jobs, const Res
                       int size, float* out, cudaStream_t stream) {
   KESTREL_CHECK(n >= 0 && n <= batch && size > 0, "letterbox: ", n, " images for batch ", batch, " at size ", size);
   const int threads = 256;
-  const dim3 grid((size * size + threads - 1) / threads, batch);
-  letterbox_kernel<<<grid, threads, 0, stream>>>(pixels, jobs, taps, n, size, out);
+  // Four pixels per thread need a size divisible by 4 (then every plane starts 16-byte aligned, as the
+  // engine's input buffer does).
+  const bool quad = size % 4 == 0 && reinterpret_cast<uintptr_t>(out) % 16 == 0;
+  const int per_thread = quad ? 4 : 1;
+  const dim3 grid((size * size / per_thread + threads - 1) / threads, batch);
+  if (quad) letterbox_kernel<4><<<grid, threads, 0, stream>>>(pixels, jobs, taps, n, size, out);
+  else letterbox_kernel<1><<<grid, threads, 0, stream>>>(pixels, jobs, taps, n, size, out);
   KLAUNCH("letterbox");
 }
 
