@@ -5,16 +5,19 @@
 // (median of 5 samples of enough back-to-back runs to cover ~0.3 ms); the fastest wins. Results go to
 // the timing cache keyed by device and layer signature; a cached layer is not timed, but a cached tactic
 // other than the reference is checked against the reference as above before it is used. The bounds:
-// accuracy_bounds.h.
+// accuracy_bounds.h. Tactics that compile code (cuDNN's run-time plans) compile on threads first.
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
+#include <thread>
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/util.h"
@@ -144,6 +147,7 @@ class Tuner {
   }
 
   TuneStats run(TimingCache& cache) {
+    compile_ahead();
     for (BLayer& l : p_.layers)
       if (!l.removed) {
         try {
@@ -160,6 +164,47 @@ class Tuner {
 
  private:
   cuda::LayerSpec spec(const BLayer& l) const { return layer_spec(p_, l, metas_); }
+
+  // Tactics that compile code in set_tactic (cuDNN's run-time plans of the INT8 convolutions: tens to
+  // hundreds of milliseconds of CPU each, three per layer) compile first on several threads, each with
+  // its own cuDNN handle, into the plan cache; the tuning loop below, one layer after another, then
+  // restores them from there. Only where that cache is on (it is how the threads hand plans over). A
+  // failure here is left for the loop, which meets it again and reports it.
+  void compile_ahead() {
+    if (!o_.cudnn_tactics || !cuda::cudnn_plan_cache_on(h_.cudnn)) return;
+    std::vector<const BLayer*> todo;
+    std::set<std::string> seen;  // layers of one signature compile the same plans
+    for (const BLayer& l : p_.layers)
+      if (!l.removed && l.op == "kestrel.ConvInt8" && seen.insert(signature(p_, l, o_.workspace_limit)).second)
+        todo.push_back(&l);
+    const int threads = static_cast<int>(
+        std::min<size_t>(todo.size(), std::clamp(std::thread::hardware_concurrency(), 1u, 8u)));
+    if (threads < 2) return;
+    int dev = 0;
+    KCUDA(cudaGetDevice(&dev));
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+      cuda::Handles h;
+      if (cudaSetDevice(dev) != cudaSuccess || cudnnCreate(&h.cudnn) != CUDNN_STATUS_SUCCESS) return;
+      cuda::set_cudnn_plan_cache(h.cudnn, o_.cudnn_plan_cache);
+      for (size_t i = next++; i < todo.size(); i = next++) {
+        try {
+          const std::unique_ptr<cuda::Layer> layer = cuda::create_layer(spec(*todo[i]));
+          for (const std::string& t : layer->tactics(h))
+            if (layer->compiles_in_set_tactic(t)) try {
+                layer->set_tactic(t, h);
+              } catch (const std::exception&) {
+              }
+        } catch (const std::exception&) {
+        }
+      }
+      cuda::set_cudnn_plan_cache(h.cudnn, "");  // a later handle may reuse the address
+      cudnnDestroy(h.cudnn);
+    };
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) pool.emplace_back(work);
+    for (std::thread& t : pool) t.join();
+  }
 
   void tune_layer(BLayer& l, TimingCache& cache) {
     std::unique_ptr<cuda::Layer> layer = cuda::create_layer(spec(l));

@@ -199,6 +199,53 @@ TEST(Int8Build, RebuildTakesThePrecisionChoiceFromTheTimingCache) {
   std::printf("[int8] yolo11n batch 1: %d INT8 convs run in FP16 by time\n", fp16);
 }
 
+// cuDNN's run-time plans compile on threads, each with its own cuDNN handle, into the plan cache before the
+// tuner restores them one layer at a time. An engine built that way (empty plan cache folder) picks the same
+// tactics as one built with the plan cache off (every plan compiled in the tuner's own thread; both take the
+// tactics of one timing cache) and computes the same output bit for bit; the folder then holds the plans.
+TEST(Int8Build, PlansCompiledOnThreadsEqualPlansCompiledInTurn) {
+  KESTREL_REQUIRE_GPU();
+  KESTREL_REQUIRE_DATA("models/yolov8n.onnx");
+  KESTREL_REQUIRE_DATA("coco128");
+  KESTREL_REQUIRE_DATA("golden/000000000139.input.bin");
+  const Quantized q = quantize("yolov8n");
+  const std::filesystem::path tmp = std::filesystem::temp_directory_path();
+  const std::string cache = (tmp / "kestrel_test_int8_threads.cache").string();
+  const std::filesystem::path plans = tmp / "kestrel_test_int8_threads_plans";
+  std::filesystem::remove(cache);
+  std::filesystem::remove_all(plans);
+  BuilderConfig cfg = test::config(Precision::INT8);
+  cfg.timing_cache_path = cache;
+  cfg.cudnn_plan_cache = "off";
+  Builder b;
+  auto in_turn = b.build(q.qdq, cfg, "", "yolov8n");
+  const double in_turn_s = b.report().total_s;
+  cfg.cudnn_plan_cache = plans.string();
+  auto threaded = b.build(q.qdq, cfg, "", "yolov8n");
+  const double threaded_s = b.report().total_s;
+  std::filesystem::remove(cache);
+  int stored = 0;
+  for (const auto& e : std::filesystem::directory_iterator(plans)) stored += e.is_regular_file();
+  std::filesystem::remove_all(plans);
+  int cudnn_layers = 0;
+  const auto &la = in_turn->info().layers, &lb = threaded->info().layers;
+  ASSERT_EQ(la.size(), lb.size());
+  for (size_t i = 0; i < la.size(); ++i) {
+    EXPECT_EQ(la[i].name, lb[i].name);
+    EXPECT_EQ(la[i].tactic, lb[i].tactic) << la[i].name;
+    cudnn_layers += lb[i].tactic.rfind("cudnn8_", 0) == 0;
+  }
+  std::printf("[int8] yolov8n INT8 batch 1: plans compiled in turn %.2f s, on threads (empty plan cache) %.2f s; "
+              "%d plans stored, %d layers on a cuDNN plan\n", in_turn_s, threaded_s, stored, cudnn_layers);
+  EXPECT_GT(stored, 0) << "no plan reached the plan cache";
+  const HostTensor x = read_input(test::data_path("golden/000000000139.input.bin").string());
+  auto ca = in_turn->create_execution_context();
+  auto cb = threaded->create_execution_context();
+  const HostTensor ya = test::run_poisoned(*ca, {x})[0], yb = test::run_poisoned(*cb, {x})[0];
+  ASSERT_TRUE(test::all_finite(yb)) << "an output element was never written";
+  EXPECT_EQ(0, std::memcmp(ya.raw(), yb.raw(), ya.nbytes())) << "the engines of the two builds differ";
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, Int8Model, ::testing::Values("yolov8n", "yolov5n", "yolo11n"),
                          [](const auto& info) { return std::string(info.param); });
 

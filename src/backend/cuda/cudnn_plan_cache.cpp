@@ -84,6 +84,8 @@ void set_cudnn_plan_cache(cudnnHandle_t h, const std::string& folder) {
   else folders()[h] = folder;
 }
 
+bool cudnn_plan_cache_on(cudnnHandle_t h) { return !cache_dir(h).empty(); }
+
 std::optional<std::string> load_cudnn_plan(cudnnHandle_t h, const std::string& key) {
   const std::filesystem::path dir = cache_dir(h);
   const std::string k = full_key(key);

@@ -19,6 +19,9 @@ namespace kestrel::cuda {
 // forget it before the handle is destroyed.
 void set_cudnn_plan_cache(cudnnHandle_t h, const std::string& folder);
 
+// Whether plans built on handle `h` are kept (a folder is set or found, not "off").
+bool cudnn_plan_cache_on(cudnnHandle_t h);
+
 // The stored JSON for `key`, if any.
 std::optional<std::string> load_cudnn_plan(cudnnHandle_t h, const std::string& key);
 // Stores it (best effort: a read-only or full disk is ignored).

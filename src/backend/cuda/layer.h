@@ -83,6 +83,9 @@ class Layer {
   // Whether a tactic leaves out a quantization the reference applies (an INT8 layer run one step above
   // INT8 where that is faster): the builder then validates it with the quantization error's tolerance.
   virtual bool skips_quantization(const std::string& /*tactic*/) const { return false; }
+  // Whether set_tactic compiles code for this tactic (cuDNN's run-time compiled plans): the builder
+  // then compiles such tactics of many layers at once, on threads, before it tunes them one by one.
+  virtual bool compiles_in_set_tactic(const std::string& /*tactic*/) const { return false; }
   virtual void enqueue(const LayerIO& io, cudaStream_t stream, Handles& h) = 0;
   const LayerSpec& spec() const { return spec_; }
   const std::string& tactic() const { return tactic_; }
