@@ -167,9 +167,10 @@ class Tuner {
 
   // Tactics that compile code in set_tactic (cuDNN's run-time plans of the INT8 convolutions: tens to
   // hundreds of milliseconds of CPU each, three per layer) compile first on several threads, each with
-  // its own cuDNN handle, into the plan cache; the tuning loop below, one layer after another, then
-  // restores them from there. Only where that cache is on (it is how the threads hand plans over). A
-  // failure here is left for the loop, which meets it again and reports it.
+  // its own cuDNN handle, into the plan cache (a plan already there is left alone); the tuning loop
+  // below, one layer after another, then restores them from there. Only where that cache is on (it is
+  // how the threads hand plans over). A failure here is left for the loop, which meets it again and
+  // reports it.
   void compile_ahead() {
     if (!o_.cudnn_tactics || !cuda::cudnn_plan_cache_on(h_.cudnn)) return;
     std::vector<const BLayer*> todo;
@@ -190,11 +191,10 @@ class Tuner {
       for (size_t i = next++; i < todo.size(); i = next++) {
         try {
           const std::unique_ptr<cuda::Layer> layer = cuda::create_layer(spec(*todo[i]));
-          for (const std::string& t : layer->tactics(h))
-            if (layer->compiles_in_set_tactic(t)) try {
-                layer->set_tactic(t, h);
-              } catch (const std::exception&) {
-              }
+          for (const std::string& t : layer->tactics(h)) try {
+              layer->compile_ahead(t, h);
+            } catch (const std::exception&) {
+            }
         } catch (const std::exception&) {
         }
       }

@@ -153,7 +153,12 @@ class ConvInt8Layer : public Layer {
 
   int64_t scratch_bytes() const override { return scratch_; }
   bool skips_quantization(const std::string& t) const override { return t == "stem8_fx"; }
-  bool compiles_in_set_tactic(const std::string& t) const override { return t.rfind("cudnn8_", 0) == 0; }
+  void compile_ahead(const std::string& t, Handles& h) override {
+    if (t.rfind("cudnn8_", 0) != 0 || !cudnn_ok()) return;
+    make_cudnn(h);
+    const int i = std::stoi(t.substr(7));
+    if (i >= 0 && i < cudnn_->plans()) cudnn_->compile_into_cache(i, h.cudnn);
+  }
 
   void enqueue(const LayerIO& io, cudaStream_t stream, Handles& h) override {
     const auto* w = static_cast<const int8_t*>(io.in[1]);

@@ -189,7 +189,7 @@ void CudnnGraph::finalize(cudnnHandle_t h, int max_plans, int64_t ws_limit, bool
 void CudnnGraph::build(int i, cudnnHandle_t h) {
   KESTREL_CHECK(i >= 0 && i < plans(), "internal: cuDNN plan ", i, " of ", plans());
   if (plans_[i]) return;
-  const std::string key = sig_ + "| plan " + std::to_string(i);
+  const std::string key = plan_key(i);
   Desc plan = nullptr;
   if (cache_plans_) {
     if (const std::optional<std::string> json = load_cudnn_plan(h, key)) {
@@ -224,6 +224,12 @@ void CudnnGraph::build(int i, cudnnHandle_t h) {
   KESTREL_CHECK(wsb >= 0 && wsb <= ws_limit_, "cuDNN plan ", i, " needs ", wsb, " bytes of workspace (limit ", ws_limit_, ")");
   plans_[i] = plan;
   ws_[i] = wsb;
+}
+
+void CudnnGraph::compile_into_cache(int i, cudnnHandle_t h) {
+  KESTREL_CHECK(i >= 0 && i < plans(), "internal: cuDNN plan ", i, " of ", plans());
+  if (!cache_plans_ || plans_[i] || load_cudnn_plan(h, plan_key(i))) return;
+  build(i, h);
 }
 
 int64_t CudnnGraph::workspace(int i) const {

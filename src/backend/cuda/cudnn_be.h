@@ -47,6 +47,9 @@ class CudnnGraph {
   // Finalizes plan i if it is not yet; throws kestrel::Error when it cannot be built or needs more
   // than the workspace limit.
   void build(int i, cudnnHandle_t h);
+  // Compiles plan i into the disk cache unless it is there already (then nothing is finalized): how
+  // the builder's threads prepare run-time compiled plans for the tuner.
+  void compile_into_cache(int i, cudnnHandle_t h);
   int64_t workspace(int i) const;
   // Runs plan i (built) on the handle's stream; ptrs[j] is the data of tensor uids[j], all 16-byte
   // aligned.
@@ -54,6 +57,7 @@ class CudnnGraph {
 
  private:
   Desc make(cudnnBackendDescriptorType_t t);
+  std::string plan_key(int i) const { return sig_ + "| plan " + std::to_string(i); }  // in the plan cache
   std::vector<Desc> owned_, ops_;
   std::map<Desc, int64_t> uid_;  // tensor descriptor -> its uid, for the signature
   std::string sig_;               // the graph as text: the plan cache's key
@@ -98,6 +102,7 @@ class CudnnInt8Conv {
                 int64_t ws_limit);
   int plans() const { return g_.plans(); }
   void build(int i, cudnnHandle_t h) { g_.build(i, h); }
+  void compile_into_cache(int i, cudnnHandle_t h) { g_.compile_into_cache(i, h); }
   int64_t workspace(int i) const { return g_.workspace(i); }
   void execute(int i, cudnnHandle_t h, const void* x, const void* w, const float* scale, const float* bias,
                const void* r, const Scalars& scalars, void* y, void* ws) const;

@@ -83,9 +83,10 @@ class Layer {
   // Whether a tactic leaves out a quantization the reference applies (an INT8 layer run one step above
   // INT8 where that is faster): the builder then validates it with the quantization error's tolerance.
   virtual bool skips_quantization(const std::string& /*tactic*/) const { return false; }
-  // Whether set_tactic compiles code for this tactic (cuDNN's run-time compiled plans): the builder
-  // then compiles such tactics of many layers at once, on threads, before it tunes them one by one.
-  virtual bool compiles_in_set_tactic(const std::string& /*tactic*/) const { return false; }
+  // Compiles into a cache what set_tactic(tactic) would compile (cuDNN's run-time plans), so that
+  // set_tactic then only restores it: the builder calls it for many layers at once on threads, each
+  // with its own handles, before it tunes them one by one. Nothing for most layers.
+  virtual void compile_ahead(const std::string& /*tactic*/, Handles&) {}
   virtual void enqueue(const LayerIO& io, cudaStream_t stream, Handles& h) = 0;
   const LayerSpec& spec() const { return spec_; }
   const std::string& tactic() const { return tactic_; }
