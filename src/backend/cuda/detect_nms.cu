@@ -21,7 +21,6 @@
 #include <cstdint>
 
 #include "backend/cuda/check.h"
-#include "backend/cuda/mma_common.cuh"
 #include "backend/cuda/yolo_kernels.h"
 
 namespace kestrel::cuda {
@@ -439,14 +438,10 @@ __global__ void __launch_bounds__(kHeavyTile) heavy_mask_kernel(const DetectPara
 }
 
 // Heavy classes, step 2: one warp per slot walks the candidates in order, 32 rows at a time. Lane w
-// keeps word w of the removed bits and copies word w of every row for itself (cp.async into its own
-// column of a ring of kWalkStages tiles, so the rows of the next tiles arrive while this one is decided;
-// no lane reads another's column). Lane tw, whose word holds the tile's own bits, takes the tile's
-// greedy decisions and hands them to the others in one shuffle; each lane then ORs the kept rows' word
-// into its own.
-constexpr int kWalkStages = 4;
+// keeps word w of the removed bits. A tile's own decisions run on its diagonal words (the bits among
+// its 32 rows), identical in every lane; then each lane ORs the kept rows' word into its own. The next
+// tile's rows are loaded while this one is decided.
 __global__ void __launch_bounds__(32) heavy_walk_kernel(const DetectParams p, Workspace w) {
-  __shared__ unsigned long long ring[kWalkStages][32][32];  // [stage][row of the tile][word = lane]
   const int s = blockIdx.x;
   if (s >= min(w.heavy[0], w.heavy_slots)) return;
   const int lane = threadIdx.x;
@@ -454,55 +449,43 @@ __global__ void __launch_bounds__(32) heavy_walk_kernel(const DetectParams p, Wo
   const unsigned long long* mask = w.heavy_mask + static_cast<size_t>(s) * kHeavyCap * kHeavyWords;
   const unsigned long long* keys = w.heavy_keys + static_cast<size_t>(s) * kHeavyCap;
   unsigned long long* kept = w.kept + static_cast<size_t>(bc) * p.max_det;
-  const int tiles = (n + 31) / 32;
-  // Tile t's rows, word `lane`: written by the mask kernel where the row exists and the word lies on or
-  // above the row's own and below the last candidate's; zeros elsewhere (cp.async's zero fill).
+  unsigned long long removed = 0, cur[32], nxt[32];
+  // Row base + r, word `lane`: written by the mask kernel when the row exists and the word lies on or
+  // above the row's own and below the last candidate's.
   const bool lane_used = lane * 64 < n;
-  auto issue = [&](int t) {
-    if (t < tiles) {
-#pragma unroll 8
-      for (int r = 0; r < 32; ++r) {
-        const int i = t * 32 + r;
-        const bool ok = lane_used && i < n && lane >= (i >> 6);
-        cp_async8(&ring[t % kWalkStages][r][lane], ok ? mask + static_cast<size_t>(i) * kHeavyWords + lane : mask,
-                  ok ? 8 : 0);
-      }
+  auto load = [&](unsigned long long(&dst)[32], int base) {
+#pragma unroll
+    for (int r = 0; r < 32; ++r) {
+      const int i = base + r;
+      dst[r] = lane_used && i < n && lane >= (i >> 6) ? mask[static_cast<size_t>(i) * kHeavyWords + lane] : 0ull;
     }
-    cp_async_commit();  // an empty group past the last tile keeps the count the wait below relies on
   };
-  for (int t = 0; t < kWalkStages - 1; ++t) issue(t);
-  unsigned long long removed = 0;
+  load(nxt, 0);
   int kept_n = 0;
-  for (int t = 0; t < tiles && kept_n < p.max_det; ++t) {
-    cp_async_wait<kWalkStages - 2>();  // tile t's group is complete (this lane's copies)
-    __syncwarp();                      // and tile t - 1's reads of its stage are done before it is refilled
-    issue(t + kWalkStages - 1);
-    const unsigned long long(&rows)[32][32] = ring[t % kWalkStages];
-    const int base = t * 32, tw = base >> 6, shift = base & 32;
+  for (int base = 0; base < n && kept_n < p.max_det; base += 32) {
+#pragma unroll
+    for (int r = 0; r < 32; ++r) cur[r] = nxt[r];
+    if (base + 32 < n) load(nxt, base + 32);
+    const int tw = base >> 6, shift = base & 32;
+    const unsigned valid = n - base >= 32 ? kFullMask : (1u << (n - base)) - 1u;
+    unsigned alive = ~static_cast<unsigned>(__shfl_sync(kFullMask, removed, tw) >> shift) & valid;
+    unsigned diag[32];
+#pragma unroll
+    for (int r = 0; r < 32; ++r) diag[r] = static_cast<unsigned>(__shfl_sync(kFullMask, cur[r], tw) >> shift);
     unsigned keep = 0;
-    if (lane == tw) {
-      const unsigned valid = n - base >= 32 ? kFullMask : (1u << (n - base)) - 1u;
-      unsigned alive = ~static_cast<unsigned>(removed >> shift) & valid;
-      unsigned diag[32];
+    const int kept0 = kept_n;
 #pragma unroll
-      for (int r = 0; r < 32; ++r) diag[r] = static_cast<unsigned>(rows[r][lane] >> shift);
-      int k = kept_n;
-#pragma unroll
-      for (int r = 0; r < 32; ++r) {
-        const bool take = ((alive >> r) & 1u) && k < p.max_det;
-        if (take) keep |= 1u << r, alive &= ~diag[r], ++k;
-      }
+    for (int r = 0; r < 32; ++r) {
+      const bool take = ((alive >> r) & 1u) && kept_n < p.max_det;
+      if (take) keep |= 1u << r, alive &= ~diag[r], ++kept_n;
     }
-    keep = __shfl_sync(kFullMask, keep, tw);
     unsigned long long acc = 0;
 #pragma unroll
     for (int r = 0; r < 32; ++r)
-      if ((keep >> r) & 1u) acc |= rows[r][lane];
+      if ((keep >> r) & 1u) acc |= cur[r];
     removed |= acc;
-    if ((keep >> lane) & 1u) kept[kept_n + __popc(keep & ((1u << lane) - 1u))] = keys[base + lane];
-    kept_n += __popc(keep);
+    if ((keep >> lane) & 1u) kept[kept0 + __popc(keep & ((1u << lane) - 1u))] = keys[base + lane];
   }
-  cp_async_wait<0>();  // no copy may still be writing shared memory when the block ends
   if (lane == 0) w.kept_count[bc] = kept_n;
 }
 

@@ -1,6 +1,6 @@
 #pragma once
-// PTX wrappers the tensor-core implicit GEMMs share (conv_igemm.cu FP16, conv_igemm_int8.cu INT8), and the
-// detection kernels' heavy-class walk (detect_nms.cu): asynchronous global -> shared copies and ldmatrix fragment loads.
+// PTX wrappers the tensor-core implicit GEMMs share (conv_igemm.cu FP16, conv_igemm_int8.cu INT8):
+// asynchronous global -> shared copies and ldmatrix fragment loads.
 #include <cuda_runtime.h>
 
 namespace kestrel::cuda {
@@ -10,11 +10,6 @@ namespace kestrel::cuda {
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
-}
-// 8 bytes, for data each thread copies for itself (no neighbour reads it; wait_group alone orders it).
-__device__ __forceinline__ void cp_async8(void* smem, const void* gmem, int src_bytes) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
