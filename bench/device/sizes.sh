@@ -5,7 +5,7 @@
 # (`kestrel bench --cuda-graph --no-data-transfers`), then PyTorch FP16 eager and eager + CUDA graph of the
 # same architecture (bench/device/torch_fp16.py), side by side in this call. One line per model and batch
 # in $OUT/sizes.txt as each row ends; every JSON in $OUT/sizes.tgz.
-#   MODELS="yolov8s yolo11s" BATCHES="1 32" PRECS="fp16 int8" bash bench/device/sizes.sh
+#   MODELS="yolov8s yolo11s" BATCHES="1 32" PRECS="fp16 int8" [TORCH=0] bash bench/device/sizes.sh
 set -u
 cd "$(dirname "$0")/../.."
 source bench/device/common.sh
@@ -33,8 +33,9 @@ for m in ${MODELS:-yolov8n yolo11n}; do
   for b in ${BATCHES:-1 32}; do
     k16=$(kestrel_row $m fp16 $b)
     k8="-"; [[ " ${PRECS:-fp16} " == *" int8 "* ]] && k8=$(kestrel_row $m int8 $b)
-    timeout ${TORCH_TIMEOUT:-200} python3 bench/device/torch_fp16.py $m --batches $b --json $J/${m}_torch_b$b.json \
-      > $L/torch_${m}_b$b.log 2>&1 || echo "$m b$b: torch failed: $(tail -1 $L/torch_${m}_b$b.log)"
+    # TORCH=0: Kestrel's columns only (the PyTorch ones measured in another call).
+    [ "${TORCH:-1}" = 0 ] || timeout ${TORCH_TIMEOUT:-200} python3 bench/device/torch_fp16.py $m --batches $b \
+      --json $J/${m}_torch_b$b.json > $L/torch_${m}_b$b.log 2>&1 || echo "$m b$b: torch failed: $(tail -1 $L/torch_${m}_b$b.log)"
     python3 - "$m" "$b" "$k16" "$k8" "$J/${m}_torch_b$b.json" <<'PY'
 import json, sys
 m, b, k16, k8, tj = sys.argv[1:]

@@ -25,12 +25,12 @@ struct LoadedImage {
 
 class ImageLoader {
  public:
-  // threads 0: one per hardware thread; window 0: 4 per thread.
+  // threads 0: one per hardware thread but one (the consumer's); window 0: 4 per thread.
   explicit ImageLoader(std::vector<std::string> paths, int threads = 0, size_t window = 0);
   // The window for a consumer that takes batches of `batch`: four batches ahead, and at least two images
   // per thread (else, at batch 1, most threads would sit idle behind a window of four).
   static size_t window_for_batch(int64_t batch, int threads);
-  static int resolve_threads(int threads);  // 0: one per hardware thread
+  static int resolve_threads(int threads);  // 0: one per hardware thread but one
   ~ImageLoader();
   ImageLoader(const ImageLoader&) = delete;
   ImageLoader& operator=(const ImageLoader&) = delete;

@@ -23,7 +23,7 @@ struct ValOptions {
   yolo::HeadKind head = yolo::HeadKind::Auto;
   bool progress = true;
   bool per_class = false;
-  int decode_threads = 0;  // image decoding threads (0: one per hardware thread)
+  int decode_threads = 0;  // image decoding threads (0: one per hardware thread but one)
   // Letterbox, decode and NMS on the CPU even when the engine could run them (the reference path, to
   // check the engine's own against it).
   bool reference_path = false;
@@ -99,7 +99,7 @@ struct PredictOptions {
   yolo::HeadKind head = yolo::HeadKind::Auto;
   std::string out_dir;  // annotated images go here ("" = none)
   bool quiet = false;   // no per-image summary line
-  int decode_threads = 0;  // image decoding threads (0: one per hardware thread)
+  int decode_threads = 0;  // image decoding threads (0: one per hardware thread but one)
 };
 
 struct ImagePrediction {

@@ -8,7 +8,10 @@
 namespace kestrel::image {
 
 int ImageLoader::resolve_threads(int threads) {
-  return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // One hardware thread is left to the consumer: the batch loop that takes the images stages them for
+  // the GPU on its own thread, and a decoder beside it on every core slows both.
+  if (threads > 0) return threads;
+  return static_cast<int>(std::max(2u, std::thread::hardware_concurrency()) - 1);
 }
 
 size_t ImageLoader::window_for_batch(int64_t batch, int threads) {

@@ -43,7 +43,7 @@ void check_output(const std::string& out, const std::string& what, const std::ve
 void write_json(const std::string& path, const std::string& dumped) { util::write_file(path, dumped + "\n"); }
 
 CLI::Option* add_workers_option(CLI::App* app, int& workers) {
-  return app->add_option("--workers", workers, "Threads decoding image files (0: one per hardware thread)")
+  return app->add_option("--workers", workers, "Threads decoding image files (0: one per hardware thread but one)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
 }
