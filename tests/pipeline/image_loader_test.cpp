@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "kestrel/image_loader.h"
 #include "kestrel/pipeline.h"
@@ -91,4 +92,14 @@ TEST(ImageLoader, WindowKeepsEveryThreadBusy) {
   EXPECT_EQ(ImageLoader::window_for_batch(1, 1), 4u);
   EXPECT_EQ(ImageLoader::window_for_batch(0, 2), 4u);
   EXPECT_EQ(ImageLoader::window_for_batch(1, 0), static_cast<size_t>(std::max(4, 2 * ImageLoader::resolve_threads(0))));
+}
+
+// The default pool leaves one hardware thread to whoever takes the images (the batch loop stages them
+// for the GPU on its own thread), but never has no decoder; a size asked for is the size given.
+TEST(ImageLoader, DefaultPoolLeavesOneHardwareThread) {
+  using kestrel::image::ImageLoader;
+  const int hw = static_cast<int>(std::thread::hardware_concurrency());
+  EXPECT_EQ(ImageLoader::resolve_threads(0), std::max(1, hw - 1));
+  EXPECT_EQ(ImageLoader::resolve_threads(3), 3);
+  EXPECT_EQ(ImageLoader::resolve_threads(1), 1);
 }

@@ -29,7 +29,7 @@ using NamedInput = std::pair<std::string, std::string>;
 void check_output(const std::string& out, const std::string& what, const std::vector<NamedInput>& inputs);
 
 // `--workers N`: threads that decode image files (Ultralytics' name; 0, the default, is one per
-// hardware thread). The same option, range and help in every verb that reads images.
+// hardware thread but one). The same option, range and help in every verb that reads images.
 CLI::Option* add_workers_option(CLI::App* app, int& workers);
 
 // A JSON document written atomically, as every other output (util::write_file).
