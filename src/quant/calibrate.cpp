@@ -26,26 +26,27 @@ std::vector<std::string> quantizable_tensors(const Graph& g) {
 }
 
 namespace {
-// The graph the images run through: the model at batch 1 where it can be re-batched. Images are added to
-// the histograms one at a time anyway, and the CPU backend computes each image of a batch on its own, so
-// the scales are the same; bound to batch 32, eight calibration images would otherwise be computed as 32
-// (the padding too) and a full batch's tensors held at once.
-Graph calibration_graph(const Graph& g) {
+// The model at batch 1, where it is bound to another batch and can be re-batched (else nothing). Images
+// are added to the histograms one at a time anyway, and the CPU backend computes each image of a batch
+// on its own, so the scales are the same; bound to batch 32, eight calibration images would otherwise be
+// computed as 32 (the padding too) and a full batch's tensors held at once.
+std::optional<Graph> at_batch_one(const Graph& g) {
+  if (g.value(g.inputs.at(0)).shape.at(0) == 1) return std::nullopt;
   Graph one = g;  // constants share their storage: no weights are copied
-  if (one.value(one.inputs.at(0)).shape.at(0) == 1) return one;
   try {
     passes::rebatch(one, 1);
-    return one;
   } catch (const Error&) {
-    return g;  // a graph whose outputs do not follow the batch: calibrated at its own
+    return std::nullopt;  // a graph whose outputs do not follow the batch: calibrated at its own
   }
+  return one;
 }
 }  // namespace
 
 std::map<std::string, Histogram> collect_histograms(const Graph& optimized, const std::vector<std::string>& tensors,
                                                     const std::vector<std::string>& images, bool progress) {
   KESTREL_CHECK(!images.empty(), "calibration: no images");
-  const Graph g = calibration_graph(optimized);
+  const std::optional<Graph> one = at_batch_one(optimized);
+  const Graph& g = one ? *one : optimized;
   const int64_t B = g.value(g.inputs.at(0)).shape.at(0);
   CpuExecutor exec(g);
   std::map<std::string, Histogram> hists;

@@ -137,10 +137,7 @@ class ConvInt8Layer : public Layer {
       return;
     }
     if (t.rfind("cudnn8_", 0) == 0) {
-      KESTREL_CHECK(cudnn_ok(), "tactic ", t, " does not apply to ", spec_.op, " node '", spec_.name, "'");
-      make_cudnn(h);
-      const int i = std::stoi(t.substr(7));
-      KESTREL_CHECK(i >= 0 && i < cudnn_->plans(), "tactic ", t, ": cuDNN offers ", cudnn_->plans(), " plans here");
+      const int i = cudnn_plan(t, h);
       cudnn_->build(i, h.cudnn);  // run-time compilation
       if (!scalars_) scalars_ = DeviceScalars({out_scale_ > 0.f ? 1.f / out_scale_ : 0.f, res_int8_ ? 1.f / r_scale_ : 0.f, r_scale_});
       cudnn_plan_ = i;
@@ -154,10 +151,7 @@ class ConvInt8Layer : public Layer {
   int64_t scratch_bytes() const override { return scratch_; }
   bool skips_quantization(const std::string& t) const override { return t == "stem8_fx"; }
   void compile_ahead(const std::string& t, Handles& h) override {
-    if (t.rfind("cudnn8_", 0) != 0 || !cudnn_ok()) return;
-    make_cudnn(h);
-    const int i = std::stoi(t.substr(7));
-    if (i >= 0 && i < cudnn_->plans()) cudnn_->compile_into_cache(i, h.cudnn);
+    if (t.rfind("cudnn8_", 0) == 0) cudnn_->compile_into_cache(cudnn_plan(t, h), h.cudnn);
   }
 
   void enqueue(const LayerIO& io, cudaStream_t stream, Handles& h) override {
@@ -236,6 +230,14 @@ class ConvInt8Layer : public Layer {
     if (!cudnn_)
       cudnn_ = std::make_unique<CudnnInt8Conv>(p_, h.cudnn, has_bias_, residual_kind(), out_scale_ > 0.f, kCudnnPlans,
                                                int64_t{1} << 30);
+  }
+  // The plan index of tactic "cudnn8_N", the graph made; throws where the tactic does not apply.
+  int cudnn_plan(const std::string& t, Handles& h) {
+    KESTREL_CHECK(cudnn_ok(), "tactic ", t, " does not apply to ", spec_.op, " node '", spec_.name, "'");
+    make_cudnn(h);
+    const int i = std::stoi(t.substr(7));
+    KESTREL_CHECK(i >= 0 && i < cudnn_->plans(), "tactic ", t, ": cuDNN offers ", cudnn_->plans(), " plans here");
+    return i;
   }
 
   ConvParams p_;
