@@ -5,10 +5,16 @@
 //         rounding of two FP32 implementations); mAP50-95 within 1e-4
 //   FP16  vs the CPU backend: every detection of score >= 0.25 on either side paired, corners within
 //         4 px and score within 0.03 (fp16 storage of every activation); mAP50-95 within 0.01
-//   INT8  vs the CPU simulation of the same Q/DQ graph (`kestrel val --int8 --backend cpu`): score
-//         >= 0.25 paired, corners within 16 px and score within 0.15 (the two differ where a last-ulp
-//         difference moves an int8 code, output error 0.02-0.05 where INT8 vs FP32 is 0.08-0.2 and moves
-//         a confident box by up to 62 px: int8_models_test.cpp, int8_bounds.h); mAP50-95 within 0.03
+//   INT8  the GPU's letterbox and NMS around an INT8 engine give what the CPU's give around the same
+//         engine (as FP32: pre/post only); and the engine (every layer as quantized) against the CPU
+//         simulation of its Q/DQ graph (`kestrel val --int8 --backend cpu`): its detections agree with
+//         the simulation's (include/kestrel/agreement.h) to kInt8VsSimulation, and mAP50-95 within 0.03.
+//         Not box by box: the two differ where a last-ulp difference moves an int8 code (output error
+//         0.02-0.05 where INT8 vs FP32 is 0.08-0.2: int8_models_test.cpp), and one moved code can swap
+//         which of two overlapping boxes survives NMS -- on the GPU machine such pairs were 16-61 px apart,
+//         as far as INT8 moves a box from FP32 (62 px, int8_bounds.h). Agreement counts those swaps as
+//         what they cost (a box matched at a lower IoU), so a scale not honoured, which moves every box,
+//         still fails it.
 // A partner may have any score (validation keeps down to 0.001): a box just above 0.25 on one side and
 // just below on the other pairs.
 // Below those scores a detection may appear on one side only (near the 0.001 threshold, or the 300th).
@@ -21,6 +27,7 @@
 #include <set>
 
 #include "gpu_test_util.h"
+#include "kestrel/agreement.h"
 #include "kestrel/cuda_inference.h"
 #include "kestrel/eval.h"
 #include "kestrel/inference.h"
@@ -34,6 +41,11 @@ namespace {
 using namespace kestrel;
 
 constexpr int kImages = 6;
+
+// Agreement of the GPU INT8 engine's detections with the CPU simulation's (a fixed number, never
+// relative to the simulation's own distance from FP32, which a worse calibration would widen). Measured
+// on an H100: 0.981-0.999, where the simulation agrees with FP32 to 0.925-0.957 on the same images.
+constexpr double kInt8VsSimulation = 0.97;
 
 // coco-val restricted to its first kImages images by file name (those tests/cuda/device/pack.sh bundles).
 eval::Dataset first_images() {
@@ -166,9 +178,26 @@ TEST_P(GpuVal, MatchesCpuPath) {
   qo.activation_scales = quant::calibrate(forms.fused, co).scales;
   Graph qdq = std::move(forms.fused);
   quant::quantize_graph(qdq, qo);
-  auto gpu = make_cuda_inference(Builder().build(qdq, test::config(Precision::INT8), "", model));
+  BuilderConfig strict = test::config(Precision::INT8);
+  strict.obey_precision_constraints = true;  // the default build may run a conv in FP16 where that is faster
+  auto gpu = make_cuda_inference(Builder().build(qdq, strict, "", model));
+  const pipeline::ValResult int8_gpu = val(*gpu, ds), int8_cpu_prepost = val(*gpu, ds, true);
+  expect_same_detections(int8_gpu, int8_cpu_prepost, {0.01, 0.05, 1e-4, 1e-4}, "int8 gpu pre/post vs cpu pre/post");
+
   auto sim = quant::make_simulated_engine(qdq);
-  expect_same_detections(val(*gpu, ds), val(*sim, ds), {0.25, 16.0, 0.15, 0.03}, "int8");
+  const pipeline::ValResult int8_sim = val(*sim, ds);
+  std::vector<int64_t> ids;
+  for (const auto& im : ds.images) ids.push_back(im.id);
+  eval::BootstrapOptions no_interval;
+  no_interval.resamples = 0;
+  const double vs_sim = eval::agreement(ids, ds.categories, int8_sim.detections, int8_gpu.detections, no_interval).value;
+  const double sim_vs_fp32 = eval::agreement(ids, ds.categories, ref.detections, int8_sim.detections, no_interval).value;
+  const double map_gpu = int8_gpu.stats.stats[0], map_sim = int8_sim.stats.stats[0];
+  std::printf("[val] int8 %s: agreement GPU vs simulation %.4f (simulation vs FP32 %.4f), mAP50-95 %.4f vs %.4f\n",
+              model.c_str(), vs_sim, sim_vs_fp32, map_gpu, map_sim);
+  EXPECT_GE(vs_sim, kInt8VsSimulation);
+  EXPECT_LE(std::fabs(map_gpu - map_sim), 0.03);
+  EXPECT_GT(map_sim, 0.05) << "the simulation found almost nothing: the comparison would be vacuous";
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, GpuVal, ::testing::Values("yolov8n", "yolov5n", "yolo11n"),
