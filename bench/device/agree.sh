@@ -6,7 +6,9 @@
 # $CACHES (pack_int8.sh makes them; default policy only) or from coco128 (about a minute; --int8-auto
 # several minutes). Bundle: EXTRA_WITH="data/agree-val data/coco128" bench/device/pack_compare.sh --
 # agree-val, coco-val and coco128 together exceed the 64 MiB carry, so carry caches instead of coco128,
-# or run the stages in two calls. Every log goes to $OUT/logs.tgz; STAGES selects (default: default auto).
+# or run the stages in two calls, or quantize here and carry the Q/DQ files in $QDQ_DIR (named
+# MODEL.default.qdq.onnx / MODEL.auto.qdq.onnx). Every log goes to $OUT/logs.tgz; STAGES selects (default:
+# default auto).
 set -u
 cd "$(dirname "$0")/../.."
 STAGES=${STAGES:-default auto}
@@ -15,10 +17,13 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
 D=$KESTREL_SHARED/data
 for policy in default auto; do
   has $policy || continue
-  calib="--calib $D/coco128/images"
-  [[ $policy == auto ]] && calib="$calib --int8-auto"
   for m in ${MODELS:-yolov5n yolov8n yolo11n}; do
+    calib="--calib $D/coco128/images"
+    [[ $policy == auto ]] && calib="$calib --int8-auto"
     [[ $policy == default && -n "${CACHES:-}" ]] && calib="--calib-cache $CACHES/$m.percentile.cache"
+    # QDQ_DIR: Q/DQ files `kestrel quantize -o` wrote (MODEL.POLICY.qdq.onnx, e.g. --int8-auto's, minutes of
+    # CPU): compared as they are, nothing calibrated on that machine.
+    [[ -n "${QDQ_DIR:-}" ]] && calib="--int8-model $QDQ_DIR/$m.$policy.qdq.onnx"
     echo "== agree $m $policy ($(elapsed) s)"
     timeout ${AGREE_TIMEOUT:-400} kestrel compare $D/models/$m.onnx --data $D/coco-val --agree $D/agree-val/images \
       --precisions fp32,fp16,int8 $calib --batch 1 --duration 0.5 \

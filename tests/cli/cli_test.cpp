@@ -2,6 +2,7 @@
 // (2 for usage errors, 1 otherwise), never a crash or a hang.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -316,6 +317,56 @@ TEST(CliCompare, CpuInt8RowIsTheSimulation) {
   // Both rows appear in the table too.
   EXPECT_NE(r.out.find("\nint8 "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\nfp32 "), std::string::npos) << r.out;
+}
+
+// compare --int8-model: the int8 rows run a Q/DQ file `quantize -o` wrote (two coco128 images, the built-in
+// model at 96 px), with its own scales: the row is measured and says so. The option is refused with one
+// line where it cannot be what the user meant: no int8 row, not a Q/DQ file, a missing file, a quantized
+// positional model, calibration options beside it, another model's (or another size's) Q/DQ form.
+TEST(CliCompare, Int8ModelRowsRunTheGivenQdqFile) {
+  KESTREL_REQUIRE_DATA("coco128");
+  const fs::path dir = fs::temp_directory_path() / ("kestrel_cli_int8model_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string q = (dir / "q.onnx").string(), json = (dir / "c.json").string();
+  Result r = kestrel("quantize yolov8n --imgsz 96 --calib-images 2 --calib " + kestrel::test::data_path("coco128").string() +
+                     " -o " + q);
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = kestrel("compare yolov8n --imgsz 96 --backend cpu --precisions fp32,int8 --batch 1 --iterations 1 --duration 0 "
+              "--int8-model " + q + " --json " + json);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("(its own Q/DQ scales)"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("calibration: "), std::string::npos) << "nothing is calibrated again: " << r.out;
+  {
+    std::ifstream f(json);
+    const nlohmann::json j = nlohmann::json::parse(f);
+    ASSERT_EQ(j.at("rows").size(), 2u) << j.dump(1);
+    EXPECT_EQ(j["rows"][1].at("precision"), "int8");
+    EXPECT_GT(j["rows"][1].at("compute_ms").at("median").get<double>(), 0.0) << "the row measured nothing";
+  }
+  const std::string base = "compare yolov8n --imgsz 96 --backend cpu --batch 1 --iterations 1 --duration 0 ";
+  const std::string tiny = (dir / "tiny.onnx").string();
+  {
+    std::ofstream f(tiny, std::ios::binary);
+    f << kestrel::test::tiny_conv_model();
+  }
+  const std::pair<std::string, std::string> refused[] = {  // each exits 2 but the size's (a model error: 1)
+      {base + "--precisions fp32 --int8-model " + q, "--int8-model only applies to INT8"},
+      {base + "--precisions fp32,int8 --int8-model " + tiny, "is not a Q/DQ model"},
+      {base + "--precisions fp32,int8 --int8-model " + (dir / "none.onnx").string(), "does not exist"},
+      {"compare " + q + " --backend cpu --precisions fp32,int8 --int8-model " + q, "is quantized already"},
+      {base + "--precisions fp32,int8 --calib-cache " + (dir / "c.cache").string() + " --int8-model " + q,
+       "--calib-cache cannot be combined with --int8-model"},
+      {"compare yolov8n --imgsz 128 --backend cpu --precisions fp32,int8 --int8-model " + q, "fixed at 96x96"},
+      {"compare yolo11n --imgsz 96 --backend cpu --precisions fp32,int8 --int8-model " + q, "is not a form of"},
+      {"compare yolov8s --imgsz 96 --backend cpu --precisions fp32,int8 --int8-model " + q, "(other weight shapes)"},
+  };
+  for (const auto& [cmd, message] : refused) {
+    const Result e = kestrel(cmd);
+    EXPECT_EQ(e.code, message == "fixed at 96x96" ? 1 : 2) << cmd << ": " << e.err;
+    EXPECT_NE(e.err.find(message), std::string::npos) << cmd << ": " << e.err;
+    EXPECT_EQ(std::count(e.err.begin(), e.err.end(), '\n'), 1) << e.err;
+  }
+  fs::remove_all(dir);
 }
 
 TEST(CliCompare, CpuRowsForTheBuiltInModel) {

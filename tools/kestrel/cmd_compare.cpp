@@ -36,6 +36,7 @@ namespace {
 struct CompareArgs {
   std::string model, data, backend = "auto", json, chart;
   std::string agree;  // unlabelled images: agreement with FP32
+  std::string int8_model;  // a Q/DQ ONNX of the model: the int8 rows run it instead of a calibration here
   Int8Args int8;
   std::vector<std::string> precisions{"fp32", "fp16"};
   std::vector<int64_t> batches{1, 32};
@@ -136,6 +137,44 @@ void measure_accuracy(InferenceEngine& e, const std::string& precision, const st
   }
 }
 
+// --int8-model: a Q/DQ form of the positional FP32 model (what `kestrel quantize -o` writes, e.g. after a
+// slow --int8-auto), so that every precision is compared on the same images without quantizing again.
+// Checked before anything is built: it must be used, quantized, of this model's shapes, and not combined
+// with options that would calibrate or place layers (the file's own scales and precisions are used).
+void check_int8_model_arg(const CompareArgs& a, bool int8) {
+  if (!int8) throw UsageError("--int8-model only applies to INT8: add int8 to --precisions");
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(a.int8_model, ec))
+    throw UsageError("--int8-model file '" + a.int8_model + "' does not exist");
+  if (!is_qdq_model(a.int8_model))
+    throw UsageError(a.int8_model + " is not a Q/DQ model (no QuantizeLinear nodes): --int8-model takes what "
+                     "`kestrel quantize -o` writes");
+  if (is_qdq_model(a.model))
+    throw UsageError(a.model + " is quantized already: pass the FP32 model, and its Q/DQ form as --int8-model");
+  if (const std::string given = int8_options_given(a.int8); !given.empty())
+    throw UsageError(given + " cannot be combined with --int8-model: its own scales and precisions are used");
+  // Its convolutions' weight shapes and the input and output shapes must be the model's: a Q/DQ file of
+  // another model, size or input size would otherwise be compared as if it were this one's.
+  auto form = [](const Graph& g) {
+    std::vector<std::string> convs;
+    for (const Node& n : g.nodes)
+      if (n.op == "Conv" && n.inputs.size() > 1) convs.push_back(shape_str(g.value(n.inputs[1]).shape));
+    std::sort(convs.begin(), convs.end());
+    std::string s = std::to_string(convs.size()) + " convs, input";
+    for (const auto& v : g.inputs) s += " " + shape_str(g.value(v).shape);
+    s += ", output";
+    for (const auto& v : g.outputs) s += " " + shape_str(g.value(v).shape);
+    for (const auto& c : convs) s += " " + c;
+    return s;
+  };
+  const std::string fp32 = form(load_graph(a.model, 1, a.imgsz)), q = form(load_graph(a.int8_model, 1, a.imgsz));
+  if (fp32 != q) {
+    auto head = [](const std::string& f) { return f.substr(0, f.find(" [", f.find(", output") + 9)); };
+    throw UsageError("--int8-model " + a.int8_model + " is not a form of " + a.model + ": " + head(q) + " against " +
+                     head(fp32) + (head(q) == head(fp32) ? " (other weight shapes)" : ""));
+  }
+}
+
 int run_compare(CompareArgs a) {
   bool int8 = false;
   for (auto& p : a.precisions) {
@@ -153,10 +192,13 @@ int run_compare(CompareArgs a) {
     const yolo::HeadKind head = yolo::detect_head(out);
     agree = eval::unlabeled_images(a.agree, static_cast<int>(head == yolo::HeadKind::V5 ? out[2] - 5 : out[1] - 4));
   }
-  const bool qdq_model = int8 && is_qdq_model(a.model);
+  if (!a.int8_model.empty()) check_int8_model_arg(a, int8);
+  const bool qdq_model = int8 && (is_qdq_model(a.model) || !a.int8_model.empty());
   if (int8 && a.int8.calib.empty() && a.int8.cache.empty() && !qdq_model)
-    throw UsageError("--precisions int8 needs calibration: --calib DIR, an existing --calib-cache, or a Q/DQ model");
-  const std::vector<NamedInput> inputs = {{a.model, "the model"}, {a.int8.cache, "the calibration cache"}};
+    throw UsageError("--precisions int8 needs calibration: --calib DIR, an existing --calib-cache, a Q/DQ model or "
+                     "--int8-model");
+  const std::vector<NamedInput> inputs = {
+      {a.model, "the model"}, {a.int8.cache, "the calibration cache"}, {a.int8_model, "the --int8-model"}};
   check_output(a.json, "--json", inputs);
   check_output(a.chart, "--chart", inputs);
   if (!a.json.empty() && util::same_path(a.json, a.chart)) throw UsageError("--json and --chart name the same file");
@@ -175,7 +217,7 @@ int run_compare(CompareArgs a) {
     a.precisions = p;
   }
   QdqFile qdq;
-  std::string int8_model_path = a.model;
+  std::string int8_model_path = a.int8_model.empty() ? a.model : a.int8_model;
   if (int8 && !qdq_model) {
     std::printf("== int8 quantization ==\n");
     const Int8Model m = int8_model(a.model, 0, a.imgsz, a.int8);
@@ -380,7 +422,10 @@ Command add_compare(CLI::App& root) {
                   "Folder of unlabelled images: each precision's agreement with FP32's detections on them (mAP of its "
                   "conf 0.001 detections against FP32's conf 0.25 ones), with a bootstrap 95% interval");
   add_int8_options(app, a->int8);
-  app->add_option("--precisions", a->precisions, "Comma-separated: fp32,fp16,int8 (int8 needs --calib or a Q/DQ model)")->delimiter(',')->capture_default_str()->each([a](const std::string&) {
+  app->add_option("--int8-model", a->int8_model,
+                  "Q/DQ ONNX of this model (what `kestrel quantize -o` writes): the int8 rows run it instead of "
+                  "calibrating here");
+  app->add_option("--precisions", a->precisions, "Comma-separated: fp32,fp16,int8 (int8 needs --calib, a Q/DQ model or --int8-model)")->delimiter(',')->capture_default_str()->each([a](const std::string&) {
     a->precisions_set = true;
   });
   app->add_option("--batch", a->batches, "Comma-separated batch sizes")->delimiter(',')->check(CLI::Range(1, 4096))->capture_default_str();

@@ -51,8 +51,7 @@ void add_int8_options(CLI::App* app, Int8Args& a) {
       ->capture_default_str();
 }
 
-void check_int8_options_used(const Int8Args& a, bool int8, const std::string& int8_flag) {
-  if (int8) return;
+std::string int8_options_given(const Int8Args& a) {
   std::string given;
   auto note = [&](bool set, const char* flag) {
     if (set) given += (given.empty() ? "" : ", ") + std::string(flag);
@@ -66,6 +65,12 @@ void check_int8_options_used(const Int8Args& a, bool int8, const std::string& in
   note(a.int8_auto, "--int8-auto");
   note(a.fp16_early_stride_set, "--fp16-early-stride");
   note(a.bias_images > 0, "--bias-correct-images");
+  return given;
+}
+
+void check_int8_options_used(const Int8Args& a, bool int8, const std::string& int8_flag) {
+  if (int8) return;
+  const std::string given = int8_options_given(a);
   if (!given.empty())
     throw UsageError(given + (given.find(',') == std::string::npos ? " only applies" : " only apply") + " to INT8: add " +
                      int8_flag);

@@ -20,6 +20,9 @@ using Int8Args = Int8Options;
 // existing --calib-cache alone.
 void add_int8_options(CLI::App* app, Int8Args& a);
 
+// The calibration and policy options given, comma-separated ("" when none).
+std::string int8_options_given(const Int8Args& a);
+
 // The INT8 options do nothing unless an INT8 engine is made: given without it, a UsageError naming
 // them (`val m --calib dir` without --int8 would otherwise validate FP32 without a word).
 void check_int8_options_used(const Int8Args& a, bool int8, const std::string& int8_flag = "--int8");
