@@ -13,6 +13,7 @@ exec > >(tee -a "$OUT/repro.txt") 2>&1
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
 name=$(basename "$QDQ" .onnx)
 b=${BATCH:-32}
+layers() { awk '$1 ~ /^[0-9]+$/ {print $2, $3, $4}' "$1"; }  # inspect's layer rows: name, op, tactic (not the time)
 map() { python3 -c "import json; d = json.load(open('$1')); print('%.6f' % d['map50_95'])" 2>/dev/null || echo "-"; }
 for mode in ${MODES:-prefer obey}; do
   for i in $(seq 1 ${N:-2}); do
@@ -27,7 +28,6 @@ for mode in ${MODES:-prefer obey}; do
     echo "$tag: built in $(( $(date +%s) - t )) s (with val), mAP50-95 $(map $L/val_$tag.json)"
     if [ $i -gt 1 ]; then
       echo "  layers differing from build 1 (layer, op, tactic):"
-      layers() { awk '$1 ~ /^[0-9]+$/ {print $2, $3, $4}' "$1"; }  # name, op, tactic (not the time)
       diff <(layers $L/inspect_${name}_${mode}_1.txt) <(layers $L/inspect_$tag.txt) | grep '^[<>]' | head -40
     fi
     pack

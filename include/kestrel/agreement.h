@@ -64,6 +64,9 @@ struct Agreement {
 Agreement agreement(const std::vector<int64_t>& image_ids, const std::vector<Category>& categories,
                     const std::vector<Detection>& reference, const std::vector<Detection>& candidate,
                     const BootstrapOptions& options = {});
+// The same on every image of `images` (a dataset's labels, if any, are not used).
+Agreement agreement(const Dataset& images, const std::vector<Detection>& reference,
+                    const std::vector<Detection>& candidate, const BootstrapOptions& options = {});
 
 struct MapDelta {
   double reference = -1, candidate = -1;  // mAP@[.50:.95] of each (fractions)

@@ -108,12 +108,23 @@ MapDelta map_delta(const std::vector<int64_t>& image_ids, const std::vector<Cate
   return m;
 }
 
-MapDelta map_delta(const Dataset& dataset, const std::vector<Detection>& reference,
-                   const std::vector<Detection>& candidate, const BootstrapOptions& options) {
+namespace {
+std::vector<int64_t> image_ids(const Dataset& dataset) {
   std::vector<int64_t> ids;
   ids.reserve(dataset.images.size());
   for (const auto& im : dataset.images) ids.push_back(im.id);
-  return map_delta(ids, dataset.categories, dataset.gt, reference, candidate, options);
+  return ids;
+}
+}  // namespace
+
+Agreement agreement(const Dataset& images, const std::vector<Detection>& reference,
+                    const std::vector<Detection>& candidate, const BootstrapOptions& options) {
+  return agreement(image_ids(images), images.categories, reference, candidate, options);
+}
+
+MapDelta map_delta(const Dataset& dataset, const std::vector<Detection>& reference,
+                   const std::vector<Detection>& candidate, const BootstrapOptions& options) {
+  return map_delta(image_ids(dataset), dataset.categories, dataset.gt, reference, candidate, options);
 }
 
 }  // namespace kestrel::eval

@@ -186,12 +186,10 @@ TEST_P(GpuVal, MatchesCpuPath) {
 
   auto sim = quant::make_simulated_engine(qdq);
   const pipeline::ValResult int8_sim = val(*sim, ds);
-  std::vector<int64_t> ids;
-  for (const auto& im : ds.images) ids.push_back(im.id);
   eval::BootstrapOptions no_interval;
   no_interval.resamples = 0;
-  const double vs_sim = eval::agreement(ids, ds.categories, int8_sim.detections, int8_gpu.detections, no_interval).value;
-  const double sim_vs_fp32 = eval::agreement(ids, ds.categories, ref.detections, int8_sim.detections, no_interval).value;
+  const double vs_sim = eval::agreement(ds, int8_sim.detections, int8_gpu.detections, no_interval).value;
+  const double sim_vs_fp32 = eval::agreement(ds, ref.detections, int8_sim.detections, no_interval).value;
   const double map_gpu = int8_gpu.stats.stats[0], map_sim = int8_sim.stats.stats[0];
   std::printf("[val] int8 %s: agreement GPU vs simulation %.4f (simulation vs FP32 %.4f), mAP50-95 %.4f vs %.4f\n",
               model.c_str(), vs_sim, sim_vs_fp32, map_gpu, map_sim);

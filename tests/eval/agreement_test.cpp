@@ -159,6 +159,14 @@ TEST(Bootstrap, IntervalOfAConstructedCase) {
   EXPECT_NEAR(a.ci.hi, 61.0 / 101, 0.025);
   EXPECT_LT(a.ci.lo, a.value);
   EXPECT_GT(a.ci.hi, a.value);
+  // The same images as a dataset (what compare and the tests hold): the same value and interval.
+  ke::Dataset images;
+  images.categories = kCats;
+  for (int64_t id : ids) images.images.push_back({id, "", 640, 640});
+  const ke::Agreement d = ke::agreement(images, ref, cand, {2000, 11});
+  EXPECT_EQ(d.value, a.value);
+  EXPECT_EQ(d.ci.lo, a.ci.lo);
+  EXPECT_EQ(d.ci.hi, a.ci.hi);
 }
 
 // mAP deltas: two engines scored on the same resamples. Identical detections differ by exactly 0 on

@@ -137,11 +137,31 @@ void measure_accuracy(InferenceEngine& e, const std::string& precision, const st
   }
 }
 
+// What identifies a model's Q/DQ form: its input and output shapes, and its convolutions' weight shapes.
+struct ModelForm {
+  std::string io;                    // "N convs, input [..], output [..]"
+  std::vector<std::string> weights;  // every conv's weight shape, sorted
+};
+
+ModelForm model_form(const Graph& g) {
+  ModelForm f;
+  for (const Node& n : g.nodes)
+    if (n.op == "Conv" && n.inputs.size() > 1) f.weights.push_back(shape_str(g.value(n.inputs[1]).shape));
+  std::sort(f.weights.begin(), f.weights.end());
+  f.io = std::to_string(f.weights.size()) + " convs, input";
+  for (const auto& v : g.inputs) f.io += " " + shape_str(g.value(v).shape);
+  f.io += ", output";
+  for (const auto& v : g.outputs) f.io += " " + shape_str(g.value(v).shape);
+  return f;
+}
+
 // --int8-model: a Q/DQ form of the positional FP32 model (what `kestrel quantize -o` writes, e.g. after a
 // slow --int8-auto), so that every precision is compared on the same images without quantizing again.
-// Checked before anything is built: it must be used, quantized, of this model's shapes, and not combined
-// with options that would calibrate or place layers (the file's own scales and precisions are used).
-void check_int8_model_arg(const CompareArgs& a, bool int8) {
+// Checked before anything is built: it must be used, quantized, a form of this model (a Q/DQ file of
+// another model, size or input size would otherwise be compared as if it were this one's), and not
+// combined with options that would calibrate or place layers (the file's own scales and precisions are
+// used). `model_is_qdq`: the positional model has Q/DQ nodes.
+void check_int8_model_arg(const CompareArgs& a, bool int8, bool model_is_qdq) {
   if (!int8) throw UsageError("--int8-model only applies to INT8: add int8 to --precisions");
   std::error_code ec;
   if (!std::filesystem::is_regular_file(a.int8_model, ec))
@@ -149,30 +169,15 @@ void check_int8_model_arg(const CompareArgs& a, bool int8) {
   if (!is_qdq_model(a.int8_model))
     throw UsageError(a.int8_model + " is not a Q/DQ model (no QuantizeLinear nodes): --int8-model takes what "
                      "`kestrel quantize -o` writes");
-  if (is_qdq_model(a.model))
+  if (model_is_qdq)
     throw UsageError(a.model + " is quantized already: pass the FP32 model, and its Q/DQ form as --int8-model");
   if (const std::string given = int8_options_given(a.int8); !given.empty())
     throw UsageError(given + " cannot be combined with --int8-model: its own scales and precisions are used");
-  // Its convolutions' weight shapes and the input and output shapes must be the model's: a Q/DQ file of
-  // another model, size or input size would otherwise be compared as if it were this one's.
-  auto form = [](const Graph& g) {
-    std::vector<std::string> convs;
-    for (const Node& n : g.nodes)
-      if (n.op == "Conv" && n.inputs.size() > 1) convs.push_back(shape_str(g.value(n.inputs[1]).shape));
-    std::sort(convs.begin(), convs.end());
-    std::string s = std::to_string(convs.size()) + " convs, input";
-    for (const auto& v : g.inputs) s += " " + shape_str(g.value(v).shape);
-    s += ", output";
-    for (const auto& v : g.outputs) s += " " + shape_str(g.value(v).shape);
-    for (const auto& c : convs) s += " " + c;
-    return s;
-  };
-  const std::string fp32 = form(load_graph(a.model, 1, a.imgsz)), q = form(load_graph(a.int8_model, 1, a.imgsz));
-  if (fp32 != q) {
-    auto head = [](const std::string& f) { return f.substr(0, f.find(" [", f.find(", output") + 9)); };
-    throw UsageError("--int8-model " + a.int8_model + " is not a form of " + a.model + ": " + head(q) + " against " +
-                     head(fp32) + (head(q) == head(fp32) ? " (other weight shapes)" : ""));
-  }
+  const ModelForm q = model_form(load_graph(a.int8_model, 1, a.imgsz));
+  const ModelForm fp32 = model_form(load_graph(a.model, 1, a.imgsz));
+  if (q.io != fp32.io || q.weights != fp32.weights)
+    throw UsageError("--int8-model " + a.int8_model + " is not a form of " + a.model + ": " + q.io + " against " +
+                     fp32.io + (q.io == fp32.io ? " (other weight shapes)" : ""));
 }
 
 int run_compare(CompareArgs a) {
@@ -192,8 +197,9 @@ int run_compare(CompareArgs a) {
     const yolo::HeadKind head = yolo::detect_head(out);
     agree = eval::unlabeled_images(a.agree, static_cast<int>(head == yolo::HeadKind::V5 ? out[2] - 5 : out[1] - 4));
   }
-  if (!a.int8_model.empty()) check_int8_model_arg(a, int8);
-  const bool qdq_model = int8 && (is_qdq_model(a.model) || !a.int8_model.empty());
+  const bool model_is_qdq = int8 && is_qdq_model(a.model);
+  if (!a.int8_model.empty()) check_int8_model_arg(a, int8, model_is_qdq);
+  const bool qdq_model = model_is_qdq || (int8 && !a.int8_model.empty());
   if (int8 && a.int8.calib.empty() && a.int8.cache.empty() && !qdq_model)
     throw UsageError("--precisions int8 needs calibration: --calib DIR, an existing --calib-cache, a Q/DQ model or "
                      "--int8-model");
@@ -311,9 +317,7 @@ int run_compare(CompareArgs a) {
     Row cmp;
     if (agree) {
       std::printf("agreement with fp32: %s (%d bootstrap resamples)\n", precision.c_str(), kBootstrap.resamples);
-      std::vector<int64_t> ids;
-      for (auto& im : agree->images) ids.push_back(im.id);
-      const eval::Agreement ag = eval::agreement(ids, agree->categories, fp32->second.agree_ref, m.agree, kBootstrap);
+      const eval::Agreement ag = eval::agreement(*agree, fp32->second.agree_ref, m.agree, kBootstrap);
       cmp.agreement = ag.value;
       cmp.agreement_ci = ag.ci;
     }
