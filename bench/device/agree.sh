@@ -8,7 +8,8 @@
 # agree-val, coco-val and coco128 together exceed the 64 MiB carry, so carry caches instead of coco128,
 # or run the stages in two calls, or quantize here and carry the Q/DQ files in $QDQ_DIR (named
 # MODEL.default.qdq.onnx / MODEL.auto.qdq.onnx). Every log goes to $OUT/logs.tgz; STAGES selects (default:
-# default auto).
+# default auto), PRECS the precisions (default fp32,fp16,int8). mAP on coco-val comes with it where coco-val
+# is carried (a bundle of agree-val and Q/DQ files may leave it out: agreement only).
 set -u
 cd "$(dirname "$0")/../.."
 STAGES=${STAGES:-default auto}
@@ -25,8 +26,10 @@ for policy in default auto; do
     # CPU): compared as they are, nothing calibrated on that machine.
     [[ -n "${QDQ_DIR:-}" ]] && calib="--int8-model $QDQ_DIR/$m.$policy.qdq.onnx"
     echo "== agree $m $policy ($(elapsed) s)"
-    timeout ${AGREE_TIMEOUT:-400} kestrel compare $D/models/$m.onnx --data $D/coco-val --agree $D/agree-val/images \
-      --precisions fp32,fp16,int8 $calib --batch 1 --duration 0.5 \
+    data=""
+    [[ -d $D/coco-val ]] && data="--data $D/coco-val"
+    timeout ${AGREE_TIMEOUT:-400} kestrel compare $D/models/$m.onnx $data --agree $D/agree-val/images \
+      --precisions ${PRECS:-fp32,fp16,int8} $calib --batch 1 --duration 0.5 \
       --json $L/agree_${m}_$policy.json > $L/agree_${m}_$policy.log 2>&1
     echo "exit $?"
     grep -E "^agreement with FP32|auto: agreement" $L/agree_${m}_$policy.log
