@@ -9,11 +9,11 @@ namespace kestrel::bld {
 
 size_t choose_tactic(const std::vector<TimedTactic>& timed) {
   KESTREL_CHECK(!timed.empty(), "internal: no timed tactic to choose from");
-  float fastest = timed[0].ms;
-  for (const TimedTactic& t : timed) fastest = std::min(fastest, t.ms);
-  for (size_t i = 0; i < timed.size(); ++i)
-    if (timed[i].ms <= fastest * (1.f + kTacticTie)) return i;
-  return 0;  // unreachable: the fastest is within the tie of itself
+  auto by_time = [](const TimedTactic& a, const TimedTactic& b) { return a.ms < b.ms; };
+  const float tie = std::min_element(timed.begin(), timed.end(), by_time)->ms * (1.f + kTacticTie);
+  // The fastest itself is within the tie: the search always finds one.
+  return static_cast<size_t>(std::find_if(timed.begin(), timed.end(), [&](const TimedTactic& t) { return t.ms <= tie; }) -
+                             timed.begin());
 }
 
 }  // namespace kestrel::bld

@@ -368,13 +368,12 @@ class Tuner {
       timed[0].ms = careful_ms(*layer, io, ref_ms);
     }
     const TimedTactic& kept = timed[choose_tactic(timed)];
-    const std::string best = kept.name;
-    layer->set_tactic(best, h_);
-    l.tactic = best;
+    layer->set_tactic(kept.name, h_);
+    l.tactic = kept.name;
     l.time_ms = kept.ms;
     l.scratch_bytes = layer->scratch_bytes();
-    cache.put(o_.device_key, sig, {best, kept.ms});
-    if (o_.verbose) std::fprintf(stderr, "%s -> %s\n", log.str().c_str(), best.c_str());
+    cache.put(o_.device_key, sig, {kept.name, kept.ms});
+    if (o_.verbose) std::fprintf(stderr, "%s -> %s\n", log.str().c_str(), kept.name.c_str());
   }
   // The median of five timings of the tactic set on `layer`, each of enough back-to-back runs to last
   // about 0.3 ms (`first`: the time of one run).

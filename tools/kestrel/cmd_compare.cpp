@@ -160,8 +160,8 @@ ModelForm model_form(const Graph& g) {
 // Checked before anything is built: it must be used, quantized, a form of this model (a Q/DQ file of
 // another model, size or input size would otherwise be compared as if it were this one's), and not
 // combined with options that would calibrate or place layers (the file's own scales and precisions are
-// used). `model_is_qdq`: the positional model has Q/DQ nodes.
-void check_int8_model_arg(const CompareArgs& a, bool int8, bool model_is_qdq) {
+// used). `model`: the positional model at batch 1; `model_is_qdq`: it has Q/DQ nodes.
+void check_int8_model_arg(const CompareArgs& a, const Graph& model, bool int8, bool model_is_qdq) {
   if (!int8) throw UsageError("--int8-model only applies to INT8: add int8 to --precisions");
   std::error_code ec;
   if (!std::filesystem::is_regular_file(a.int8_model, ec))
@@ -174,7 +174,7 @@ void check_int8_model_arg(const CompareArgs& a, bool int8, bool model_is_qdq) {
   if (const std::string given = int8_options_given(a.int8); !given.empty())
     throw UsageError(given + " cannot be combined with --int8-model: its own scales and precisions are used");
   const ModelForm q = model_form(load_graph(a.int8_model, 1, a.imgsz));
-  const ModelForm fp32 = model_form(load_graph(a.model, 1, a.imgsz));
+  const ModelForm fp32 = model_form(model);
   if (q.io != fp32.io || q.weights != fp32.weights)
     throw UsageError("--int8-model " + a.int8_model + " is not a form of " + a.model + ": " + q.io + " against " +
                      fp32.io + (q.io == fp32.io ? " (other weight shapes)" : ""));
@@ -189,16 +189,22 @@ int run_compare(CompareArgs a) {
   check_int8_options_used(a.int8, int8, "int8 to --precisions");
   if (!a.agree.empty() && std::find(a.precisions.begin(), a.precisions.end(), "fp32") == a.precisions.end())
     throw UsageError("--agree compares with FP32's detections: include fp32 in --precisions");
-  // The agreement images are checked before anything slow (calibration, builds) runs.
-  std::optional<eval::Dataset> agree;
-  if (!a.agree.empty()) {
-    const Graph g = load_graph(a.model, 1, a.imgsz);
-    const Shape out = g.value(g.outputs.at(0)).shape;
-    const yolo::HeadKind head = yolo::detect_head(out);
-    agree = eval::unlabeled_images(a.agree, static_cast<int>(head == yolo::HeadKind::V5 ? out[2] - 5 : out[1] - 4));
-  }
+  if (is_engine_file(a.model))
+    throw UsageError(a.model + " is an engine file: compare builds every precision from the model, so pass the ONNX "
+                     "model (or a built-in name) it was built from");
   const bool model_is_qdq = int8 && is_qdq_model(a.model);
-  if (!a.int8_model.empty()) check_int8_model_arg(a, int8, model_is_qdq);
+  std::optional<eval::Dataset> agree;
+  {
+    // The model at batch 1, loaded once (and not held while the engines run): it must be a detector, and
+    // the agreement images and --int8-model are checked against it before anything slow runs.
+    const Graph g1 = load_graph(a.model, 1, a.imgsz);
+    check_imgsz_applied(a.imgsz, g1.value(g1.inputs.at(0)).shape, a.model);
+    const Shape out = g1.value(g1.outputs.at(0)).shape;
+    const yolo::HeadKind head = yolo::detect_head(out);
+    if (!a.agree.empty())
+      agree = eval::unlabeled_images(a.agree, static_cast<int>(head == yolo::HeadKind::V5 ? out[2] - 5 : out[1] - 4));
+    if (!a.int8_model.empty()) check_int8_model_arg(a, g1, int8, model_is_qdq);
+  }
   const bool qdq_model = model_is_qdq || (int8 && !a.int8_model.empty());
   if (int8 && a.int8.calib.empty() && a.int8.cache.empty() && !qdq_model)
     throw UsageError("--precisions int8 needs calibration: --calib DIR, an existing --calib-cache, a Q/DQ model or "
@@ -208,9 +214,6 @@ int run_compare(CompareArgs a) {
   check_output(a.json, "--json", inputs);
   check_output(a.chart, "--chart", inputs);
   if (!a.json.empty() && util::same_path(a.json, a.chart)) throw UsageError("--json and --chart name the same file");
-  if (is_engine_file(a.model))
-    throw UsageError(a.model + " is an engine file: compare builds every precision from the model, so pass the ONNX "
-                     "model (or a built-in name) it was built from");
   const std::string backend = backend_name(resolve_backend(EngineSpec{a.model, a.backend, "fp32", 0, a.imgsz}));
   if (backend == "cpu") {
     // The reference backend runs FP32, and INT8 as the exact simulation of the GPU's INT8 engine.
@@ -232,12 +235,6 @@ int run_compare(CompareArgs a) {
     int8_model_path = qdq.path;
   }
 
-  // The model must be a detector before anything is built or timed.
-  {
-    Graph g = load_graph(a.model, 1, a.imgsz);
-    check_imgsz_applied(a.imgsz, g.value(g.inputs.at(0)).shape, a.model);
-    yolo::detect_head(g.value(g.outputs.at(0)).shape);
-  }
   std::optional<eval::Dataset> ds;
   if (!a.data.empty()) {
     ds = load_val_dataset(a.data);
