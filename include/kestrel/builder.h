@@ -13,6 +13,9 @@
 
 namespace kestrel {
 
+// Enough for the detection head's branches (box and class at each of three scales) beside the trunk.
+constexpr int kDefaultMaxAuxStreams = 6;
+
 struct BuilderConfig {
   Precision precision = Precision::FP32;
   bool tf32 = false;                 // allow TF32 tensor cores for FP32 convolutions / matmuls
@@ -32,6 +35,9 @@ struct BuilderConfig {
   // ($KESTREL_CUDNN_CACHE, else ~/.cache/kestrel/cudnn), "off" none.
   std::string cudnn_plan_cache;
   bool optimize = true;              // run the fusion passes (kestrel.Conv, SPPF, Detect*)
+  // Streams besides the enqueue stream that independent branches of a plan may run on (TensorRT's
+  // setMaxAuxStreams): 0 runs every layer in order on one stream.
+  int max_aux_streams = kDefaultMaxAuxStreams;
   bool verbose = false;              // print per-layer tuning to stderr
   // Every layer runs its reference kernel (the one the others are validated against), untimed: for
   // checking accuracy questions, never for speed.

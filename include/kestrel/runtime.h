@@ -36,6 +36,7 @@ struct EngineLayerInfo {
   std::vector<std::string> inputs, outputs;  // "dtype layout shape" of each
   double time_ms = 0;                  // the tactic's time at build (0: not timed)
   int64_t scratch_bytes = 0;
+  int stream = 0;  // 0: the enqueue stream; k > 0: auxiliary stream k (BuilderConfig::max_aux_streams)
   // INT8 engines: the precision the model gave the layer (int8, fp16) and why, e.g. the default
   // policy, a --layer-precision rule or the builder's timing ("" where none was given).
   std::string precision, precision_reason;

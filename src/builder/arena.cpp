@@ -1,11 +1,13 @@
 // Memory planning: every activation buffer (a root tensor with its views) and every layer's scratch
-// lives from its first to its last use; buffers are placed into one arena by interval packing, largest
+// lives from its first use to its last (with layers on several streams: until every later layer
+// follows that last use, so no concurrent layer can still touch it when it is reused); buffers are placed into one arena by interval packing, largest
 // first, each at the lowest 256-byte aligned offset that no buffer alive at the same time occupies.
 // Also lays the weights out in one blob.
 #include <algorithm>
 #include <cstring>
 
 #include "builder/build_plan.h"
+#include "runtime/stream_schedule.h"
 
 namespace kestrel::bld {
 
@@ -39,10 +41,11 @@ void assemble_weights(BuildPlan& p) {
 }
 
 void pack_arena(BuildPlan& p) {
-  // Live layers in execution order.
-  std::vector<int> order;
-  for (size_t i = 0; i < p.layers.size(); ++i)
-    if (!p.layers[i].removed) order.push_back(static_cast<int>(i));
+  const std::vector<int> order = live_layers(p);
+  std::vector<int> stream;
+  for (int i : order) stream.push_back(p.layers[i].stream);
+  // A buffer touched at position k stays reserved up to join[k] - 1 (k itself when sequential).
+  const std::vector<int> join = rt::join_positions(layer_dependencies(p, order), stream);
   std::vector<int64_t> first(p.tensors.size(), -1), last(p.tensors.size(), -1);
   for (size_t k = 0; k < order.size(); ++k) {
     const BLayer& l = p.layers[order[k]];
@@ -52,7 +55,7 @@ void pack_arena(BuildPlan& p) {
       if (x.storage != rt::Storage::Arena) return;
       const int r = x.root;
       if (first[r] < 0) first[r] = static_cast<int64_t>(k);
-      last[r] = static_cast<int64_t>(k);
+      last[r] = std::max<int64_t>(last[r], join[k] - 1);
     };
     for (int t : l.in) touch(t);
     for (int t : l.out) touch(t);
@@ -70,7 +73,7 @@ void pack_arena(BuildPlan& p) {
   for (size_t k = 0; k < order.size(); ++k) {
     const BLayer& l = p.layers[order[k]];
     if (l.scratch_bytes > 0) {
-      bufs.push_back({align_up(l.scratch_bytes), static_cast<int64_t>(k), static_cast<int64_t>(k), -1, order[k]});
+      bufs.push_back({align_up(l.scratch_bytes), static_cast<int64_t>(k), static_cast<int64_t>(join[k] - 1), -1, order[k]});
       p.activation_bytes += l.scratch_bytes;
     }
   }

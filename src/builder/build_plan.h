@@ -7,6 +7,7 @@
 //   requantize.cpp  INT8: quantize layers folded into the INT8 conv that feeds them
 //   views.cpp     Reshape aliases, Slice/Split views, Concat elimination; final strides and offsets
 //   tuner.cpp     tactic per layer (timing on the GPU, validated against the reference, cached)
+//   streams.cpp   a stream per layer: independent branches side by side
 //   arena.cpp     lifetimes and interval packing into one arena
 //   emit.cpp      BuildPlan -> rt::Plan (the engine file's content)
 #include <map>
@@ -52,6 +53,7 @@ struct BLayer {
   std::string tactic;
   float time_ms = 0;
   int64_t scratch_bytes = 0, scratch_offset = 0;
+  int stream = 0;  // set by streams.cpp
 };
 
 struct BuildPlan {
@@ -80,6 +82,13 @@ void plan_views(BuildPlan& p);
 void resolve_layout(BuildPlan& p);
 // Lays weights out in one blob (256-byte aligned) and sets their offsets.
 void assemble_weights(BuildPlan& p);
+// The live layers' indices in execution order, and for each (by position in that order) the positions
+// of the earlier layers it depends on through the tensors it reads and writes.
+std::vector<int> live_layers(const BuildPlan& p);
+std::vector<std::vector<int>> layer_dependencies(const BuildPlan& p, const std::vector<int>& order);
+// Sets every live layer's stream (0 .. max_aux_streams), after tuning and before pack_arena.
+void assign_streams(BuildPlan& p, int max_aux_streams);
+// Buffers of layers on different streams are kept until every later layer follows their users.
 void pack_arena(BuildPlan& p);
 rt::Plan emit(const BuildPlan& p, rt::EngineHeader header);
 

@@ -67,6 +67,7 @@ rt::Plan make_plan(const Graph& g, const BuilderConfig& config, const rt::Device
   report.tactics_rejected += ts.rejected;
   for (const std::string& n : ts.notes) add_note(report, n);
 
+  bld::assign_streams(p, config.max_aux_streams);
   bld::pack_arena(p);
 
   rt::EngineHeader h;
@@ -86,7 +87,7 @@ rt::Plan make_plan(const Graph& g, const BuilderConfig& config, const rt::Device
   std::ostringstream opts;
   opts << "precision=" << precision_name(config.precision) << " tf32=" << (config.tf32 ? 1 : 0) << " batch=" << h.batch
        << " imgsz=" << h.imgsz << " workspace=" << (config.workspace_limit >> 20) << "MiB"
-       << " optimize=" << (config.optimize ? 1 : 0);
+       << " optimize=" << (config.optimize ? 1 : 0) << " aux_streams=" << config.max_aux_streams;
   h.build_options = opts.str();
   h.metadata = g.metadata;
   return bld::emit(p, h);
@@ -216,6 +217,8 @@ std::unique_ptr<Engine> Builder::build(const Graph& graph, const BuilderConfig& 
                                        const std::string& model_name) {
   const auto t0 = std::chrono::steady_clock::now();
   report_ = {};
+  KESTREL_CHECK(config.max_aux_streams >= 0 && config.max_aux_streams < rt::kMaxStreams, "max_aux_streams ",
+                config.max_aux_streams, " is outside [0, ", rt::kMaxStreams - 1, "]");
   const rt::DeviceInfo dev = rt::query_device(device_);
   KCUDA(cudaSetDevice(device_));
 

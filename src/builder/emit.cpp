@@ -41,6 +41,7 @@ rt::Plan emit(const BuildPlan& p, rt::EngineHeader header) {
     pl.time_ms = l.time_ms;
     pl.scratch_bytes = l.scratch_bytes;
     pl.scratch_offset = l.scratch_offset;
+    pl.stream = l.stream;
     out.layers.push_back(std::move(pl));
   }
   out.arena_bytes = p.arena_bytes;

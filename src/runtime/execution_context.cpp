@@ -7,6 +7,9 @@
 // I/O pointers (plus each slice's offset) are patched in per enqueue. With CUDA graphs on, the whole
 // enqueue of a batch is captured once and replayed; new I/O addresses update the graph's kernel
 // parameters in place (cudaGraphExecUpdate) instead of instantiating another.
+// A plan whose layers were given auxiliary streams forks onto the context's own streams after an event
+// on the enqueue stream and joins back before the batch's outputs are read; every wait between streams
+// is derived here from the memory the layers touch (stream_schedule.h), not taken from the file.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -16,6 +19,7 @@
 #include "backend/cuda/cudnn_plan_cache.h"
 #include "runtime/batch_profile.h"
 #include "runtime/engine_impl.h"
+#include "runtime/stream_schedule.h"
 
 namespace kestrel {
 
@@ -35,7 +39,43 @@ struct BoundPlan {
   std::vector<cuda::LayerIO> ios;
   std::vector<Patch> patches;
   bool warmed = false;
+  rt::StreamSync sync;               // sync.streams == 1: every layer on the enqueue stream
+  std::vector<cudaEvent_t> events;   // per layer, where sync.records says so
 };
+
+// Each layer's reads and writes as regions of the arena (space 0) and the I/O buffers (one space per
+// slot), scratch included; weights are never written and take no part.
+std::vector<rt::LayerAccess> plan_access(const rt::Plan& plan) {
+  auto region = [&](int32_t id) {
+    const rt::PlanTensor& t = plan.tensors[id];
+    const int64_t e = static_cast<int64_t>(dtype_size(t.dtype));
+    rt::Region r;
+    r.space = t.storage == rt::Storage::Arena   ? 0
+              : t.storage == rt::Storage::Input ? 1 + t.slot
+                                                : 1 + static_cast<int64_t>(plan.inputs.size()) + t.slot;
+    r.offset = t.storage == rt::Storage::Arena ? t.offset : 0;
+    r.elem_bytes = e;
+    r.shape = t.shape;
+    for (int64_t s : t.strides) r.strides.push_back(s * e);
+    return r;
+  };
+  std::vector<rt::LayerAccess> access;
+  for (const rt::PlanLayer& l : plan.layers) {
+    rt::LayerAccess a;
+    for (int32_t id : l.inputs)
+      if (id >= 0 && plan.tensors[id].storage != rt::Storage::Weights) a.reads.push_back(region(id));
+    for (int32_t id : l.outputs) a.writes.push_back(region(id));
+    if (l.scratch_bytes > 0) {
+      rt::Region s;
+      s.offset = l.scratch_offset;
+      s.shape = {l.scratch_bytes};
+      s.strides = {1};
+      a.writes.push_back(s);
+    }
+    access.push_back(std::move(a));
+  }
+  return access;
+}
 
 struct CapturedBatch {
   cudaGraphExec_t exec = nullptr;
@@ -47,6 +87,9 @@ struct ExecutionContext::Impl {
   std::shared_ptr<Engine::Impl> engine;
   RuntimeConfig config;
   cudaStream_t stream = nullptr;
+  std::vector<cudaStream_t> aux;     // auxiliary streams, as many as the plans use
+  cudaEvent_t fork = nullptr;        // recorded on the enqueue stream before the aux streams start
+  std::vector<cudaEvent_t> joins;    // one per aux stream, waited for by the enqueue stream at the end
   cuda::Handles handles;
   void* arena = nullptr;
   std::vector<BoundPlan> plans;
@@ -98,7 +141,13 @@ struct ExecutionContext::Impl {
     for (void* p : host_out) cudaFree(p);
     for (void* p : stage_in) cudaFree(p);
     for (void* p : stage_out) cudaFree(p);
+    for (BoundPlan& b : plans)
+      for (cudaEvent_t e : b.events)
+        if (e) cudaEventDestroy(e);
     plans.clear();  // descriptors before handles
+    for (cudaEvent_t e : joins) cudaEventDestroy(e);
+    if (fork) cudaEventDestroy(fork);
+    for (cudaStream_t a : aux) cudaStreamDestroy(a);
     if (handles.cudnn) {
       cuda::set_cudnn_plan_cache(handles.cudnn, "");  // a later handle may reuse the address
       cudnnDestroy(handles.cudnn);
@@ -112,10 +161,20 @@ struct ExecutionContext::Impl {
 
   void run_layers(size_t k, cudaStream_t s) {
     BoundPlan& b = plans[k];
+    const bool forked = b.sync.streams > 1 && !config.sync_each_layer;
+    const int used = forked ? b.sync.streams - 1 : 0;
+    if (forked) {
+      KCUDA(cudaEventRecord(fork, s));
+      for (int a = 0; a < used; ++a) KCUDA(cudaStreamWaitEvent(aux[a], fork, 0));
+    }
     for (size_t i = 0; i < b.layers.size(); ++i) {
       const rt::PlanLayer& l = plan(k).layers[i];
+      const cudaStream_t x = forked && l.stream > 0 ? aux[l.stream - 1] : s;
       try {
-        b.layers[i]->enqueue(b.ios[i], s, handles);
+        if (forked)
+          for (int w : b.sync.waits[i]) KCUDA(cudaStreamWaitEvent(x, b.events[w], 0));
+        b.layers[i]->enqueue(b.ios[i], x, handles);
+        if (forked && b.sync.records[i]) KCUDA(cudaEventRecord(b.events[i], x));
         if (config.sync_each_layer) {
           KCUDA(cudaStreamSynchronize(s));
           KCUDA(cudaGetLastError());
@@ -123,6 +182,10 @@ struct ExecutionContext::Impl {
       } catch (const Error& e) {
         fail(l.op, " node '", l.name, "' (tactic ", l.tactic, "): ", e.what());
       }
+    }
+    for (int a = 0; a < used; ++a) {
+      KCUDA(cudaEventRecord(joins[a], aux[a]));
+      KCUDA(cudaStreamWaitEvent(s, joins[a], 0));
     }
   }
 
@@ -329,7 +392,26 @@ std::unique_ptr<ExecutionContext> Engine::create_execution_context(const Runtime
       b.ios.push_back(std::move(io));
     }
     c->plans.push_back(std::move(b));
+    BoundPlan& bound = c->plans.back();  // owned by the context from here: its events go with it
+    std::vector<int> stream;
+    for (const rt::PlanLayer& l : plan.layers) stream.push_back(l.stream);
+    if (std::any_of(stream.begin(), stream.end(), [](int s) { return s > 0; })) {
+      bound.sync = rt::stream_sync(rt::memory_hazards(plan_access(plan)), stream);
+      bound.events.assign(plan.layers.size(), nullptr);
+      for (size_t i = 0; i < plan.layers.size(); ++i)
+        if (bound.sync.records[i]) KCUDA(cudaEventCreateWithFlags(&bound.events[i], cudaEventDisableTiming));
+    }
+    const int aux_needed = bound.sync.streams - 1;
+    while (static_cast<int>(c->aux.size()) < aux_needed) {
+      cudaStream_t a = nullptr;
+      KCUDA(cudaStreamCreateWithFlags(&a, cudaStreamNonBlocking));
+      c->aux.push_back(a);
+      cudaEvent_t j = nullptr;
+      KCUDA(cudaEventCreateWithFlags(&j, cudaEventDisableTiming));
+      c->joins.push_back(j);
+    }
   }
+  if (!c->aux.empty()) KCUDA(cudaEventCreateWithFlags(&c->fork, cudaEventDisableTiming));
   return std::make_unique<ExecutionContext>(std::move(c));
 }
 

@@ -35,6 +35,7 @@ struct PlanLayer {
   float time_ms = 0;
   int64_t scratch_bytes = 0;
   int64_t scratch_offset = 0;  // bytes into the arena
+  int32_t stream = 0;          // 0: the stream the plan is enqueued on; k > 0: auxiliary stream k
 };
 
 struct EngineHeader {
@@ -79,11 +80,13 @@ EngineFile single_plan_file(Plan plan);
 //   28 ...      header strings, the batch profile, then each plan's body (see plan_io.cpp)
 //   end-8 u64   FNV-1a 64 of every byte before it
 constexpr char kEngineMagic[8] = {'K', 'E', 'S', 'T', 'R', 'L', 'E', 'N'};
-constexpr uint32_t kFormatVersion = 2;
+constexpr uint32_t kFormatVersion = 3;
 constexpr size_t kOffsetFormatVersion = 8;
 constexpr size_t kOffsetCcMajor = 12;
 constexpr size_t kOffsetCcMinor = 16;
 constexpr size_t kOffsetFileSize = 20;
+// Auxiliary streams a plan may use (PlanLayer::stream < this).
+constexpr int32_t kMaxStreams = 64;
 
 std::vector<uint8_t> serialize_engine(const EngineFile& file);
 std::vector<uint8_t> serialize_plan(const Plan& plan);  // a file of this one plan

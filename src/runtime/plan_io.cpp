@@ -185,6 +185,7 @@ void write_body(Writer& w, const Plan& plan) {
     w.pod<float>(l.time_ms);
     w.pod<int64_t>(l.scratch_bytes);
     w.pod<int64_t>(l.scratch_offset);
+    w.pod<int32_t>(l.stream);
   }
   w.ids(plan.inputs);
   w.ids(plan.outputs);
@@ -211,7 +212,7 @@ void read_body(Reader& r, Plan& plan) {
     t.offset = r.pod<int64_t>();
     t.channels_last = r.pod<uint8_t>() != 0;
   }
-  plan.layers.resize(r.count(1u << 24, 76));  // the fixed-size fields of one layer
+  plan.layers.resize(r.count(1u << 24, 80));  // the fixed-size fields of one layer
   for (PlanLayer& l : plan.layers) {
     l.name = r.str();
     l.op = r.str();
@@ -223,6 +224,7 @@ void read_body(Reader& r, Plan& plan) {
     l.time_ms = r.pod<float>();
     l.scratch_bytes = r.pod<int64_t>();
     l.scratch_offset = r.pod<int64_t>();
+    l.stream = r.pod<int32_t>();
   }
   plan.inputs = r.vec<int32_t>();
   plan.outputs = r.vec<int32_t>();
@@ -244,6 +246,7 @@ void check_plan(const Reader& r, const Plan& plan) {
     if (l.scratch_bytes < 0 || l.scratch_offset < 0 ||
         __builtin_add_overflow(l.scratch_offset, l.scratch_bytes, &scratch_end) || scratch_end > plan.arena_bytes)
       r.corrupt("scratch outside the arena");
+    if (l.stream < 0 || l.stream >= kMaxStreams) r.corrupt("stream out of range");
   }
   for (int32_t id : plan.inputs) check_id(id, false);
   for (int32_t id : plan.outputs) check_id(id, false);
@@ -462,6 +465,7 @@ EngineInfo plan_info(const Plan& plan) {
     li.fused = l.fused;
     li.time_ms = l.time_ms;
     li.scratch_bytes = l.scratch_bytes;
+    li.stream = l.stream;
     li.precision = l.attrs.s("kestrel_precision", "");
     li.precision_reason = l.attrs.s("kestrel_precision_reason", "");
     for (int32_t id : l.inputs) li.inputs.push_back(id < 0 ? "-" : describe_tensor(plan.tensors[id]));

@@ -7,12 +7,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <map>
 
 #include "backend/cuda/layer.h"
 #include "builder/build_plan.h"
 #include "kestrel/onnx.h"
 #include "kestrel/passes.h"
 #include "kestrel/quant.h"
+#include "runtime/stream_schedule.h"
 #include "test_data.h"
 
 namespace {
@@ -21,7 +23,7 @@ using namespace kestrel;
 
 // `adjust` changes the graph before lowering (after quantization for INT8).
 bld::BuildPlan plan_model(const std::string& model, Precision prec, bool optimize, int64_t batch = 1,
-                          const std::function<void(Graph&)>& adjust = {}) {
+                          const std::function<void(Graph&)>& adjust = {}, int aux_streams = 0) {
   ImportOptions io;
   io.batch = batch;
   Graph g = import_onnx(test::data_path("models/" + model + ".onnx").string(), io);
@@ -43,6 +45,7 @@ bld::BuildPlan plan_model(const std::string& model, Precision prec, bool optimiz
   bld::plan_views(p);
   bld::resolve_layout(p);
   bld::assemble_weights(p);
+  bld::assign_streams(p, aux_streams);
   bld::pack_arena(p);
   if (std::getenv("KESTREL_PLAN_DUMP"))
     for (const bld::BLayer& l : p.layers) {
@@ -52,7 +55,7 @@ bld::BuildPlan plan_model(const std::string& model, Precision prec, bool optimiz
         if (t >= 0 && p.tensors[t].storage != rt::Storage::Weights)
           ins += " " + std::string(dtype_name(p.tensors[t].dtype)) + shape_str(p.tensors[t].shape) + "s" + shape_str(p.tensors[t].strides);
       for (int t : l.out) outs += " " + std::string(dtype_name(p.tensors[t].dtype)) + shape_str(p.tensors[t].shape) + "s" + shape_str(p.tensors[t].strides);
-      std::printf("%-14s %-40s %s ->%s\n", l.op.c_str(), l.name.c_str(), ins.c_str(), outs.c_str());
+      std::printf("%-14s %-40s s%d %s ->%s\n", l.op.c_str(), l.name.c_str(), l.stream, ins.c_str(), outs.c_str());
     }
   return p;
 }
@@ -133,6 +136,83 @@ INSTANTIATE_TEST_SUITE_P(Models, Planner,
                                            Case{"yolo11n", Precision::FP16, true}, Case{"yolo11n", Precision::FP16, false},
                                            Case{"yolov8n", Precision::INT8, true}, Case{"yolov5n", Precision::INT8, true},
                                            Case{"yolo11n", Precision::INT8, true}),
+                         [](const auto& info) {
+                           return std::string(info.param.model) + "_" + precision_name(info.param.prec) +
+                                  (info.param.optimize ? "_fused" : "_plain");
+                         });
+
+// Branches on auxiliary streams: the detection head's box and class branches run beside each other and
+// beside the trunk, and no two buffers share memory unless every layer touching one precedes (through
+// dependencies and stream order) every layer touching the other.
+class PlannerStreams : public ::testing::TestWithParam<Case> {};
+
+TEST_P(PlannerStreams, BranchesSideBySideNeverShareLiveMemory) {
+  const Case c = GetParam();
+  KESTREL_REQUIRE_DATA(std::string("models/") + c.model + ".onnx");
+  bld::BuildPlan p = plan_model(c.model, c.prec, c.optimize, 1, {}, kDefaultMaxAuxStreams);
+  const std::vector<int> order = bld::live_layers(p);
+  const auto deps = bld::layer_dependencies(p, order);
+  const size_t n = order.size();
+  // precedes[a][b]: layer a (position) completes before layer b starts, by the edges a run enforces.
+  std::vector<std::vector<char>> precedes(n, std::vector<char>(n, 0));
+  std::vector<int> last_on(64, -1);
+  for (size_t b = 0; b < n; ++b) {
+    std::vector<int> direct = deps[b];
+    int& prev = last_on[static_cast<size_t>(p.layers[order[b]].stream)];
+    if (prev >= 0) direct.push_back(prev);
+    prev = static_cast<int>(b);
+    for (int a : direct) {
+      precedes[static_cast<size_t>(a)][b] = 1;
+      for (size_t x = 0; x < n; ++x)
+        if (precedes[x][static_cast<size_t>(a)]) precedes[x][b] = 1;
+    }
+  }
+  std::map<int, int> streams;
+  int on_aux = 0;
+  for (int i : order) {
+    streams[p.layers[i].stream]++;
+    on_aux += p.layers[i].stream > 0;
+  }
+  // YOLOv8/11: each scale's box and class branches (three or five convs each); YOLOv5: one conv per
+  // scale, beside the rest of the neck.
+  const bool v5 = std::string(c.model).find("v5") != std::string::npos;
+  EXPECT_GE(streams.size(), v5 ? 2u : 3u) << "the head's branches should take auxiliary streams";
+  EXPECT_GE(on_aux, v5 ? 2 : 6);
+  // Who touches each arena root, by position.
+  std::map<int, std::vector<size_t>> touch;
+  for (size_t k = 0; k < n; ++k) {
+    const bld::BLayer& l = p.layers[order[k]];
+    for (int t : l.in)
+      if (t >= 0 && p.tensors[t].storage == rt::Storage::Arena) touch[p.tensors[t].root].push_back(k);
+    for (int t : l.out)
+      if (p.tensors[t].storage == rt::Storage::Arena) touch[p.tensors[t].root].push_back(k);
+  }
+  auto all_before = [&](const std::vector<size_t>& x, const std::vector<size_t>& y) {
+    for (size_t a : x)
+      for (size_t b : y)
+        if (a == b || !precedes[a][b]) return false;
+    return true;
+  };
+  int shared = 0;
+  for (auto it = touch.begin(); it != touch.end(); ++it)
+    for (auto jt = std::next(it); jt != touch.end(); ++jt) {
+      const bld::BTensor &a = p.tensors[it->first], &b = p.tensors[jt->first];
+      const int64_t a0 = a.offset, a1 = a0 + a.bytes(), b0 = b.offset, b1 = b0 + b.bytes();
+      if (a1 <= b0 || b1 <= a0) continue;
+      ++shared;
+      EXPECT_TRUE(all_before(it->second, jt->second) || all_before(jt->second, it->second))
+          << a.name << " and " << b.name << " share memory while they may be in use at once";
+    }
+  EXPECT_GT(shared, 0) << "the arena should still reuse memory";
+  const bld::BuildPlan seq = plan_model(c.model, c.prec, c.optimize);
+  std::printf("%s %s: %zu streams, %d layers on auxiliary ones; arena %.2f MiB (one stream %.2f MiB)\n", c.model,
+              precision_name(c.prec), streams.size(), on_aux, p.arena_bytes / 1048576.0, seq.arena_bytes / 1048576.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, PlannerStreams,
+                         ::testing::Values(Case{"yolov8n", Precision::FP16, true}, Case{"yolov5n", Precision::FP16, true},
+                                           Case{"yolo11n", Precision::FP16, true}, Case{"yolo11n", Precision::INT8, true},
+                                           Case{"yolov8n", Precision::FP32, false}),
                          [](const auto& info) {
                            return std::string(info.param.model) + "_" + precision_name(info.param.prec) +
                                   (info.param.optimize ? "_fused" : "_plain");

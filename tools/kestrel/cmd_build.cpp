@@ -24,6 +24,7 @@ struct BuildArgs {
   BatchProfileArgs profile;
   int64_t batch = 0, imgsz = 0;
   int64_t workspace_mib = BuilderConfig{}.workspace_limit >> 20;  // the library's default, in MiB
+  int max_aux_streams = BuilderConfig{}.max_aux_streams;
 };
 
 int run_build(BuildArgs& a) {
@@ -41,6 +42,7 @@ int run_build(BuildArgs& a) {
   cfg.workspace_limit = a.workspace_mib << 20;
   cfg.timing_cache_path = a.timing_cache;
   cfg.optimize = !a.no_optimize;
+  cfg.max_aux_streams = a.max_aux_streams;
   cfg.verbose = a.verbose;
   cfg.obey_precision_constraints = a.precision_constraints == "obey";
   apply_tactic_sources(a.tactic_sources, cfg);
@@ -105,6 +107,11 @@ Command add_build(CLI::App& root) {
                   "CUBLAS_LT; the project's own kernels always take part)");
   app->add_option("--workspace", args->workspace_mib, "Scratch limit per layer, MiB")
       ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
+  app->add_option("--maxAuxStreams", args->max_aux_streams,
+                  "Streams besides the main one that independent branches (the detection head's) may run on, "
+                  "trtexec's form; 0 runs every layer in order")
+      ->check(CLI::Range(0, 63))
       ->capture_default_str();
   app->add_flag("--no-optimize", args->no_optimize, "Skip the fusion passes (run the graph op by op)");
   app->add_flag("--verbose,-v", args->verbose, "Print every tactic's time per layer");

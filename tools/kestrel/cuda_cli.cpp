@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -100,6 +101,7 @@ int inspect_engine(const std::string& path, bool json) {
     for (auto& l : e.layers)
       j["layers"].push_back({{"name", l.name}, {"op", l.op}, {"tactic", l.tactic}, {"fused", l.fused}, {"inputs", l.inputs},
                              {"outputs", l.outputs}, {"time_ms", l.time_ms}, {"scratch_bytes", l.scratch_bytes},
+                             {"stream", l.stream},
                              {"precision", l.precision}, {"precision_reason", l.precision_reason}});
     std::cout << j.dump(2) << "\n";
     return 0;
@@ -129,11 +131,17 @@ int inspect_engine(const std::string& path, bool json) {
     std::string fused;
     for (auto& f : l.fused) fused += (fused.empty() ? "" : " ") + f;
     if (!l.precision.empty()) fused += "  [" + l.precision + ": " + l.precision_reason + "]";
+    if (l.stream > 0) fused += "  [aux stream " + std::to_string(l.stream) + "]";
     std::printf("%-4zu %-36s %-17s %-16s %8.4f  %-34s %s\n", i, name.c_str(), l.op.c_str(), l.tactic.c_str(), l.time_ms,
                 l.outputs.empty() ? "" : l.outputs[0].c_str(), fused.c_str());
     total += l.time_ms;
   }
   std::printf("\nlayers      %zu (sum of timed layers %.3f ms)\n", e.layers.size(), total);
+  int aux = 0, on_aux = 0;
+  for (const EngineLayerInfo& l : e.layers) aux = std::max(aux, l.stream), on_aux += l.stream > 0;
+  if (aux > 0)
+    std::printf("streams     %d auxiliary, %d layers on them (branches that run side by side with the main stream)\n", aux,
+                on_aux);
   std::printf("memory      arena %s peak vs %s sum of activations (%.1f%%); weights %s\n", mib(e.arena_bytes).c_str(),
               mib(e.activation_bytes).c_str(), e.activation_bytes ? 100.0 * e.arena_bytes / e.activation_bytes : 0.0,
               mib(e.weight_bytes).c_str());
