@@ -292,6 +292,10 @@ TEST(CliBuild, CommandLineErrors) {
   EXPECT_ONE_LINE_ERROR(r, 2, "unknown source 'FOO'");
   r = kestrel("build " + m + e + " --tacticSources CUDNN");
   EXPECT_ONE_LINE_ERROR(r, 2, "is not +SOURCE or -SOURCE");
+  r = kestrel("build " + m + e + " --maxAuxStreams 64");
+  EXPECT_ONE_LINE_ERROR(r, 2, "--maxAuxStreams");
+  r = kestrel("build " + m + e + " --maxAuxStreams -1");
+  EXPECT_ONE_LINE_ERROR(r, 2, "--maxAuxStreams");
   r = kestrel("build " + m + e + " --batch 2 --max-batch 8");
   EXPECT_ONE_LINE_ERROR(r, 2, "give one");
   r = kestrel("build " + m + e + " --min-batch 2");
