@@ -1,7 +1,8 @@
 // Memory planning: every activation buffer (a root tensor with its views) and every layer's scratch
 // lives from its first use to its last (with layers on several streams: until every later layer
-// follows that last use, so no concurrent layer can still touch it when it is reused); buffers are placed into one arena by interval packing, largest
-// first, each at the lowest 256-byte aligned offset that no buffer alive at the same time occupies.
+// follows that last use, so no concurrent layer can still touch it when it is reused); buffers are
+// placed into one arena by interval packing, largest first, each at the lowest 256-byte aligned
+// offset that no buffer alive at the same time occupies.
 // Also lays the weights out in one blob.
 #include <algorithm>
 #include <cstring>

@@ -17,14 +17,7 @@ std::vector<int> live_layers(const BuildPlan& p) {
 std::vector<std::vector<int>> layer_dependencies(const BuildPlan& p, const std::vector<int>& order) {
   auto region = [&](int t) {
     const BTensor& x = p.tensors[t];
-    const int64_t e = static_cast<int64_t>(dtype_size(x.dtype));
-    rt::Region r;
-    r.space = x.root;
-    r.offset = x.elem_offset * e;
-    r.elem_bytes = e;
-    r.shape = x.shape;
-    for (int64_t s : x.strides) r.strides.push_back(s * e);
-    return r;
+    return rt::tensor_region(x.root, x.elem_offset * static_cast<int64_t>(dtype_size(x.dtype)), x.dtype, x.shape, x.strides);
   };
   std::vector<rt::LayerAccess> access;
   for (int i : order) {
@@ -40,7 +33,7 @@ std::vector<std::vector<int>> layer_dependencies(const BuildPlan& p, const std::
 
 void assign_streams(BuildPlan& p, int max_aux_streams) {
   const std::vector<int> order = live_layers(p);
-  const std::vector<int> stream = rt::assign_streams(layer_dependencies(p, order), 1 + std::max(0, max_aux_streams));
+  const std::vector<int> stream = rt::assign_streams(layer_dependencies(p, order), 1 + max_aux_streams);
   for (size_t k = 0; k < order.size(); ++k) p.layers[order[k]].stream = stream[k];
 }
 

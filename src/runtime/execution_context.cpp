@@ -48,16 +48,10 @@ struct BoundPlan {
 std::vector<rt::LayerAccess> plan_access(const rt::Plan& plan) {
   auto region = [&](int32_t id) {
     const rt::PlanTensor& t = plan.tensors[id];
-    const int64_t e = static_cast<int64_t>(dtype_size(t.dtype));
-    rt::Region r;
-    r.space = t.storage == rt::Storage::Arena   ? 0
-              : t.storage == rt::Storage::Input ? 1 + t.slot
-                                                : 1 + static_cast<int64_t>(plan.inputs.size()) + t.slot;
-    r.offset = t.storage == rt::Storage::Arena ? t.offset : 0;
-    r.elem_bytes = e;
-    r.shape = t.shape;
-    for (int64_t s : t.strides) r.strides.push_back(s * e);
-    return r;
+    const int64_t space = t.storage == rt::Storage::Arena   ? 0
+                          : t.storage == rt::Storage::Input ? 1 + t.slot
+                                                            : 1 + static_cast<int64_t>(plan.inputs.size()) + t.slot;
+    return rt::tensor_region(space, t.storage == rt::Storage::Arena ? t.offset : 0, t.dtype, t.shape, t.strides);
   };
   std::vector<rt::LayerAccess> access;
   for (const rt::PlanLayer& l : plan.layers) {

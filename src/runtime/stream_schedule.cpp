@@ -62,7 +62,23 @@ bool test_bit(const Bits& b, int i) { return (b[static_cast<size_t>(i) >> 6] >> 
 void or_into(Bits& dst, const Bits& src) {
   for (size_t w = 0; w < dst.size(); ++w) dst[w] |= src[w];
 }
+// Streams a schedule uses: one more than its highest stream index.
+int stream_count(const std::vector<int>& stream) {
+  int n = 1;
+  for (int x : stream) n = std::max(n, x + 1);
+  return n;
+}
 }  // namespace
+
+Region tensor_region(int64_t space, int64_t offset, DType dtype, const Shape& shape, const std::vector<int64_t>& strides) {
+  Region r;
+  r.space = space;
+  r.offset = offset;
+  r.elem_bytes = static_cast<int64_t>(dtype_size(dtype));
+  r.shape = shape;
+  for (int64_t s : strides) r.strides.push_back(s * r.elem_bytes);
+  return r;
+}
 
 bool may_overlap(const Region& a, const Region& b) {
   if (a.space != b.space) return false;
@@ -124,9 +140,7 @@ std::vector<int> assign_streams(const std::vector<std::vector<int>>& deps, int s
 std::vector<int> join_positions(const std::vector<std::vector<int>>& deps, const std::vector<int>& stream) {
   const int n = static_cast<int>(deps.size());
   std::vector<std::vector<int>> next(deps.size());
-  int streams = 1;
-  for (int x : stream) streams = std::max(streams, x + 1);
-  std::vector<int> last_on(static_cast<size_t>(streams), -1);
+  std::vector<int> last_on(static_cast<size_t>(stream_count(stream)), -1);
   for (int i = 0; i < n; ++i) {
     for (int d : deps[i]) next[d].push_back(i);
     int& prev = last_on[static_cast<size_t>(stream[i])];
@@ -151,7 +165,7 @@ std::vector<int> join_positions(const std::vector<std::vector<int>>& deps, const
 
 StreamSync stream_sync(const std::vector<std::vector<int>>& deps, const std::vector<int>& stream) {
   StreamSync s;
-  for (int x : stream) s.streams = std::max(s.streams, x + 1);
+  s.streams = stream_count(stream);
   s.waits.resize(deps.size());
   s.records.assign(deps.size(), 0);
   // Vector clocks: known[k][j] is the last layer of stream j that stream k has already waited for.

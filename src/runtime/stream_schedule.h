@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "kestrel/graph.h"
+
 namespace kestrel::rt {
 
 // A strided block of bytes in one address space (an arena, an I/O buffer, a root tensor).
@@ -21,6 +23,10 @@ struct Region {
   std::vector<int64_t> shape;
   std::vector<int64_t> strides;   // bytes, non-negative
 };
+
+// A tensor of `dtype` with `shape` and `strides` (in elements) whose element 0 lies `offset` bytes into
+// `space`.
+Region tensor_region(int64_t space, int64_t offset, DType dtype, const Shape& shape, const std::vector<int64_t>& strides);
 
 // False only when the two regions provably share no byte: different spaces, disjoint hulls, or the
 // channel slices of one channels-last buffer (disjoint unit-stride runs inside a common row pitch).
