@@ -14,7 +14,11 @@ namespace kestrel {
 // What shape inference may look at for one node.
 class InferContext {
  public:
-  InferContext(Graph& g, const Node& n) : g_(g), n_(n) {}
+  // Every supported op's first output is required (kernels write it unconditionally): a node without
+  // it is refused here, where both shape inference and constant folding start.
+  InferContext(Graph& g, const Node& n) : g_(g), n_(n) {
+    if (n.outputs.empty() || n.outputs[0].empty()) error("has no output");
+  }
   const Node& node() const { return n_; }
   const Attributes& attrs() const { return n_.attrs; }
   size_t num_inputs() const { return n_.inputs.size(); }

@@ -50,4 +50,21 @@ TEST(InferShapes, HugeReshapeTargetIsAnError) {
   expect_overflow_error(one_node("Reshape", HostTensor::from_i64({3}, {big, big, -1})));
 }
 
+// A node without its first output (the importer fuzzer's Relu with none) would have a kernel write
+// into nothing: shape inference refuses it, naming the node.
+TEST(InferShapes, NodeWithoutOutputIsAnError) {
+  for (const std::vector<std::string>& outs : {std::vector<std::string>{}, std::vector<std::string>{""}}) {
+    Graph g;
+    g.add_value(Value{"x", DType::F32, {1, 3, 4, 4}, true, std::nullopt});
+    g.inputs = {"x"};
+    g.nodes.push_back(Node{"relu_0", "Relu", {"x"}, outs, {}});
+    try {
+      g.infer_shapes();
+      ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("Relu node 'relu_0': has no output"), std::string::npos) << e.what();
+    }
+  }
+}
+
 }  // namespace
