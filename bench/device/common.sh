@@ -18,3 +18,10 @@ for p in pathlib.Path('.carry').rglob('*.xz'):
     p.unlink()
 PY
 source .carry/env.sh
+# precision_args P: the `kestrel build` flags of precision P (fp32, fp16, int8); INT8 calibrates on the
+# carried coco128 images ($CALIB_IMAGES of them, 8 by default).
+precision_args() {
+  echo "--$1"
+  [ "$1" = int8 ] && echo "--calib $KESTREL_SHARED/data/coco128/images --calib-images ${CALIB_IMAGES:-8}"
+  return 0
+}

@@ -16,10 +16,10 @@ exec > >(tee -a "$OUT/sizes.txt") 2>&1
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
 median() { python3 -c "import json; print('%.4f' % json.load(open('$1'))['gpu_compute_ms']['median'])" 2>/dev/null || echo "-"; }
 kestrel_row() {  # MODEL PREC BATCH -> prints the GPU compute median (ms) or "-"
-  local m=$1 p=$2 b=$3 name=$1_$2_b$3 extra=()
-  [ $p = int8 ] && extra=(--calib $KESTREL_DATA/coco128/images --calib-images ${CALIB_IMAGES:-8})
+  local m=$1 p=$2 b=$3 name=$1_$2_b$3
+  local extra=($(precision_args $p))
   local t0=$(date +%s)
-  if ! timeout ${BUILD_TIMEOUT:-240} kestrel build $m --$p --batch $b "${extra[@]}" --timing-cache $TC -o /tmp/$name.engine \
+  if ! timeout ${BUILD_TIMEOUT:-240} kestrel build $m --batch $b "${extra[@]}" --timing-cache $TC -o /tmp/$name.engine \
       > $L/build_$name.log 2>&1; then
     echo "$name: build failed: $(tail -1 $L/build_$name.log)" >&2; echo "-"; return
   fi

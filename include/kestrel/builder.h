@@ -34,7 +34,7 @@ struct BuilderConfig {
   // Folder of compiled cuDNN plans (INT8 convolutions compile at run time): "" the default
   // ($KESTREL_CUDNN_CACHE, else ~/.cache/kestrel/cudnn), "off" none.
   std::string cudnn_plan_cache;
-  bool optimize = true;              // run the fusion passes (kestrel.Conv, SPPF, Detect*)
+  bool optimize = true;              // run the fusion passes (kestrel.Conv, SPPF, Attention, Detect*)
   // Streams besides the enqueue stream that independent branches of a plan may run on (TensorRT's
   // setMaxAuxStreams): 0 runs every layer in order on one stream.
   int max_aux_streams = kDefaultMaxAuxStreams;

@@ -37,6 +37,11 @@ void rebatch(Graph& g, int64_t batch);
 //                  always present). Y = act(conv(X, W) + B) + R, R having Y's shape.
 //   kestrel.SPPF   input X; attr kernel (int). Y = Concat([X, m(X), m(m(X)), m(m(m(X)))], axis 1),
 //                  m = MaxPool(kernel, stride 1, pad kernel / 2).
+//   kestrel.Attention  input QKV [B, nh (2 kd + hd), H, W]; attrs num_heads (nh), key_dim (kd), head_dim
+//                  (hd), scale (float). Viewed as [B, nh, 2 kd + hd, N = H W], each head's channels are q
+//                  (kd), k (kd), v (hd). Y[b, h hd + c, n] = sum_m v[b, h, c, m] P[b, h, n, m] with
+//                  P = softmax_m(scale * sum_c q[b, h, c, n] k[b, h, c, m]), Y [B, nh hd, H, W]; the optional
+//                  second output V [B, nh hd, H, W] is v as an image (V[b, h hd + c, n] = v[b, h, c, n]).
 //   kestrel.DetectV8  inputs: the L per-level head maps [B, 4 reg_max + nc, H_i, W_i]; attrs reg_max,
 //                  num_classes, strides. Y [B, 4 + nc, sum H_i W_i]: DFL boxes (cx, cy, w, h) in
 //                  pixels and sigmoid class scores.
@@ -59,6 +64,11 @@ int fuse_conv_activation(Graph& g, int* activations_fused = nullptr);
 int fuse_residual_add(Graph& g);
 // The SPPF block (three chained MaxPool(k, 1, k/2) concatenated with their input) -> kestrel.SPPF.
 int fuse_sppf(Graph& g);
+// YOLO11's C2PSA attention (Reshape, Split into q / k / v, Transpose, MatMul, scale Mul, Softmax,
+// Transpose, MatMul, Reshape, and the Reshape of v the positional conv reads) -> kestrel.Attention.
+// Not part of optimize(): the engine builder applies it to float and Q/DQ graphs alike, after
+// quantization, whose passes and Q/DQ export know only the ONNX form.
+int fuse_attention(Graph& g);
 // The in-graph box decode of a YOLOv8/11 (DFL) or YOLOv5 (anchor) head, from the per-level head maps
 // to the graph output -> kestrel.DetectV8 / kestrel.DetectV5. Accepted only when the fused op agrees
 // numerically with the original sub-graph on a random input (relative L2 < 1e-5); otherwise the

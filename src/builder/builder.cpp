@@ -237,6 +237,11 @@ std::unique_ptr<Engine> Builder::build(const Graph& graph, const BuilderConfig& 
   } else if (config.optimize) {
     report_.optimize_summary = passes::optimize(g).summary();
   }
+  // YOLO11's attention as one layer (after quantization, which knows only the ONNX form of it).
+  if (config.optimize) {
+    const int attention = passes::fuse_attention(g);
+    if (attention) report_.optimize_summary += "  fuse_attention: " + std::to_string(attention) + "\n";
+  }
   report_.optimize_s = since(t_opt);
 
   // The plans: one per batch of the profile, or the graph's own batch.

@@ -60,6 +60,8 @@ void infer_tile(InferContext&);
 // infer_fused.cpp (Kestrel's fused ops)
 void infer_fused_conv(InferContext&);
 void infer_fused_sppf(InferContext&);
+void infer_fused_attention(InferContext&);
+int64_t flops_attention(const Graph&, const Node&);
 void infer_detect_v8(InferContext&);
 void infer_detect_v5(InferContext&);
 }  // namespace kestrel

@@ -58,6 +58,26 @@ void infer_fused_sppf(InferContext& c) {
   c.set_output(0, c.dtype(0), {x[0], 4 * x[1], x[2], x[3]});
 }
 
+void infer_fused_attention(InferContext& c) {
+  const Shape& x = c.shape(0);
+  if (x.size() != 4) c.error("input must be N x C x H x W, got " + shape_str(x));
+  const int64_t nh = c.attrs().i("num_heads"), kd = c.attrs().i("key_dim"), hd = c.attrs().i("head_dim");
+  if (nh <= 0 || kd <= 0 || hd <= 0) c.error("num_heads, key_dim and head_dim must be positive");
+  if (x[1] != nh * (2 * kd + hd))
+    c.error("input has " + std::to_string(x[1]) + " channels, expected num_heads * (2 key_dim + head_dim) = " +
+            std::to_string(nh * (2 * kd + hd)));
+  if (c.num_outputs() < 1 || c.num_outputs() > 2) c.error("has one or two outputs (Y, and optionally V)");
+  for (size_t i = 0; i < c.num_outputs(); ++i) c.set_output(i, c.dtype(0), {x[0], nh * hd, x[2], x[3]});
+}
+
+// The two products: scores (N x N x kd per head) and the weighted sum (N x N x hd per head).
+int64_t flops_attention(const Graph& g, const Node& n) {
+  const Shape& x = g.value(n.inputs[0]).shape;
+  if (x.size() != 4) return 0;
+  const int64_t N = x[2] * x[3];
+  return 2 * x[0] * n.attrs.i("num_heads") * N * N * (n.attrs.i("key_dim") + n.attrs.i("head_dim"));
+}
+
 void infer_detect_v8(InferContext& c) {
   const int64_t reg_max = c.attrs().i("reg_max", 16);
   const int64_t nc = c.attrs().i("num_classes");

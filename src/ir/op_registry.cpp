@@ -217,6 +217,7 @@ const OpInfo kOps[] = {
     {"kestrel.DetectV5", infer_detect_v5, nullptr},
     {"kestrel.DetectV8", infer_detect_v8, nullptr},
     {"kestrel.SPPF", infer_fused_sppf, nullptr},
+    {"kestrel.Attention", infer_fused_attention, flops_attention},
 };
 }  // namespace
 

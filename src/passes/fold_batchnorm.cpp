@@ -98,10 +98,7 @@ int fold_batchnorm(Graph& g) {
     dead[bi] = true;
     ++folded;
   }
-  if (!folded) return 0;
-  detail::erase_nodes(g, dead);
-  detail::finish(g);
-  return folded;
+  return detail::apply_rewrites(g, dead, folded);
 }
 
 }  // namespace kestrel::passes

@@ -108,10 +108,7 @@ int fuse_conv_activation(Graph& g, int* activations_fused) {
     ++rewritten;
   }
   if (activations_fused) *activations_fused = fused;
-  if (!rewritten) return 0;
-  detail::erase_nodes(g, dead);
-  detail::finish(g);
-  return rewritten;
+  return detail::apply_rewrites(g, dead, rewritten);
 }
 
 }  // namespace kestrel::passes

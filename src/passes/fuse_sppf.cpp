@@ -75,10 +75,7 @@ int fuse_sppf(Graph& g) {
     g.nodes[ci] = std::move(sppf);  // at the Concat's place: x is ready there
     ++fused;
   }
-  if (!fused) return 0;
-  detail::erase_nodes(g, dead);
-  detail::finish(g);
-  return fused;
+  return detail::apply_rewrites(g, dead, fused);
 }
 
 }  // namespace kestrel::passes

@@ -95,4 +95,11 @@ void finish(Graph& g) {
   g.infer_shapes();
 }
 
+int apply_rewrites(Graph& g, const std::vector<bool>& dead, int rewrites) {
+  if (!rewrites) return 0;
+  erase_nodes(g, dead);
+  finish(g);
+  return rewrites;
+}
+
 }  // namespace kestrel::passes::detail

@@ -49,5 +49,8 @@ std::string common_scope(const std::vector<std::string>& names);
 void erase_nodes(Graph& g, const std::vector<bool>& dead);
 // The epilogue of every pass: unused values go, and shapes are inferred again.
 void finish(Graph& g);
+// The epilogue of a pass that marked the nodes it replaced dead: with no rewrite g stays as it is,
+// else the dead nodes go and finish(g) runs. Returns `rewrites`.
+int apply_rewrites(Graph& g, const std::vector<bool>& dead, int rewrites);
 
 }  // namespace kestrel::passes::detail

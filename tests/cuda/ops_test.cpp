@@ -126,6 +126,15 @@ void conv(G& g, int64_t n, int64_t c, int64_t h, int64_t w, int64_t k, int64_t k
   g.output("y");
 }
 
+// kestrel.Attention with both outputs (Y and v as an image); scale as Ultralytics sets it, 1 / sqrt(kd).
+void attention(G& g, int64_t n, int64_t nh, int64_t kd, int64_t hd, int64_t h, int64_t w) {
+  const std::string x = g.input("x", {n, nh * (2 * kd + hd), h, w});
+  g.node("kestrel.Attention", {x}, {"y", "v"},
+         attrs({{"num_heads", nh}, {"key_dim", kd}, {"head_dim", hd}, {"scale", 1.f / std::sqrt(static_cast<float>(kd))}}));
+  g.output("y");
+  g.output("v");
+}
+
 const std::vector<OpCase>& cases() {
   static const std::vector<OpCase> c = {
       // Unary.
@@ -326,6 +335,12 @@ const std::vector<OpCase>& cases() {
                       {"kestrel_sizes", I{1, 8, 14, 17}}}));
        }},
       {"SPPF", [](G& g) { unary(g, "kestrel.SPPF", {1, 32, 13, 11}, attrs({{"kernel", int64_t{5}}})); }},
+      // YOLO11's attention: the real shape (its tensor-core tactic), a partial last tile of queries and
+      // keys (N = 143), a map smaller than one tile, and head sizes only the reference runs.
+      {"Attention_yolo11", [](G& g) { attention(g, 2, 2, 32, 64, 20, 20); }},
+      {"Attention_partial_tile", [](G& g) { attention(g, 1, 2, 32, 64, 13, 11); }},
+      {"Attention_small_map", [](G& g) { attention(g, 3, 4, 32, 64, 2, 3); }},
+      {"Attention_other_heads", [](G& g) { attention(g, 1, 3, 16, 24, 6, 5); }},
       // Softmax, MatMul, Gemm, Reduce.
       {"Softmax_axis1", [](G& g) { unary(g, "Softmax", {1, 16, 4, 100}, attrs({{"axis", int64_t{1}}})); }},
       {"Softmax_last", [](G& g) { unary(g, "Softmax", {1, 2, 50, 400}, attrs({{"axis", int64_t{-1}}})); }},

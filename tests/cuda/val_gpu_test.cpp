@@ -2,7 +2,9 @@
 // `kestrel val --backend cuda` runs it) on the first coco-val images gives the CPU path's detections:
 //   FP32  vs the CPU backend: every detection of score >= 0.01 (of conf 0.001, up to 300 per image)
 //         paired one to one with the same class, corners within 0.05 px and score within 1e-4 (float
-//         rounding of two FP32 implementations); mAP50-95 within 1e-4
+//         rounding of two FP32 implementations); mAP50-95 within 1e-4. Except NMS ties: two overlapping
+//         candidates with scores equal to their last bits (yolov5n, 6 images: one pair at score 0.0104,
+//         26 px apart, IoU 0.66 over the 0.6 threshold) may swap which survives (DetBounds::nms_iou)
 //   FP16  vs the CPU backend: every detection of score >= 0.25 on either side paired, corners within
 //         4 px and score within 0.03 (fp16 storage of every activation); mAP50-95 within 0.01
 //   INT8  the GPU's letterbox and NMS around an INT8 engine give what the CPU's give around the same
@@ -62,7 +64,16 @@ eval::Dataset first_images() {
 struct DetBounds {
   double min_score;  // detections at or above it (on either side) must be paired
   double box_px, score, map;
+  // NMS ties: two overlapping candidates (IoU above the validation NMS threshold, so one suppresses the
+  // other) whose scores are equal within the score bound may swap which one survives, when the last
+  // bits of their scores differ between the engines. Such a pair is a tie, not a corner difference; at
+  // most 1 % of the detections may be one (a wrong decode would move most boxes, not a few), and its
+  // boxes must be apart by at least kTieMinPx (another anchor's box, not the same box moved).
+  double nms_iou = 1.0;  // 1: no ties expected
 };
+
+constexpr double kMaxTieFraction = 0.01;
+constexpr double kTieMinPx = 1.0;
 
 double iou(const eval::Detection& a, const eval::Detection& b) {
   const double w = std::max(0.0, std::min(a.x + a.w, b.x + b.w) - std::max(a.x, b.x));
@@ -76,7 +87,7 @@ double iou(const eval::Detection& a, const eval::Detection& b) {
 // The cost is each difference over its bound, so that among overlapping boxes of one class with equal
 // scores (common at low scores) the geometrically closest is the partner, not the first one found.
 int unpaired(const std::vector<eval::Detection>& a, const std::vector<eval::Detection>& b, const DetBounds& bounds,
-             double& worst_px, double& worst_score, std::string& first) {
+             double& worst_px, double& worst_score, int& ties, std::string& first) {
   const double min_score = bounds.min_score;
   std::map<std::pair<int64_t, int>, std::vector<size_t>> by_key;
   for (size_t j = 0; j < b.size(); ++j) by_key[{b[j].image_id, b[j].category_id}].push_back(j);
@@ -104,8 +115,21 @@ int unpaired(const std::vector<eval::Detection>& a, const std::vector<eval::Dete
     }
     used[best] = true;
     const eval::Detection& e = b[best];
-    worst_px = std::max({worst_px, std::fabs(d.x - e.x), std::fabs(d.y - e.y), std::fabs(d.x + d.w - e.x - e.w),
-                         std::fabs(d.y + d.h - e.y - e.h)});
+    const double px = std::max({std::fabs(d.x - e.x), std::fabs(d.y - e.y), std::fabs(d.x + d.w - e.x - e.w),
+                                std::fabs(d.y + d.h - e.y - e.h)});
+    const bool tie = px > std::max(bounds.box_px, kTieMinPx) && std::fabs(d.score - e.score) <= bounds.score &&
+                     iou(d, e) > bounds.nms_iou;
+    if (px > bounds.box_px)
+      std::printf("[val]   %s: image %lld class %d: score %.9g box %.3f %.3f %.3f %.3f vs score %.9g box %.3f %.3f %.3f "
+                  "%.3f (IoU %.3f)\n",
+                  tie ? "NMS tie" : "pair beyond the corner bound", static_cast<long long>(d.image_id), d.category_id,
+                  d.score, d.x, d.y, d.w, d.h, e.score, e.x, e.y, e.w, e.h, iou(d, e));
+    if (tie) {
+      ++ties;
+      worst_score = std::max(worst_score, std::fabs(d.score - e.score));
+      continue;
+    }
+    worst_px = std::max(worst_px, px);
     worst_score = std::max(worst_score, std::fabs(d.score - e.score));
   }
   return missing;
@@ -119,14 +143,17 @@ void expect_same_detections(const pipeline::ValResult& gpu, const pipeline::ValR
   EXPECT_EQ(gpu.skipped, 0);
   ASSERT_FALSE(cpu.detections.empty());
   double px = 0, score = 0;
+  int ties_cpu = 0, ties_gpu = 0;
   std::string first_cpu, first_gpu;
-  const int missing_on_gpu = unpaired(cpu.detections, gpu.detections, b, px, score, first_cpu);
-  const int extra_on_gpu = unpaired(gpu.detections, cpu.detections, b, px, score, first_gpu);
+  const int missing_on_gpu = unpaired(cpu.detections, gpu.detections, b, px, score, ties_cpu, first_cpu);
+  const int extra_on_gpu = unpaired(gpu.detections, cpu.detections, b, px, score, ties_gpu, first_gpu);
+  const int ties = std::max(ties_cpu, ties_gpu);
   const double dmap = std::fabs(gpu.stats.stats[0] - cpu.stats.stats[0]);
   std::printf("[val] %s: %zu vs %zu detections, %d missing / %d extra at score >= %g, corners within %.3g px, "
-              "scores within %.3g, mAP50-95 %.4f vs %.4f\n",
-              what, gpu.detections.size(), cpu.detections.size(), missing_on_gpu, extra_on_gpu, b.min_score, px, score,
+              "scores within %.3g, %d NMS tie(s), mAP50-95 %.4f vs %.4f\n",
+              what, gpu.detections.size(), cpu.detections.size(), missing_on_gpu, extra_on_gpu, b.min_score, px, score, ties,
               gpu.stats.stats[0], cpu.stats.stats[0]);
+  EXPECT_LE(ties, kMaxTieFraction * static_cast<double>(cpu.detections.size()));
   EXPECT_EQ(missing_on_gpu, 0) << "first: " << first_cpu;
   EXPECT_EQ(extra_on_gpu, 0) << "first: " << first_gpu;
   EXPECT_LE(px, b.box_px);
@@ -153,6 +180,7 @@ TEST_P(GpuVal, MatchesCpuPath) {
   KESTREL_REQUIRE_DATA("coco-val/instances.json");
   KESTREL_REQUIRE_DATA("coco128");
   const eval::Dataset ds = first_images();
+  const double nms_iou = yolo::NmsOptions::validation(model == "yolov5n" ? yolo::HeadKind::V5 : yolo::HeadKind::V8).iou;
   const std::string onnx = test::data_path("models/" + model + ".onnx").string();
   auto cpu = make_cpu_engine(import_onnx(onnx));
   const pipeline::ValResult ref = val(*cpu, ds);
@@ -162,7 +190,7 @@ TEST_P(GpuVal, MatchesCpuPath) {
     for (bool reference_path : {false, true}) {
       const pipeline::ValResult r = val(*gpu, ds, reference_path);
       const std::string tag = std::string(precision_name(p)) + (reference_path ? " cpu pre/post" : " gpu pre/post");
-      if (p == Precision::FP32) expect_same_detections(r, ref, {0.01, 0.05, 1e-4, 1e-4}, tag.c_str());
+      if (p == Precision::FP32) expect_same_detections(r, ref, {0.01, 0.05, 1e-4, 1e-4, nms_iou}, tag.c_str());
       else expect_same_detections(r, ref, {0.25, 4.0, 0.03, 0.01}, tag.c_str());
     }
   }

@@ -26,7 +26,7 @@ const std::map<std::string, Kernel>& table() {
       {"Transpose", k_transpose}, {"Unsqueeze", k_copy}, {"Where", k_where},
       // Kestrel's fused ops (written by the optimizer, src/passes/).
       {"kestrel.Conv", k_fused_conv}, {"kestrel.DetectV5", k_detect_v5}, {"kestrel.DetectV8", k_detect_v8},
-      {"kestrel.SPPF", k_fused_sppf},
+      {"kestrel.SPPF", k_fused_sppf}, {"kestrel.Attention", k_fused_attention},
   };
   return t;
 }

@@ -22,8 +22,8 @@ KESTREL_CPU_KERNEL(k_shape); KESTREL_CPU_KERNEL(k_constant); KESTREL_CPU_KERNEL(
 KESTREL_CPU_KERNEL(k_range); KESTREL_CPU_KERNEL(k_cast);
 KESTREL_CPU_KERNEL(k_resize); KESTREL_CPU_KERNEL(k_softmax); KESTREL_CPU_KERNEL(k_matmul); KESTREL_CPU_KERNEL(k_gemm);
 KESTREL_CPU_KERNEL(k_reduce); KESTREL_CPU_KERNEL(k_quantize); KESTREL_CPU_KERNEL(k_dequantize);
-// Kestrel's fused ops (fused_conv.cpp, fused_sppf.cpp, detect_decode.cpp).
-KESTREL_CPU_KERNEL(k_fused_conv); KESTREL_CPU_KERNEL(k_fused_sppf);
+// Kestrel's fused ops (fused_conv.cpp, fused_sppf.cpp, fused_attention.cpp, detect_decode.cpp).
+KESTREL_CPU_KERNEL(k_fused_conv); KESTREL_CPU_KERNEL(k_fused_sppf); KESTREL_CPU_KERNEL(k_fused_attention);
 KESTREL_CPU_KERNEL(k_detect_v8); KESTREL_CPU_KERNEL(k_detect_v5);
 #undef KESTREL_CPU_KERNEL
 

@@ -42,13 +42,6 @@ struct IgemmArgs {
   int* counters;  // split-K arrival counters, one per tile (zero between launches)
 };
 
-__device__ __forceinline__ void mma16816(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
 template <int BM, int BN, int WM, int WN>
 __global__ void __launch_bounds__(kThreads) igemm_kernel(const __grid_constant__ IgemmArgs a) {
   constexpr int kWarpsN = BN / WN;

@@ -107,6 +107,17 @@ __device__ __forceinline__ int strided_offset(const Strided& s, int i) {
   return off;
 }
 
+// D += A B on the tensor cores, one m16n8k16 tile: A 16 x 16 fp16 (row), B 16 x 8 fp16 (col), D fp32.
+// Fragments as PTX lays them out: with g = lane / 4 and t = lane % 4, a[0] holds A[g][2t, 2t+1], a[1]
+// A[g+8][2t..], a[2] A[g][2t+8..], a[3] A[g+8][2t+8..]; b0 B[2t, 2t+1][g], b1 B[2t+8..][g]; d[0..1]
+// D[g][2t, 2t+1], d[2..3] D[g+8][2t..]. The lower column index sits in the lower 16 bits.
+__device__ __forceinline__ void mma16816(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
 inline unsigned blocks_for(int64_t n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
 
 }  // namespace kestrel::cuda

@@ -48,6 +48,7 @@ const std::map<std::string, Row>& table() {
     const OpTraits nhwc{true, true, {kCL}, {kCL}};
     for (const char* op : {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"}) m[op] = {make_pool, nhwc};
     m["kestrel.SPPF"] = {make_sppf, nhwc};
+    m["kestrel.Attention"] = {make_attention, nhwc};
     m["Resize"] = {make_resize, nhwc};
     m["Softmax"] = {make_softmax, {true, false, {kDense}, {kDense}}};
     m["MatMul"] = {make_matmul, {true, false, {kDense}, {kDense}}};

@@ -22,6 +22,7 @@ std::unique_ptr<Layer> make_sppf(const LayerSpec&);
 std::unique_ptr<Layer> make_resize(const LayerSpec&);   // resize.cu
 std::unique_ptr<Layer> make_softmax(const LayerSpec&);  // softmax.cu
 std::unique_ptr<Layer> make_matmul(const LayerSpec&);   // matmul.cu
+std::unique_ptr<Layer> make_attention(const LayerSpec&);  // attention.cu
 std::unique_ptr<Layer> make_reduce(const LayerSpec&);   // reduce.cu
 std::unique_ptr<Layer> make_detect(const LayerSpec&);   // detect.cu
 int activation_code(const std::string& act);            // conv.cu

@@ -16,6 +16,8 @@ with+=(--with data/golden/000000000139.input.bin --with data/golden/000000037777
 for f in $(ls ../shared/data/coco128/images | sort | head -8); do with+=(--with data/coco128/images/$f); done
 with+=(--with data/coco-val/instances.json --with data/models/yolov8n-dyn.onnx)
 for f in $(ls ../shared/data/coco-val/images | sort | head -6); do with+=(--with data/coco-val/images/$f); done
+# EXTRA_WITH: more shared data to carry, paths under ../shared (e.g. "data/coco-val/images/X.jpg").
+for w in ${EXTRA_WITH:-}; do with+=(--with "$w"); done
 ../shared/tools/device-bundle "${with[@]}" "$b/bin/test_cuda" "$b/bin/test_cuda_yolo" "$b/bin/test_model_gpu" \
   "$b/bin/kestrel" "$b/bin/cuda_bench" "$b/bin/contexts_bench" "$b/bin/prepost_bench"
 find .carry -type f -size +128k ! -name '*.py' -print0 | xargs -0 -n1 -P2 xz -6
