@@ -247,6 +247,53 @@ TEST(Planner, Int8PlanWithDepthwiseConvsInFp16) {
   EXPECT_EQ(fp16, static_cast<int>(depthwise.size()));
 }
 
+// YOLO11's attention, fused as the builder fuses it (after quantization for INT8), is one layer on the
+// qkv conv's channels-last FP16 output: no Softmax, MatMul or layout conversion remains; in INT8 the
+// positional conv quantizes the attention's V output (the qkv conv writes fp16, its reader is no conv).
+TEST(Planner, Yolo11AttentionIsOneLayer) {
+  KESTREL_REQUIRE_DATA("models/yolo11n.onnx");
+  for (Precision prec : {Precision::FP16, Precision::INT8}) {
+    SCOPED_TRACE(precision_name(prec));
+    bld::BuildPlan p = plan_model("yolo11n", prec, true, 1, [](Graph& g) { EXPECT_EQ(passes::fuse_attention(g), 1); });
+    const std::vector<cuda::TensorMeta> metas = bld::metas_of(p);
+    const bld::BLayer* att = nullptr;
+    std::map<int, const bld::BLayer*> producer;
+    for (const bld::BLayer& l : p.layers) {
+      if (l.removed) continue;
+      EXPECT_NE(l.op, "Softmax") << l.name;
+      EXPECT_NE(l.op, "MatMul") << l.name;
+      EXPECT_NO_THROW(cuda::create_layer(bld::layer_spec(p, l, metas))) << l.name;
+      for (int t : l.out) producer[t] = &l;
+      if (l.op == "kestrel.Attention") {
+        EXPECT_EQ(att, nullptr) << "a second attention layer: " << l.name;
+        att = &l;
+      }
+    }
+    ASSERT_NE(att, nullptr);
+    ASSERT_EQ(att->out.size(), 2u);
+    for (int t : {att->in[0], att->out[0], att->out[1]}) {
+      EXPECT_EQ(p.tensors[t].dtype, DType::F16) << p.tensors[t].name;
+      EXPECT_TRUE(p.tensors[t].channels_last) << p.tensors[t].name;
+    }
+    const auto qkv = producer.find(att->in[0]);
+    ASSERT_NE(qkv, producer.end());
+    EXPECT_NE(qkv->second->name.find("/attn/qkv/"), std::string::npos) << "read without a conversion: " << qkv->second->name;
+    for (const bld::BLayer& l : p.layers) {
+      if (l.removed || l.name.find("/attn/pe/") == std::string::npos) continue;
+      const bld::BLayer* x = producer.at(l.in[0]);
+      if (prec == Precision::INT8) {
+        ASSERT_EQ(l.op, "kestrel.ConvInt8");
+        ASSERT_EQ(x->op, "kestrel.QuantizeInt8");
+        EXPECT_EQ(x->in[0], att->out[1]);
+      } else {
+        EXPECT_EQ(x, att);
+        EXPECT_EQ(l.in[0], att->out[1]);
+        EXPECT_EQ(l.in[3], att->out[0]) << "the residual of the positional conv is the attention's Y";
+      }
+    }
+  }
+}
+
 // C2f's split halves and bottleneck outputs land in the block's concat buffer: in the fused YOLOv8n
 // plan no Concat or Slice of the trunk remains as a layer.
 TEST(Planner, YoloV8TrunkConcatsBecomeViews) {
