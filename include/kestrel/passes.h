@@ -101,5 +101,9 @@ struct OptimizeReport {
 // Runs fold_constants, eliminate_dead_nodes, fold_batchnorm, fuse_conv_activation, fuse_residual_add,
 // fuse_sppf, fuse_detect_head, eliminate_dead_nodes (each unless disabled), then re-runs shape inference.
 OptimizeReport optimize(Graph& g, const OptimizeOptions& options = {});
+// What the engine builder runs on a model before lowering it (and `kestrel inspect --optimized` shows):
+// optimize(), unless the graph is a Q/DQ graph (fused already: optimizing it again would fold its weight
+// DequantizeLinear nodes back into float constants), then fuse_attention().
+OptimizeReport optimize_for_engine(Graph& g, bool qdq);
 
 }  // namespace kestrel::passes

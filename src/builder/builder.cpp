@@ -224,24 +224,18 @@ std::unique_ptr<Engine> Builder::build(const Graph& graph, const BuilderConfig& 
 
   Graph g = graph;
   const auto t_opt = std::chrono::steady_clock::now();
-  // The fusion passes: BN folding, kestrel.Conv (activation and residual in the epilogue),
-  // kestrel.SPPF, kestrel.DetectV8/V5. Without them (--no-optimize) the graph runs op by op.
-  // A Q/DQ graph (quant::quantize_graph, quant::load_qdq_onnx) is fused already: optimizing it again
-  // would fold its weight DequantizeLinear nodes back into float constants.
+  // The fusion passes (passes::optimize_for_engine): BN folding, kestrel.Conv (activation and residual
+  // in the epilogue), kestrel.SPPF, kestrel.DetectV8/V5, kestrel.Attention. Without them (--no-optimize)
+  // the graph runs op by op. A Q/DQ graph (quant::quantize_graph, quant::load_qdq_onnx) is fused
+  // already and gets only the attention.
   bool qdq = false;
   for (const Node& n : g.nodes) qdq |= n.op == "QuantizeLinear" || n.op == "DequantizeLinear";
   if (qdq) {
     KESTREL_CHECK(config.precision == Precision::INT8,
                   "the model is quantized (QuantizeLinear / DequantizeLinear nodes): build it as INT8 (--int8)");
     quant::check_qdq_placement(g);
-  } else if (config.optimize) {
-    report_.optimize_summary = passes::optimize(g).summary();
   }
-  // YOLO11's attention as one layer (after quantization, which knows only the ONNX form of it).
-  if (config.optimize) {
-    const int attention = passes::fuse_attention(g);
-    if (attention) report_.optimize_summary += "  fuse_attention: " + std::to_string(attention) + "\n";
-  }
+  if (config.optimize) report_.optimize_summary = passes::optimize_for_engine(g, qdq).summary();
   report_.optimize_s = since(t_opt);
 
   // The plans: one per batch of the profile, or the graph's own batch.

@@ -53,4 +53,13 @@ OptimizeReport optimize(Graph& g, const OptimizeOptions& o) {
   return report;
 }
 
+OptimizeReport optimize_for_engine(Graph& g, bool qdq) {
+  OptimizeReport report;
+  if (!qdq) report = optimize(g);
+  else report.nodes_before = g.nodes.size();
+  report.passes.push_back({"fuse_attention", fuse_attention(g), ""});
+  report.nodes_after = g.nodes.size();
+  return report;
+}
+
 }  // namespace kestrel::passes

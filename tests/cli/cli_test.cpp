@@ -143,6 +143,19 @@ TEST(Cli, RunWritesOutputAndRejectsWrongInputSize) {
   EXPECT_NE(r.err.find("needs 768 bytes"), std::string::npos) << r.err;
 }
 
+// --optimized shows what the engine builder runs: YOLO11's attention as one kestrel.Attention layer
+// (the built-in model: no data needed), the rewrite counted in the optimizer's report.
+TEST(Cli, InspectOptimizedShowsTheEnginesFusions) {
+  Result r = kestrel("inspect yolo11n --imgsz 128 --optimized");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("fuse_attention: 1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("kestrel.Attention"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("Softmax"), std::string::npos) << r.out;
+  r = kestrel("inspect yolov8n --imgsz 128 --optimized");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("fuse_attention: 0"), std::string::npos) << r.out;
+}
+
 TEST(Cli, InspectRealModels) {
   for (const char* m : {"yolov5n", "yolov8n", "yolov8n-dyn", "yolo11n"}) {
     const std::string rel = std::string("models/") + m + ".onnx";

@@ -57,7 +57,7 @@ int run_inspect(const InspectArgs& a) {
   Graph g = qdq ? quant::load_qdq_onnx(a.model, quant::LayerPrecision::FP16, a.batch, a.imgsz)
                 : load_graph(a.model, a.batch, a.imgsz);
   std::string report;
-  if (a.optimized && !qdq) report = passes::optimize(g).summary();
+  if (a.optimized) report = passes::optimize_for_engine(g, qdq).summary();
   auto precision_of = [](const Node& n) { return n.attrs.s("kestrel_precision", ""); };
   auto reason_of = [](const Node& n) { return n.attrs.s("kestrel_precision_reason", ""); };
   int64_t total_flops = 0;
