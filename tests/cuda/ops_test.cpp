@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "backend/cuda/layer.h"
+#include "backend/cuda/strided.h"
 #include "builder/accuracy_bounds.h"
 #include "builder/build_plan.h"
 #include "gpu_test_util.h"
@@ -494,6 +495,62 @@ TEST(GpuOpBoundHost, OneWrongElementFailsFp16RoundingPasses) {
   HostTensor nan = ref.clone();
   nan.data<float>()[7] = NAN;
   EXPECT_FALSE(within_op_bound(nan, ref, Precision::FP32));
+}
+
+// The copy kernel's 16-byte form (copy.cu): copying whole vectors through cuda::vector_view's views
+// moves exactly the elements the element views move, and views that do not run in whole vectors are
+// refused. Simulated on the host with the kernels' index arithmetic (label cpu: test_cuda_host).
+int host_offset(const cuda::Strided& s, int i) {
+  int off = 0;
+  for (int d = s.rank - 1; d >= 0; --d) {
+    off += i % s.shape[d] * s.stride[d];
+    i /= s.shape[d];
+  }
+  return off;
+}
+
+TEST(CopyVectorHost, VectorViewsMoveWhatElementViewsMove) {
+  struct Case {
+    Shape shape;
+    std::vector<int64_t> in_strides, out_strides;
+    int lanes;
+    bool vectorizes;
+  };
+  const int64_t N = 2, H = 3, W = 5;
+  // Channel slices of channels-last buffers ([N, H, W, C] order in memory: strides of N, H, W, C), fp16.
+  auto nhwc = [&](int64_t ld) { return std::vector<int64_t>{H * W * ld, W * ld, ld, 1}; };
+  const std::vector<Case> cases = {
+      {{N, H, W, 48}, nhwc(64), nhwc(96), 8, true},    // a 48-channel part of 64- and 96-channel buffers
+      {{N, H, W, 16}, nhwc(16), nhwc(32), 8, true},
+      {{N, H, W, 48}, nhwc(64), nhwc(96), 16, true},   // int8 codes: 16 per vector
+      {{N, H, W, 12}, nhwc(12), nhwc(24), 8, false},   // 12 channels: not whole vectors
+      {{N, H, W, 16}, nhwc(20), nhwc(32), 8, false},   // a pixel stride of 20: vectors would straddle pixels
+      {{N, H, W, 8}, nhwc(8), {8 * H * W, W, 1, H * W}, 8, false},  // channels-last to NCHW: a transpose
+  };
+  for (size_t ci = 0; ci < cases.size(); ++ci) {
+    const Case& c = cases[ci];
+    SCOPED_TRACE("case " + std::to_string(ci));
+    cuda::Strided is = cuda::make_strided(c.shape, c.in_strides), os = cuda::make_strided(c.shape, c.out_strides);
+    cuda::optimize_views({&os, &is});
+    cuda::Strided vis{}, vos{};
+    const bool v = cuda::vector_view(is, c.lanes, &vis) && cuda::vector_view(os, c.lanes, &vos);
+    EXPECT_EQ(v, c.vectorizes);
+    if (!v) continue;
+    const int n = static_cast<int>(shape_numel(c.shape));
+    ASSERT_EQ(n % c.lanes, 0);
+    int in_span = 0, out_span = 0;
+    for (int i = 0; i < n; ++i) {
+      in_span = std::max(in_span, host_offset(is, i) + 1);
+      out_span = std::max(out_span, host_offset(os, i) + 1);
+    }
+    std::vector<int> src(static_cast<size_t>(in_span) + c.lanes), by_element(static_cast<size_t>(out_span) + c.lanes, -1);
+    for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<int>(i);
+    std::vector<int> by_vector = by_element;
+    for (int i = 0; i < n; ++i) by_element[host_offset(os, i)] = src[host_offset(is, i)];
+    for (int i = 0; i < n / c.lanes; ++i)  // vector i: lanes consecutive elements at lanes * offset
+      for (int e = 0; e < c.lanes; ++e) by_vector[host_offset(vos, i) * c.lanes + e] = src[host_offset(vis, i) * c.lanes + e];
+    EXPECT_EQ(by_vector, by_element);
+  }
 }
 
 // Every tactic of every layer, not the one timing happens to pick on this GPU: first every layer's

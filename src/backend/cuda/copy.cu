@@ -116,11 +116,21 @@ struct CopyOp {
   int in_index = 0, out_index = 0;  // which layer input / output
   bool tiled = false;               // a transpose (same dtype, or fp16 <-> fp32): the tiled kernel
   TiledCopy t{};
+  // 16 bytes per thread where both views run in whole 16-byte vectors (a channel slice of a
+  // channels-last concat buffer: the element-wise kernel moves 2 bytes per thread and spends its time
+  // on index arithmetic); the pointers' alignment is checked at launch.
+  bool vec = false;
+  Strided vis{}, vos{};
+  int vn = 0;
 
   // Once the views are final (at layer set-up, not per launch).
   void choose_kernel() {
     const bool f16_f32 = (idt == DType::F16 && odt == DType::F32) || (idt == DType::F32 && odt == DType::F16);
     tiled = (idt == odt || f16_f32) && make_tiled(is, os, &t);
+    const int lanes = 16 / static_cast<int>(dtype_size(idt));
+    vec = !tiled && idt == odt && lanes > 1 && n % lanes == 0 && in_offset % lanes == 0 && out_offset % lanes == 0 &&
+          vector_view(is, lanes, &vis) && vector_view(os, lanes, &vos);
+    vn = vec ? n / lanes : 0;
   }
 
   void launch(const LayerIO& io, cudaStream_t stream) const {
@@ -142,6 +152,9 @@ struct CopyOp {
           default: launch_tiled<uint64_t>(src, dst, t, stream); break;
         }
       }
+    } else if (vec && reinterpret_cast<uintptr_t>(src) % 16 == 0 && reinterpret_cast<uintptr_t>(dst) % 16 == 0) {
+      copy_kernel<<<blocks_for(vn, kThreads), kThreads, 0, stream>>>(reinterpret_cast<const uint4*>(src), vis,
+                                                                    reinterpret_cast<uint4*>(dst), vos, vn);
     } else if (idt != odt) {
       convert_kernel<<<blocks, kThreads, 0, stream>>>(src, static_cast<int>(idt), is, dst, static_cast<int>(odt), os, n);
     } else {

@@ -25,6 +25,11 @@ std::vector<int64_t> row_major_strides(const Shape& s);
 std::vector<int64_t> channels_last_strides(const Shape& s);
 // Merges adjacent dims that are contiguous in every view (fewer div/mods per element).
 void coalesce_dims(std::vector<Strided*> views);
+// `v` in units of `lanes` consecutive elements (a 16-byte vector of them), when every run of `lanes`
+// consecutive logical indices starting at a multiple of `lanes` is `lanes` consecutive elements in
+// memory, starting at a multiple of `lanes` from the view's base: the innermost dim has stride 1 and an
+// extent `lanes` divides, and `lanes` divides every other dim's stride. False otherwise.
+bool vector_view(const Strided& v, int lanes, Strided* out);
 
 }  // namespace kestrel::cuda
 

@@ -124,6 +124,18 @@ void coalesce_dims(std::vector<Strided*> views) {
 }  // namespace kestrel::cuda
 
 namespace kestrel::cuda {
+bool vector_view(const Strided& v, int lanes, Strided* out) {
+  if (v.rank < 1 || lanes < 1) return false;
+  const int last = v.rank - 1;
+  if (v.stride[last] != 1 || v.shape[last] % lanes != 0) return false;
+  for (int d = 0; d < last; ++d)
+    if (v.stride[d] % lanes != 0) return false;
+  *out = v;
+  out->shape[last] = v.shape[last] / lanes;
+  for (int d = 0; d < last; ++d) out->stride[d] = v.stride[d] / lanes;
+  return true;
+}
+
 void optimize_views(std::vector<Strided*> views) {
   Strided& ref = *views[0];
   const int r = ref.rank;
