@@ -228,8 +228,7 @@ std::unique_ptr<Engine> Builder::build(const Graph& graph, const BuilderConfig& 
   // in the epilogue), kestrel.SPPF, kestrel.DetectV8/V5, kestrel.Attention. Without them (--no-optimize)
   // the graph runs op by op. A Q/DQ graph (quant::quantize_graph, quant::load_qdq_onnx) is fused
   // already and gets only the attention.
-  bool qdq = false;
-  for (const Node& n : g.nodes) qdq |= n.op == "QuantizeLinear" || n.op == "DequantizeLinear";
+  const bool qdq = quant::has_qdq(g);
   if (qdq) {
     KESTREL_CHECK(config.precision == Precision::INT8,
                   "the model is quantized (QuantizeLinear / DequantizeLinear nodes): build it as INT8 (--int8)");

@@ -21,7 +21,7 @@ bool swaps_last_two(const Graph& g, const Node& n) {
   return g.value(n.inputs[0]).shape.size() == 4 && n.attrs.ints("perm", Ints{}) == Ints{0, 1, 3, 2};
 }
 
-// The node producing v when it is the single-output op `op` (else null).
+// The node producing v when it is an `op` node (else null).
 const Node* made_by(const Graph& g, const detail::Uses& uses, const std::string& v, const char* op) {
   const long p = uses.producer(v);
   if (p < 0) return nullptr;
@@ -34,6 +34,12 @@ size_t index_of(const Graph& g, const Node* n) { return static_cast<size_t>(n - 
 // The value is read by exactly one node (once) and is not a graph output.
 bool single_reader(const detail::Uses& uses, const std::string& v, size_t node) {
   return uses.readers(v).size() == 1 && uses.only_read_by(v, node);
+}
+
+// The one node reading v (once), when v has exactly one read and is not a graph output; else null.
+const Node* sole_reader(const Graph& g, const detail::Uses& uses, const std::string& v) {
+  const std::vector<size_t>& r = uses.readers(v);
+  return r.size() == 1 && !uses.is_graph_output(v) ? &g.nodes[r[0]] : nullptr;
 }
 
 }  // namespace
@@ -57,15 +63,14 @@ int fuse_attention(Graph& g) {
     if (!mm1 || !single_reader(uses, mm1->outputs[0], index_of(g, mul))) continue;
     const Node* tq = made_by(g, uses, mm1->inputs[0], "Transpose");
     if (!tq || !swaps_last_two(g, *tq) || !single_reader(uses, tq->outputs[0], index_of(g, mm1))) continue;
-    const long spi = uses.producer(tq->inputs[0]);
-    if (spi < 0) continue;
-    const Node& sp = g.nodes[static_cast<size_t>(spi)];
-    if (sp.op != "Split" || sp.outputs.size() != 3 || sp.outputs[0] != tq->inputs[0] || sp.outputs[1] != mm1->inputs[1])
-      continue;
+    const Node* split = made_by(g, uses, tq->inputs[0], "Split");
+    if (!split) continue;
+    const Node& sp = *split;
+    if (sp.outputs.size() != 3 || sp.outputs[0] != tq->inputs[0] || sp.outputs[1] != mm1->inputs[1]) continue;
     if (!single_reader(uses, sp.outputs[0], index_of(g, tq)) || !single_reader(uses, sp.outputs[1], index_of(g, mm1)))
       continue;
     const Node* r0 = made_by(g, uses, sp.inputs[0], "Reshape");
-    if (!r0 || !single_reader(uses, r0->outputs[0], static_cast<size_t>(spi))) continue;
+    if (!r0 || !single_reader(uses, r0->outputs[0], index_of(g, split))) continue;
     const Shape& qkv = g.value(r0->inputs[0]).shape;
     const Shape& heads = g.value(r0->outputs[0]).shape;
     if (qkv.size() != 4 || heads.size() != 4 || normalize_axis(sp.attrs.i("axis", 0), 4, sp) != 2) continue;
@@ -75,18 +80,16 @@ int fuse_attention(Graph& g) {
         g.value(sp.outputs[1]).shape.at(2) != kd || ss != Shape{B, nh, H * W, H * W})
       continue;
     // Y = MatMul(v, Transpose(P)) -> Reshape [B, nh hd, H, W].
-    const std::vector<size_t>& sm_readers = uses.readers(sm.outputs[0]);
-    if (sm_readers.size() != 1 || uses.is_graph_output(sm.outputs[0])) continue;
-    const Node& t1 = g.nodes[sm_readers[0]];
-    if (!swaps_last_two(g, t1) || uses.readers(t1.outputs[0]).size() != 1 || uses.is_graph_output(t1.outputs[0])) continue;
-    const Node& mm2 = g.nodes[uses.readers(t1.outputs[0])[0]];
-    if (mm2.op != "MatMul" || mm2.inputs.size() != 2 || mm2.inputs[0] != sp.outputs[2] || mm2.inputs[1] != t1.outputs[0])
+    const Node* pt = sole_reader(g, uses, sm.outputs[0]);
+    if (!pt || !swaps_last_two(g, *pt)) continue;
+    const Node* out = sole_reader(g, uses, pt->outputs[0]);
+    if (!out || out->op != "MatMul" || out->inputs.size() != 2 || out->inputs[0] != sp.outputs[2] ||
+        out->inputs[1] != pt->outputs[0])
       continue;
-    const std::vector<size_t>& mm2_readers = uses.readers(mm2.outputs[0]);
-    if (mm2_readers.size() != 1 || uses.is_graph_output(mm2.outputs[0])) continue;
-    const Node& r1 = g.nodes[mm2_readers[0]];
+    const Node* y = sole_reader(g, uses, out->outputs[0]);
     const Shape image = {B, nh * hd, H, W};
-    if (r1.op != "Reshape" || g.value(r1.outputs[0]).shape != image) continue;
+    if (!y || y->op != "Reshape" || g.value(y->outputs[0]).shape != image) continue;
+    const Node &t1 = *pt, &mm2 = *out, &r1 = *y;
     // v: read by the second MatMul and at most one Reshape to the image form (the positional conv's input).
     if (uses.is_graph_output(sp.outputs[2])) continue;
     const Node* r2 = nullptr;

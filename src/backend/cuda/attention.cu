@@ -62,10 +62,12 @@ __global__ void attention_ref_kernel(const T* __restrict__ x, T* __restrict__ y,
   __syncthreads();
   sum = 0.f;
   for (int w = 0; w < warps; ++w) sum += red[w];
+  for (int j = threadIdx.x; j < a.N; j += blockDim.x) s[j] /= sum;  // P, as the CPU divides it
+  __syncthreads();
   for (int c = threadIdx.x; c < a.hd; c += blockDim.x) {
     const T* xv = x + img * a.ldx + head + 2 * a.kd + c;
     float acc = 0.f;
-    for (int j = 0; j < a.N; ++j) acc += to_f(xv[j * a.ldx]) * (s[j] / sum);
+    for (int j = 0; j < a.N; ++j) acc += to_f(xv[j * a.ldx]) * s[j];
     y[(img + n) * a.ldy + h * a.hd + c] = from_f<T>(acc);
     if (v_img) v_img[(img + n) * a.ldv + h * a.hd + c] = xv[n * a.ldx];
   }
@@ -227,13 +229,6 @@ __global__ void __launch_bounds__(128) attention_mma_kernel(const __half* __rest
     for (int dt = 0; dt < HD / 8; ++dt)
       *reinterpret_cast<__half2*>(yr + dt * 8) = __floats2half2_rn(o[dt][2 * r] * l[r], o[dt][2 * r + 1] * l[r]);
   }
-}
-
-int64_t pixel_stride(const TensorMeta& t, const LayerSpec& s) {
-  int64_t ld = 0;
-  KESTREL_CHECK(t.channels_last_ld(&ld), "internal: kestrel.Attention node '", s.name,
-                "' needs channels-last tensors, got strides ", shape_str(t.strides));
-  return ld;
 }
 
 class AttentionLayer : public Layer {

@@ -41,6 +41,9 @@ class SplitKCounters {
   int* p_ = nullptr;
   int64_t n_ = 0;
 };
+// The pixel stride of a channels-last tensor (TensorMeta::channels_last_ld) the layer of `s` needs in
+// that form; an error naming the node otherwise (tensor_meta.cpp).
+int64_t pixel_stride(const TensorMeta& t, const LayerSpec& s);
 // A convolution layer's ConvParams (conv.cu): window geometry from the attributes (as the CPU computes
 // it), shapes, element strides of x, y and the residual r (may be null), the fused activation and its
 // parameters. w is OHWI. Checks that the weights and the output fit the input and the group.

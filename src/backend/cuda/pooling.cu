@@ -211,13 +211,6 @@ __global__ void sppf_smem_kernel(const typename L::T* __restrict__ x, typename L
   }
 }
 
-int64_t ld_of(const TensorMeta& t, const LayerSpec& s) {
-  int64_t ld = 0;
-  KESTREL_CHECK(t.channels_last_ld(&ld), "internal: ", s.op, " node '", s.name, "' needs a channels-last tensor, got strides ",
-                shape_str(t.strides));
-  return ld;
-}
-
 class PoolLayer : public Layer {
  public:
   explicit PoolLayer(const LayerSpec& s) : Layer(s) {
@@ -238,8 +231,8 @@ class PoolLayer : public Layer {
     a_.W = static_cast<int>(x.shape[3]);
     a_.OH = static_cast<int>(y.shape[2]);
     a_.OW = static_cast<int>(y.shape[3]);
-    a_.ldx = ld_of(x, s);
-    a_.ldy = ld_of(y, s);
+    a_.ldx = pixel_stride(x, s);
+    a_.ldy = pixel_stride(y, s);
     a_.total = static_cast<int>(y.numel());
     dt_ = x.dtype;
     if (!global_) {
@@ -298,8 +291,8 @@ class SppfLayer : public Layer {
     C_ = static_cast<int>(x.shape[1]);
     H_ = static_cast<int>(x.shape[2]);
     W_ = static_cast<int>(x.shape[3]);
-    ldx_ = ld_of(x, s);
-    ldy_ = ld_of(y, s);
+    ldx_ = pixel_stride(x, s);
+    ldy_ = pixel_stride(y, s);
     r_ = static_cast<int>(s.attrs.i("kernel", 5) / 2);
     dt_ = x.dtype;
   }

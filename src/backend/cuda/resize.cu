@@ -110,8 +110,7 @@ class ResizeLayer : public Layer {
     const TensorMeta& x = *s.in[0];
     const TensorMeta& y = *s.out[0];
     KESTREL_CHECK(x.rank() == 4, "Resize node '", s.name, "': only 4-D inputs run on the GPU");
-    int64_t ldx = 0, ldy = 0;
-    KESTREL_CHECK(x.channels_last_ld(&ldx) && y.channels_last_ld(&ldy), "internal: Resize needs channels-last tensors");
+    const int64_t ldx = pixel_stride(x, s), ldy = pixel_stride(y, s);
     a_ = {};
     a_.N = static_cast<int>(x.shape[0]);
     a_.C = static_cast<int>(x.shape[1]);

@@ -124,6 +124,13 @@ void coalesce_dims(std::vector<Strided*> views) {
 }  // namespace kestrel::cuda
 
 namespace kestrel::cuda {
+int64_t pixel_stride(const TensorMeta& t, const LayerSpec& s) {
+  int64_t ld = 0;
+  KESTREL_CHECK(t.channels_last_ld(&ld), "internal: ", s.op, " node '", s.name, "' needs a channels-last tensor, got strides ",
+                shape_str(t.strides));
+  return ld;
+}
+
 bool vector_view(const Strided& v, int lanes, Strided* out) {
   if (v.rank < 1 || lanes < 1) return false;
   const int last = v.rank - 1;
