@@ -29,13 +29,15 @@ struct StemCase {
   int64_t k;
   bool out_int8;
   int64_t r = 3, stride = 2, pad = 1;  // YOLOv8 / YOLO11: 3x3 s2 p1; YOLOv5: 6x6 s2 p2
+  // A width that is a multiple of 4 takes the kernels' unrolled 3x3 stride-2 path; 38 the generic loop.
+  int64_t width = 38;
 };
 
 class Int8Stem : public ::testing::TestWithParam<StemCase> {};
 
 TEST_P(Int8Stem, MatchesContract) {
-  const auto [K, out_int8, R, S, P] = GetParam();
-  const int64_t N = 2, C = 3, H = 37, W = 38;
+  const auto [K, out_int8, R, S, P, W] = GetParam();
+  const int64_t N = 2, C = 3, H = 37;
   const int64_t OH = (H + 2 * P - R) / S + 1, OW = (W + 2 * P - R) / S + 1;
   const TensorMeta xm = test::dense_meta(DType::F32, {N, C, H, W}), wm = test::dense_meta(DType::I8, {K, R, R, C}),
                    sm = test::dense_meta(DType::F32, {K}), bm = sm,
@@ -178,12 +180,16 @@ TEST_P(Int8Stem, MatchesContract) {
 
 INSTANTIATE_TEST_SUITE_P(Int8, Int8Stem,
                          ::testing::Values(StemCase{16, false}, StemCase{16, true}, StemCase{32, false}, StemCase{64, true},
-                                           StemCase{16, false, 6, 2, 2}, StemCase{16, true, 6, 2, 2}),
+                                           StemCase{16, false, 6, 2, 2}, StemCase{16, true, 6, 2, 2},
+                                           StemCase{16, false, 3, 2, 1, 40}, StemCase{16, true, 3, 2, 1, 40},
+                                           StemCase{48, false, 3, 2, 1, 40}, StemCase{64, true, 3, 2, 1, 44}),
                          [](const auto& info) {
                            std::string name = "k";
                            name += std::to_string(info.param.k);
                            name += "_r";
                            name += std::to_string(info.param.r);
+                           name += "_w";
+                           name += std::to_string(info.param.width);
                            name += info.param.out_int8 ? "_int8" : "_fp16";
                            return name;
                          });

@@ -283,6 +283,10 @@ const std::vector<OpCase>& cases() {
       {"Conv_3x3_s2", [](G& g) { conv(g, 2, 32, 19, 17, 64, 3, 2, 1, 1, 1, true); }},
       {"Conv_1x1", [](G& g) { conv(g, 1, 64, 10, 10, 24, 1, 1, 0, 1, 1, true); }},
       {"Conv_first_C3", [](G& g) { conv(g, 1, 3, 64, 64, 16, 3, 2, 1, 1, 1, true); }},
+      // The stem's other paths: an odd height (the last window's row is padding), K = 48 (yolov8m), and a
+      // width that is not a multiple of 4 (the generic loop instead of the unrolled 3x3 stride-2 one).
+      {"Conv_first_C3_K48", [](G& g) { conv(g, 2, 3, 37, 44, 48, 3, 2, 1, 1, 1, true, "silu"); }},
+      {"Conv_first_C3_w38", [](G& g) { conv(g, 1, 3, 21, 38, 32, 3, 2, 1, 1, 1, true, "silu"); }},
       {"Conv_odd_channels", [](G& g) { conv(g, 1, 5, 11, 11, 7, 3, 1, 1, 1, 1, false); }},
       {"Conv_grouped", [](G& g) { conv(g, 1, 16, 9, 9, 32, 3, 1, 1, 4, 1, true); }},
       {"Conv_depthwise", [](G& g) { conv(g, 1, 32, 14, 14, 32, 3, 1, 1, 32, 1, true); }},
@@ -379,6 +383,14 @@ const std::vector<OpCase>& cases() {
          const std::string c = g.input("p5", {2, 64 + 80, 2, 2}, -4.f, 4.f);
          g.node("kestrel.DetectV8", {a, b, c}, {"y"},
                 attrs({{"reg_max", int64_t{16}}, {"num_classes", int64_t{80}}, {"strides", I{8, 16, 32}}}));
+         g.output("y");
+       }},
+      // A level of 100 anchors: a full 64-anchor tile and a partial one, in one image of three.
+      {"DetectV8_partial_tiles", [](G& g) {
+         const std::string a = g.input("p3", {3, 64 + 80, 10, 10}, -4.f, 4.f);
+         const std::string b = g.input("p4", {3, 64 + 80, 5, 5}, -4.f, 4.f);
+         g.node("kestrel.DetectV8", {a, b}, {"y"},
+                attrs({{"reg_max", int64_t{16}}, {"num_classes", int64_t{80}}, {"strides", I{8, 16}}}));
          g.output("y");
        }},
       {"DetectV5", [](G& g) {

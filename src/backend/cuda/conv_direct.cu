@@ -185,7 +185,7 @@ void launch_conv_direct(const ConvParams& p, const TX* x, const TW* w, const flo
 // 6x6x3 (108 taps) both fit easily.
 bool conv_stem_supports(const ConvParams& p) {
   const int taps = p.KH * p.KW * p.C;
-  return p.group == 1 && (p.K == 16 || p.K == 32 || p.K == 64) && p.ys[1] == 1 && taps <= 1024 &&
+  return p.group == 1 && (p.K == 16 || p.K == 32 || p.K == 48 || p.K == 64) && p.ys[1] == 1 && taps <= 1024 &&
          taps * p.K * static_cast<int>(sizeof(float)) <= 48 * 1024;
 }
 
@@ -198,8 +198,9 @@ void launch_conv_stem(const ConvParams& p, const float* x, const float* w, const
   switch (p.K) {
     case 16: conv_stem_kernel<TY, 16><<<blocks, 128, smem, stream>>>(p, x, w, bias, y); break;
     case 32: conv_stem_kernel<TY, 32><<<blocks, 128, smem, stream>>>(p, x, w, bias, y); break;
+    case 48: conv_stem_kernel<TY, 48><<<blocks, 128, smem, stream>>>(p, x, w, bias, y); break;
     case 64: conv_stem_kernel<TY, 64><<<blocks, 128, smem, stream>>>(p, x, w, bias, y); break;
-    default: fail("conv_stem: K must be 16, 32 or 64");
+    default: fail("conv_stem: K must be 16, 32, 48 or 64");
   }
   KLAUNCH("conv_stem");
 }

@@ -94,7 +94,7 @@ class ConvInt8Layer : public Layer {
     vec4_ok_ = igemm_ok_ && conv_int8_vec4_supports(p_, ldx);
     if (stem_)
       KESTREL_CHECK(conv_stem_int8_supports(p_) && y.channels_last_ld(&ldy) && ldy % 16 == 0, where(),
-                    "the INT8 stem needs K of 16, 32 or 64, at most ", kStemInt8MaxTaps,
+                    "the INT8 stem needs K of 16, 32, 48 or 64, at most ", kStemInt8MaxTaps,
                     " taps and a channels-last output");
   }
 

@@ -53,7 +53,7 @@ void prepare_igemm(const std::string& tactic);  // one-time kernel attributes (s
 
 // The first convolution of a network (few input channels): reads the input in any layout and dtype
 // float32 (no layout conversion layer before it), all K <= 64 outputs of a pixel per thread, weights
-// in shared memory, channels-last output. K must be 16, 32 or 64.
+// in shared memory, channels-last output. K must be 16, 32, 48 or 64.
 template <typename TY>
 void launch_conv_stem(const ConvParams& p, const float* x, const float* w, const float* bias, TY* y, cudaStream_t stream);
 bool conv_stem_supports(const ConvParams& p);

@@ -89,7 +89,7 @@ void launch_k(const ConvParams& p, unsigned blocks, size_t smem, const float* x,
 
 bool conv_stem_int8_supports(int C, int K, int KH, int KW, int group) {
   const int taps = KH * KW * C;
-  return group == 1 && (K == 16 || K == 32 || K == 64) && taps <= kStemInt8MaxTaps &&
+  return group == 1 && (K == 16 || K == 32 || K == 48 || K == 64) && taps <= kStemInt8MaxTaps &&
          taps * K * static_cast<int>(sizeof(float)) <= kStemInt8MaxWeightBytes;
 }
 
@@ -97,7 +97,7 @@ bool conv_stem_int8_supports(const ConvParams& p) { return conv_stem_int8_suppor
 
 void launch_conv_stem_int8(const ConvParams& p, const float* x, float x_scale, const int8_t* w, const Int8Epilogue& e,
                            void* y, bool quantize_x, cudaStream_t stream) {
-  KESTREL_CHECK(conv_stem_int8_supports(p), "INT8 stem: needs group 1, K of 16, 32 or 64 and at most ",
+  KESTREL_CHECK(conv_stem_int8_supports(p), "INT8 stem: needs group 1, K of 16, 32, 48 or 64 and at most ",
                 kStemInt8MaxTaps, " taps (", kStemInt8MaxWeightBytes, " bytes of weights)");
   KESTREL_CHECK(!e.r, "INT8 stem: no residual");
   const long long pairs = (long long)p.N * p.OH * ((p.OW + 1) / 2);
@@ -107,6 +107,7 @@ void launch_conv_stem_int8(const ConvParams& p, const float* x, float x_scale, c
   switch (p.K) {
     case 16: launch_k<16>(p, blocks, smem, x, x_scale, w, e, y, quantize_x, stream); break;
     case 32: launch_k<32>(p, blocks, smem, x, x_scale, w, e, y, quantize_x, stream); break;
+    case 48: launch_k<48>(p, blocks, smem, x, x_scale, w, e, y, quantize_x, stream); break;
     default: launch_k<64>(p, blocks, smem, x, x_scale, w, e, y, quantize_x, stream); break;
   }
   KLAUNCH("conv_stem_int8");

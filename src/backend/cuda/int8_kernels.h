@@ -65,7 +65,7 @@ void launch_conv_igemm_int8(const std::string& tactic, const ConvParams& p, cons
 
 // The first convolution (conv_stem_int8.cu): float32 x in any layout quantized as it is read
 // (x_scale; or, quantize_x false, used as it is: int8 weights on the float image), weights OHWI int8,
-// all K outputs of a pixel per thread; K of 16, 32 or 64, at most kStemInt8MaxTaps taps (exact float
+// all K outputs of a pixel per thread; K of 16, 32, 48 or 64, at most kStemInt8MaxTaps taps (exact float
 // sums) and 48 KB of weights in shared memory, no residual; y channels-last with 16-byte aligned pixels
 // (fp16, or int8 with e.out_scale).
 constexpr int kStemInt8MaxTaps = 1024;
