@@ -122,6 +122,27 @@ TEST(Cli, InspectTinyModel) {
   EXPECT_NE(r.out.find("[1,4,8,8]"), std::string::npos) << r.out;
 }
 
+// --json names each layer's tensors with shapes and dtypes, weights marked constant: the tiny conv reads the
+// image [1,3,8,8] and its weights [4,3,3,3] and writes [1,4,8,8].
+TEST(Cli, InspectJsonListsEachLayersTensors) {
+  Result r = kestrel("inspect --json " + write_temp("tiny_json.onnx", kestrel::test::tiny_conv_model()).string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  const nlohmann::json* conv = nullptr;
+  for (const auto& l : j.at("layers"))
+    if (l.at("op") == "Conv") conv = &l;
+  ASSERT_NE(conv, nullptr) << r.out;
+  const auto& in = conv->at("inputs");
+  ASSERT_GE(in.size(), 2u);
+  EXPECT_EQ(in[0].at("shape"), (std::vector<int64_t>{1, 3, 8, 8}));
+  EXPECT_EQ(in[0].at("dtype"), "f32");
+  EXPECT_FALSE(in[0].at("constant").get<bool>());
+  EXPECT_EQ(in[1].at("shape"), (std::vector<int64_t>{4, 3, 3, 3}));
+  EXPECT_TRUE(in[1].at("constant").get<bool>());
+  ASSERT_EQ(conv->at("outputs").size(), 1u);
+  EXPECT_EQ(conv->at("outputs")[0].at("shape"), (std::vector<int64_t>{1, 4, 8, 8}));
+}
+
 TEST(Cli, RunWritesOutputAndRejectsWrongInputSize) {
   const fs::path model = write_temp("run.onnx", kestrel::test::tiny_conv_model());
   const fs::path good = write_temp("in.bin", std::string(3 * 8 * 8 * 4, '\0'));

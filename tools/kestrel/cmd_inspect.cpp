@@ -76,8 +76,16 @@ int run_inspect(const InspectArgs& a) {
     for (auto& out : g.outputs) j["outputs"].push_back({{"name", out}, {"shape", g.value(out).shape}, {"dtype", dtype_name(g.value(out).dtype)}});
     for (auto& n : g.nodes) {
       nlohmann::json l = {{"name", n.name}, {"op", n.op}, {"params", node_params(g, n)}, {"flops", node_flops(g, n)}};
+      // Every tensor input (weights marked constant) and output, so a reader can count the bytes a layer moves.
+      for (auto& i : n.inputs)
+        if (!i.empty())
+          l["inputs"].push_back({{"name", i}, {"shape", g.value(i).shape}, {"dtype", dtype_name(g.value(i).dtype)},
+                                 {"constant", g.value(i).is_constant()}});
       for (auto& o : n.outputs)
-        if (!o.empty()) l["output_shapes"].push_back(g.value(o).shape);
+        if (!o.empty()) {
+          l["outputs"].push_back({{"name", o}, {"shape", g.value(o).shape}, {"dtype", dtype_name(g.value(o).dtype)}});
+          l["output_shapes"].push_back(g.value(o).shape);
+        }
       if (auto it = n.attrs.all().find("kestrel_fused"); it != n.attrs.all().end())
         l["fused"] = std::get<std::vector<std::string>>(it->second);
       if (!precision_of(n).empty()) {
