@@ -75,7 +75,7 @@ __global__ void detect_v8_kernel(float* __restrict__ y, const __grid_constant__ 
 }
 
 // The tiled DetectV8: a block takes 64 anchors of one level and image, stages their 4 reg_max + nc
-// channels in shared memory (read along the channels: coalesced for channels-last maps), computes the
+// channels in shared memory (16 bytes of channels per load for channels-last FP16 maps), computes the
 // four DFL distances (one thread per anchor side), then writes every output row with the anchors
 // fastest (coalesced). The per-element kernel above re-reads channels with a stride per thread.
 constexpr int kTileAnchors = 64;
