@@ -111,7 +111,8 @@ __global__ void __launch_bounds__(256) detect_v8_tiled_kernel(float* __restrict_
 #pragma unroll
       for (int u = 0; u < kInFlight; ++u) {
         const int i = i0 + u * 256, al = i % count, p = p0 + al;
-        if (i < items) raw[u] = __ldg(reinterpret_cast<const uint4*>(src + (p / L.W) * L.sh + (p % L.W) * L.sw + (i / count) * 8));
+        if (i < items)
+          raw[u] = __ldg(reinterpret_cast<const uint4*>(src + (p / L.W) * L.sh + (p % L.W) * L.sw + (i / count) * 8));
       }
 #pragma unroll
       for (int u = 0; u < kInFlight; ++u) {

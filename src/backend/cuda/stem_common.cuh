@@ -62,9 +62,9 @@ __device__ __forceinline__ bool stem_is_3x3s2_rows(const ConvParams& p, const fl
 }
 
 // stem_accumulate for that shape. Its bounds known at compile time, all 18 loads are issued before the
-// first product; the generic loop below, with run-time bounds, waits for each load in turn, which left
-// the stem latency-bound at several times its memory time. Same products in the same order as the
-// generic loop (a row outside the image adds zeros), so the two give the same sums.
+// first product; the generic loop below, with run-time bounds, waits for each load in turn (which
+// mattered most at batch 1, where each thread's chain of loads is the kernel's time). Same products in
+// the same order as the generic loop (a row outside the image adds zeros), so the two give the same sums.
 template <int K, typename Load>
 __device__ __forceinline__ void stem_accumulate_3x3s2(const ConvParams& p, const float* __restrict__ x, const float4* sw4,
                                                       int n, int oy, int ox0, Load load, float (&acc0)[K],
