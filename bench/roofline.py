@@ -16,29 +16,11 @@ reformat, a quantize pass) is listed under its own name with no floor.
 import argparse
 import json
 import math
-import re
 import sys
 
+from profile_log import parse_profile
+
 DTYPE_BYTES = {"f32": 4, "f16": 2, "i8": 1, "u8": 1, "i32": 4, "i64": 8, "bool": 1}
-
-
-def parse_profile(path):
-    """(layer text as the profile prints it, ms) for each layer line of `kestrel bench --dump-profile`."""
-    rows, inside = [], False
-    for line in open(path, encoding="utf-8", errors="replace"):
-        if line.startswith("layer (separate profiling run)"):
-            inside = True
-            continue
-        if not inside:
-            continue
-        if line.startswith("total"):
-            break
-        m = re.match(r"^(.*\S)\s+([0-9.]+)\s*$", line.rstrip("\n"))
-        if m:
-            rows.append((m.group(1), float(m.group(2))))
-    if not rows:
-        sys.exit(f"roofline: no per-layer profile in {path} (run `kestrel bench ENGINE --dump-profile`)")
-    return rows
 
 
 def layer_bytes(layer, model_tensors, act_bytes):

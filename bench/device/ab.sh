@@ -3,9 +3,9 @@
 # a folder holding the older `kestrel` and its libkestrel_runtime.so.0 (bench/device/pack_base.sh puts
 # them in .carry/base); the current build is the bundle's. Both builds share one timing cache, so the
 # layers they have in common get the same tactics and only what changed differs. GPU compute medians
-# (`kestrel bench --cuda-graph --no-data-transfers`), the two engines alternated twice; the current
-# engine's per-layer profile in $OUT/logs.tgz. One ROW line per model, precision and batch in
-# $OUT/ab.txt as each ends.
+# (`kestrel bench --cuda-graph --no-data-transfers`), the two engines alternated twice; both engines'
+# per-layer profiles and their difference (bench/profile_diff.py) in $OUT/logs.tgz. One ROW line per
+# model, precision and batch in $OUT/ab.txt as each ends.
 #   MODELS="yolo11n yolo11s" BATCHES="1 32" PRECS="fp16 int8" [BASE=.carry/base] bash bench/device/ab.sh
 set -u
 cd "$(dirname "$0")/../.."
@@ -43,8 +43,12 @@ for m in ${MODELS:-yolo11n}; do
             --json $J/${name}_r$round.json > $L/bench_${name}_r$round.log 2>&1 || echo "$name: bench failed: $(tail -1 $L/bench_${name}_r$round.log)"
         done
       done
-      k cur 120 bench /tmp/${mn}_${p}_b${b}_cur.engine --cuda-graph --no-data-transfers --duration 1 --dump-profile \
-        > $L/profile_${mn}_${p}_b$b.log 2>&1
+      for who in base cur; do
+        k $who 120 bench /tmp/${mn}_${p}_b${b}_$who.engine --cuda-graph --no-data-transfers --duration 1 --dump-profile \
+          > $L/profile_${mn}_${p}_b${b}_$who.log 2>&1
+      done
+      python3 bench/profile_diff.py $L/profile_${mn}_${p}_b${b}_base.log $L/profile_${mn}_${p}_b${b}_cur.log --top 12 \
+        > $L/profile_diff_${mn}_${p}_b$b.txt 2>&1
       python3 bench/device/ab_row.py $J ${mn}_${p}_b${b} base cur base current
       rm -f /tmp/${mn}_${p}_b${b}_*.engine
       tar czf $OUT/ab.tgz -C $J . ; pack

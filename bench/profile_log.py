@@ -1,0 +1,23 @@
+"""The per-layer table of `kestrel bench ENGINE --dump-profile`, for the scripts that read it (roofline.py,
+profile_diff.py)."""
+import re
+import sys
+
+
+def parse_profile(path):
+    """(layer text as the profile prints it, ms) for each layer line of `kestrel bench --dump-profile`."""
+    rows, inside = [], False
+    for line in open(path, encoding="utf-8", errors="replace"):
+        if line.startswith("layer (separate profiling run)"):
+            inside = True
+            continue
+        if not inside:
+            continue
+        if line.startswith("total"):
+            break
+        m = re.match(r"^(.*\S)\s+([0-9.]+)\s*$", line.rstrip("\n"))
+        if m:
+            rows.append((m.group(1), float(m.group(2))))
+    if not rows:
+        sys.exit(f"{path}: no per-layer profile (run `kestrel bench ENGINE --dump-profile`)")
+    return rows
