@@ -45,9 +45,12 @@ for m in ${MODELS:-yolo11n}; do
             --json $J/${name}_r$round.json > $L/bench_${name}_r$round.log 2>&1 || echo "$name: bench failed: $(tail -1 $L/bench_${name}_r$round.log)"
         done
       done
+      # Both engines profiled by the current build, so the per-layer figures are taken the same way
+      # (the base's own profile where the current runtime cannot load its engine).
       for who in base cur; do
-        k $who 120 bench /tmp/${mn}_${p}_b${b}_$who.engine --cuda-graph --no-data-transfers --duration 1 --dump-profile \
-          > $L/profile_${mn}_${p}_b${b}_$who.log 2>&1
+        f=/tmp/${mn}_${p}_b${b}_$who.engine pf=$L/profile_${mn}_${p}_b${b}_$who.log
+        k cur 120 bench $f --cuda-graph --no-data-transfers --duration 1 --dump-profile > $pf 2>&1 ||
+          k $who 120 bench $f --cuda-graph --no-data-transfers --duration 1 --dump-profile > $pf 2>&1
       done
       python3 bench/profile_diff.py $L/profile_${mn}_${p}_b${b}_base.log $L/profile_${mn}_${p}_b${b}_cur.log --top 12 \
         > $L/profile_diff_${mn}_${p}_b$b.txt 2>&1
