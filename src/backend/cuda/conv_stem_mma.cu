@@ -13,6 +13,7 @@
 #include "backend/cuda/check.h"
 #include "backend/cuda/conv_kernels.h"
 #include "backend/cuda/device_common.cuh"
+#include "backend/cuda/stem_common.cuh"
 
 namespace kestrel::cuda {
 
@@ -119,9 +120,8 @@ __global__ void __launch_bounds__(128) stem_mma_kernel(const __grid_constant__ C
 }  // namespace
 
 bool conv_stem_mma_supports(const ConvParams& p) {
-  return p.group == 1 && p.C == 3 && p.KH == 3 && p.KW == 3 && p.sh == 2 && p.sw == 2 && p.ph == 1 && p.pw == 1 &&
-         p.dh == 1 && p.dw == 1 && (p.K == 16 || p.K == 32 || p.K == 48 || p.K == 64) && p.xs[3] == 1 && p.W % 4 == 0 &&
-         p.OW == p.W / 2 && p.xs[0] % 4 == 0 && p.xs[1] % 4 == 0 && p.xs[2] % 4 == 0 && p.ys[1] == 1 && p.ys[3] % 2 == 0;
+  return p.group == 1 && is_yolo_stem_rows(p) && (p.K == 16 || p.K == 32 || p.K == 48 || p.K == 64) && p.ys[1] == 1 &&
+         p.ys[3] % 2 == 0;
 }
 
 bool conv_stem_mma_pointers_ok(const float* x, const void* y) {
