@@ -1,11 +1,20 @@
 """The per-layer table of `kestrel bench ENGINE --dump-profile`, for the scripts that read it (roofline.py,
 profile_diff.py)."""
+import json
 import re
 import sys
 
 
 def parse_profile(path):
-    """(layer text as the profile prints it, ms) for each layer line of `kestrel bench --dump-profile`."""
+    """(layer text as the profile prints it, ms) for each layer of `kestrel bench --dump-profile`: its
+    table on stdout, or the `layer_profile` of the same run's `--json` file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            rows = [(l["layer"], float(l["mean_ms"])) for l in json.load(f).get("layer_profile", [])]
+        if rows:
+            return rows
+    except (ValueError, AttributeError):
+        pass
     rows, inside = [], False
     for line in open(path, encoding="utf-8", errors="replace"):
         if line.startswith("layer (separate profiling run)"):

@@ -5,7 +5,7 @@ longer, next to the time it took. Sorted by the time above that floor, so the li
 has the most to gain.
 
   kestrel inspect MODEL --optimized --json --batch B > layers.json      (here: no GPU needed)
-  kestrel bench ENGINE --dump-profile > profile.log                      (on the GPU machine)
+  kestrel bench ENGINE --dump-profile > profile.log   (on the GPU machine; or its --json file)
   bench/roofline.py layers.json profile.log [--bandwidth TB/s] [--tflops TF] [--top N]
 
 Activations count 2 bytes (FP16 engines) unless --act-bytes says otherwise; the model's inputs and outputs
@@ -50,7 +50,7 @@ def main():
     layers = model["layers"]
     out, unmatched = [], []
     for text, ms in parse_profile(a.profile):
-        # The profile cuts long names; the layer is the one whose name the text starts with.
+        # Older profiles cut long names: the layer is the one whose name the text starts with.
         name = text.split(" (")[0]
         hits = [l for l in layers if l["name"] == name] or [l for l in layers if l["name"].startswith(name)]
         if len(hits) != 1:

@@ -288,6 +288,23 @@ TEST(CliBench, ImagesMeasureTheWholePath) {
   fs::remove_all(dir);
 }
 
+// The per-layer profile prints whole layer names, however long (the built-in yolo11n has names of 55
+// characters), in the table and in the JSON.
+TEST(CliBench, ProfileKeepsWholeLayerNames) {
+  const fs::path json = fs::temp_directory_path() / ("kestrel_cli_profile_" + std::to_string(::getpid()) + ".json");
+  Result r = kestrel("bench yolo11n --backend cpu --imgsz 128 --iterations 1 --duration 0 --warmup 0 --dump-profile --json " +
+                     json.string());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string name = "/model.23/cv3.0/cv3.0.0/cv3.0.0.0/act/Sigmoid (Sigmoid)";
+  EXPECT_NE(r.out.find(name + " "), std::string::npos) << r.out;
+  std::ifstream f(json);
+  const nlohmann::json j = nlohmann::json::parse(f);
+  bool found = false;
+  for (const auto& l : j.at("layer_profile")) found = found || l.at("layer") == name;
+  EXPECT_TRUE(found);
+  fs::remove(json);
+}
+
 TEST(CliBench, BadArguments) {
   const fs::path model = write_temp("bench2.onnx", kestrel::test::tiny_conv_model());
   Result r = kestrel("bench " + model.string() + " --iterations 0");

@@ -95,13 +95,17 @@ void print_report(const BenchResult& r) {
               "engine's kernels alone; Enqueue Time = host time to launch them.\n");
   for (const auto& w : r.warnings) std::printf("[W] %s\n", w.c_str());
   if (!r.layer_profile.empty()) {
-    std::printf("\n%-50s %10s\n", "layer (separate profiling run)", "mean ms");
+    // Whole names (layer, op, tactic), the column as wide as the longest: a cut name no longer says which
+    // layer, nor which kernel, it was.
+    int width = 50;
+    for (const auto& [name, ms] : r.layer_profile) width = std::max(width, static_cast<int>(name.size()));
+    std::printf("\n%-*s %10s\n", width, "layer (separate profiling run)", "mean ms");
     double total = 0;
     for (const auto& [name, ms] : r.layer_profile) {
-      std::printf("%-50s %10.4f\n", name.substr(0, 50).c_str(), ms);
+      std::printf("%-*s %10.4f\n", width, name.c_str(), ms);
       total += ms;
     }
-    std::printf("%-50s %10.4f\n", "total", total);
+    std::printf("%-*s %10.4f\n", width, "total", total);
   }
 }
 
