@@ -8,15 +8,16 @@ import sys
 def parse_profile(path):
     """(layer text as the profile prints it, ms) for each layer of `kestrel bench --dump-profile`: its
     table on stdout, or the `layer_profile` of the same run's `--json` file."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
     try:
-        with open(path, encoding="utf-8") as f:
-            rows = [(l["layer"], float(l["mean_ms"])) for l in json.load(f).get("layer_profile", [])]
+        rows = [(l["layer"], float(l["mean_ms"])) for l in json.loads(text).get("layer_profile", [])]
         if rows:
             return rows
     except (ValueError, AttributeError):
         pass
     rows, inside = [], False
-    for line in open(path, encoding="utf-8", errors="replace"):
+    for line in text.splitlines():
         if line.startswith("layer (separate profiling run)"):
             inside = True
             continue
@@ -24,7 +25,7 @@ def parse_profile(path):
             continue
         if line.startswith("total"):
             break
-        m = re.match(r"^(.*\S)\s+([0-9.]+)\s*$", line.rstrip("\n"))
+        m = re.match(r"^(.*\S)\s+([0-9.]+)\s*$", line)
         if m:
             rows.append((m.group(1), float(m.group(2))))
     if not rows:

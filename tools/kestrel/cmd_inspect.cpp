@@ -72,18 +72,23 @@ int run_inspect(const InspectArgs& a) {
     j["parameters"] = params;
     j["gflops"] = static_cast<double>(total_flops) / 1e9;
     j["metadata"] = g.metadata;
-    for (auto& in : g.inputs) j["inputs"].push_back({{"name", in}, {"shape", g.value(in).shape}, {"dtype", dtype_name(g.value(in).dtype)}});
-    for (auto& out : g.outputs) j["outputs"].push_back({{"name", out}, {"shape", g.value(out).shape}, {"dtype", dtype_name(g.value(out).dtype)}});
+    auto tensor = [&](const std::string& v) -> nlohmann::json {
+      return {{"name", v}, {"shape", g.value(v).shape}, {"dtype", dtype_name(g.value(v).dtype)}};
+    };
+    for (auto& in : g.inputs) j["inputs"].push_back(tensor(in));
+    for (auto& out : g.outputs) j["outputs"].push_back(tensor(out));
     for (auto& n : g.nodes) {
       nlohmann::json l = {{"name", n.name}, {"op", n.op}, {"params", node_params(g, n)}, {"flops", node_flops(g, n)}};
       // Every tensor input (weights marked constant) and output, so a reader can count the bytes a layer moves.
       for (auto& i : n.inputs)
-        if (!i.empty())
-          l["inputs"].push_back({{"name", i}, {"shape", g.value(i).shape}, {"dtype", dtype_name(g.value(i).dtype)},
-                                 {"constant", g.value(i).is_constant()}});
+        if (!i.empty()) {
+          nlohmann::json t = tensor(i);
+          t["constant"] = g.value(i).is_constant();
+          l["inputs"].push_back(t);
+        }
       for (auto& o : n.outputs)
         if (!o.empty()) {
-          l["outputs"].push_back({{"name", o}, {"shape", g.value(o).shape}, {"dtype", dtype_name(g.value(o).dtype)}});
+          l["outputs"].push_back(tensor(o));
           l["output_shapes"].push_back(g.value(o).shape);
         }
       if (auto it = n.attrs.all().find("kestrel_fused"); it != n.attrs.all().end())
