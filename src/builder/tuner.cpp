@@ -239,7 +239,10 @@ class Tuner {
       return;
     }
     if (o_.reference_only) cands.resize(1);
-    const std::string sig = signature(p_, l, o_.workspace_limit);
+    // The candidates are part of the key: a build that offers a tactic the cached choice was never
+    // measured against times the layer again instead of keeping a choice made without it.
+    std::string sig = signature(p_, l, o_.workspace_limit) + "|tactics";
+    for (const std::string& t : cands) sig += ":" + t;
     std::optional<TimingCache::Entry> hit = o_.reference_only ? std::nullopt : cache.get(o_.device_key, sig);
     if (hit && std::find(cands.begin(), cands.end(), hit->tactic) == cands.end()) hit.reset();
     if (hit && hit->tactic == cands[0]) {  // the reference itself: nothing to check

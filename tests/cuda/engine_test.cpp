@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include "gpu_test_util.h"
@@ -161,6 +162,29 @@ TEST(GpuEngine, WarmTimingCacheSkipsTiming) {
   // Layers with the same signature inside one build already hit the cache during the cold build.
   EXPECT_EQ(warm.layers_from_cache, cold.layers_tuned + cold.layers_from_cache);
   EXPECT_LT(warm.total_s, 5.0);
+}
+
+// A cached choice stands only against the candidates it was measured among: a build offering other
+// tactics for a layer (here without cuDNN's) times that layer again, and only that layer.
+TEST(GpuEngine, TimingCacheKeysTheCandidates) {
+  KESTREL_REQUIRE_GPU();
+  const std::string cache = (std::filesystem::temp_directory_path() / "kestrel_test_candidates.cache").string();
+  std::filesystem::remove(cache);
+  BuilderConfig cfg = test::config(Precision::FP16);
+  cfg.timing_cache_path = cache;
+  Builder b;
+  b.build(small_net(), cfg);
+  std::map<std::string, std::vector<std::string>> first;
+  for (const auto& c : b.report().candidates) first[c.layer] = c.tactics;
+  cfg.cudnn_tactics = false;
+  b.build(small_net(), cfg);
+  int changed = 0;
+  for (const auto& c : b.report().candidates) changed += c.tactics.size() > 1 && c.tactics != first.at(c.layer);
+  ASSERT_GT(changed, 0) << "no layer of the net offers a cuDNN tactic";
+  EXPECT_EQ(b.report().layers_tuned, changed);
+  b.build(small_net(), cfg);
+  EXPECT_EQ(b.report().layers_tuned, 0);
+  std::filesystem::remove(cache);
 }
 
 // The unfused graph (every ONNX op on its own) and a batch of 2 against the CPU reference.
