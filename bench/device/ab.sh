@@ -2,7 +2,9 @@
 # On the GPU machine: the same models built by two builds of Kestrel, side by side in one call. BASE is
 # a folder holding the older `kestrel` and its libkestrel_runtime.so.0 (bench/device/pack_base.sh puts
 # them in .carry/base); the current build is the bundle's. Both builds share one timing cache, so the
-# layers they have in common get the same tactics and only what changed differs. GPU compute medians
+# layers they have in common get the same tactics and only what changed differs; a layer offered other
+# candidates by one build is timed afresh (the cache keys the candidates; a base older than that key
+# shares nothing with the current build, so tactic choice noise adds to the difference). GPU compute medians
 # (`kestrel bench --cuda-graph --no-data-transfers`), the two engines alternated twice; both engines'
 # per-layer profiles and their difference (bench/profile_diff.py) in $OUT/logs.tgz. One ROW line per
 # model, precision and batch in $OUT/ab.txt as each ends.

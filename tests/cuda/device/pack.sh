@@ -18,7 +18,9 @@ with+=(--with data/coco-val/instances.json --with data/models/yolov8n-dyn.onnx)
 for f in $(ls ../shared/data/coco-val/images | sort | head -6); do with+=(--with data/coco-val/images/$f); done
 # EXTRA_WITH: more shared data to carry, paths under ../shared (e.g. "data/coco-val/images/X.jpg").
 for w in ${EXTRA_WITH:-}; do with+=(--with "$w"); done
-../shared/tools/device-bundle "${with[@]}" "$b/bin/test_cuda" "$b/bin/test_cuda_yolo" "$b/bin/test_model_gpu" \
-  "$b/bin/kestrel" "$b/bin/cuda_bench" "$b/bin/contexts_bench" "$b/bin/prepost_bench"
+# BINS: which of the build's programs to carry (fewer leaves room for bench/device/pack_base.sh's base).
+bins=()
+for x in ${BINS:-test_cuda test_cuda_yolo test_model_gpu kestrel cuda_bench contexts_bench prepost_bench}; do bins+=("$b/bin/$x"); done
+../shared/tools/device-bundle "${with[@]}" "${bins[@]}"
 find .carry -type f -size +128k ! -name '*.py' -print0 | xargs -0 -n1 -P2 xz -6
 du -sh .carry
