@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Two per-layer profiles of the same model side by side (`kestrel bench ENGINE --dump-profile` of two
 builds, e.g. bench/device/ab.sh's base and current), sorted by how much each layer changed; layers only
-one side has are listed with the other side blank.
+one side has are listed with the other side blank. A layer whose op or tactic differs shows both; the last
+line counts them (none changed: whatever the builds differ in did not reach these engines).
 
   bench/profile_diff.py BEFORE.log AFTER.log [--top N]
 """
@@ -11,8 +12,12 @@ from profile_log import parse_profile
 
 
 def by_layer(path):
-    # The text up to " (" names the layer; the op and tactic after it may differ between the builds.
-    return {text.split(" (")[0]: (text, ms) for text, ms in parse_profile(path)}
+    """{layer name: (op and tactic, ms)}: the profile prints a layer as "NAME (OP, TACTIC)"."""
+    out = {}
+    for text, ms in parse_profile(path):
+        name, _, how = text.partition(" (")
+        out[name] = (how.rstrip(")"), ms)
+    return out
 
 
 def main():
@@ -24,18 +29,21 @@ def main():
     b, c = by_layer(a.before), by_layer(a.after)
     rows = []
     for name in sorted(set(b) | set(c)):
-        tb = b.get(name, (None, None))[1]
-        tc = c.get(name, (None, None))[1]
-        text = (c.get(name) or b.get(name))[0]
-        rows.append((text, tb, tc, (tc or 0.0) - (tb or 0.0)))
+        hb, tb = b.get(name, (None, None))
+        hc, tc = c.get(name, (None, None))
+        how = hc if hb in (None, hc) else hb if hc is None else f"{hb} -> {hc}"
+        rows.append((f"{name} ({how})", tb, tc, (tc or 0.0) - (tb or 0.0)))
     rows.sort(key=lambda r: abs(r[3]), reverse=True)
+    shown = rows[: a.top]
+    width = max([len("layer (op, tactic)")] + [len(r[0]) for r in shown])
     fmt = lambda v: f"{v:9.4f}" if v is not None else f"{'':9}"
-    print(f"{'layer (as profiled after)':52} {'before':>9} {'after':>9} {'change':>9}")
-    for text, tb, tc, d in rows[: a.top]:
-        print(f"{text[:52]:52} {fmt(tb)} {fmt(tc)} {d:+9.4f}")
+    print(f"{'layer (op, tactic)':{width}} {'before':>9} {'after':>9} {'change':>9}")
+    for text, tb, tc, d in shown:
+        print(f"{text:{width}} {fmt(tb)} {fmt(tc)} {d:+9.4f}")
     sb, sc = sum(v[1] for v in b.values()), sum(v[1] for v in c.values())
     print(f"sum: before {sb:.4f} ms ({len(b)} layers), after {sc:.4f} ms ({len(c)} layers), change {sc - sb:+.4f}")
-
+    changed = sum(1 for n in set(b) & set(c) if b[n][0] != c[n][0])
+    print(f"layers whose op or tactic changed: {changed} of {len(set(b) & set(c))}")
 
 if __name__ == "__main__":
     main()
