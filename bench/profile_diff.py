@@ -45,5 +45,6 @@ def main():
     changed = sum(1 for n in set(b) & set(c) if b[n][0] != c[n][0])
     print(f"layers whose op or tactic changed: {changed} of {len(set(b) & set(c))}")
 
+
 if __name__ == "__main__":
     main()
