@@ -51,6 +51,8 @@ for m in ${MODELS:-yolo11n}; do
       done
       python3 bench/profile_diff.py $L/profile_${mn}_${p}_b${b}_base.log $L/profile_${mn}_${p}_b${b}_cur.log --top 12 \
         > $L/profile_diff_${mn}_${p}_b$b.txt 2>&1
+      # None changed: the builds' difference did not reach these engines (e.g. a new tactic never chosen).
+      echo "${mn}_${p}_b${b}: $(tail -1 $L/profile_diff_${mn}_${p}_b$b.txt)"
       python3 bench/device/ab_row.py $J ${mn}_${p}_b${b} base cur base current
       rm -f /tmp/${mn}_${p}_b${b}_*.engine
       tar czf $OUT/ab.tgz -C $J . ; pack
