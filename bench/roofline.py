@@ -63,12 +63,15 @@ def main():
     out.sort(key=lambda r: r[1] - r[4], reverse=True)
     measured = sum(r[1] for r in out) + sum(ms for _, ms in unmatched)
     floors = sum(r[4] for r in out)
+    shown = out[: a.top]
+    # Whole names, as `bench --dump-profile` prints them: a cut one no longer says which layer or kernel.
+    width = max([len("layer (as profiled)")] + [len(r[0]) for r in shown] + [len(t) for t, _ in unmatched])
     print(f"roofs: {a.bandwidth} TB/s, {a.tflops} TFLOP/s; activations {a.act_bytes} bytes")
-    print(f"{'layer (as profiled)':52} {'ms':>8} {'MB':>8} {'GFLOP':>8} {'floor ms':>9} {'of roof':>8}")
-    for text, ms, b, f, floor in out[: a.top]:
-        print(f"{text[:52]:52} {ms:8.4f} {b / 1e6:8.1f} {f / 1e9:8.2f} {floor:9.4f} {floor / ms:8.0%}")
+    print(f"{'layer (as profiled)':{width}} {'ms':>8} {'MB':>8} {'GFLOP':>8} {'floor ms':>9} {'of roof':>8}")
+    for text, ms, b, f, floor in shown:
+        print(f"{text:{width}} {ms:8.4f} {b / 1e6:8.1f} {f / 1e9:8.2f} {floor:9.4f} {floor / ms:8.0%}")
     for text, ms in unmatched:
-        print(f"{text[:52]:52} {ms:8.4f} {'':>8} {'':>8} {'':>9} {'(no floor)':>8}")
+        print(f"{text:{width}} {ms:8.4f} {'':>8} {'':>8} {'':>9} {'(no floor)':>8}")
     print(f"sum: measured {measured:.4f} ms, floors {floors:.4f} ms over {len(out)} layers "
           f"({len(unmatched)} without a floor)")
 
