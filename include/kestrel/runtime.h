@@ -156,9 +156,10 @@ class ExecutionContext {
     int64_t captures = 0, instantiations = 0, updates = 0;
   };
   GraphStats graph_stats() const;
-  // Per-layer GPU time of the plan for the current batch (one the engine was tuned for): runs the layers one by one (no CUDA graph) with an event pair around each,
-  // `runs` times, and returns each layer's mean in ms. A separate run from any timing of the whole
-  // network, since the events between layers perturb it.
+  // Per-layer GPU time of the plan for the current batch (one the engine was tuned for): the layers
+  // captured as one CUDA graph with a timing event after each, replayed `runs` times; each layer's mean
+  // in ms. A separate run from any timing of the whole network, since the events between layers
+  // perturb it a little.
   std::vector<std::pair<std::string, double>> profile(const std::vector<const void*>& inputs,
                                                       const std::vector<void*>& outputs, int runs);
 

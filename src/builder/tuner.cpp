@@ -1,8 +1,9 @@
 // Tactic selection. For every live layer with more than one candidate kernel: run the reference
 // tactic (the layer's first) on random inputs, then each candidate on the same inputs with its outputs
 // poisoned (NaN); a candidate whose output differs from the reference beyond the precision's tolerance
-// (or leaves an element unwritten) is rejected and reported. The survivors are timed with CUDA events
-// (median of 5 samples of enough back-to-back runs to cover ~0.3 ms); the fastest wins. Results go to
+// (or leaves an element unwritten) is rejected and reported. The survivors are timed on the GPU alone,
+// replayed as a CUDA graph like the engine (median of 5 samples of enough back-to-back runs to cover
+// ~0.3 ms); the fastest wins. Results go to
 // the timing cache keyed by device and layer signature; a cached layer is not timed, but a cached tactic
 // other than the reference is checked against the reference as above before it is used. The bounds:
 // accuracy_bounds.h. Tactics that compile code (cuDNN's run-time plans) compile on threads first.
@@ -20,6 +21,7 @@
 #include <thread>
 
 #include "backend/cuda/check.h"
+#include "backend/cuda/graph_timing.h"
 #include "backend/cuda/util.h"
 #include "builder/accuracy_bounds.h"
 #include "builder/build_plan.h"
@@ -127,8 +129,6 @@ class Tuner {
     KCUDNN(cudnnSetStream(h_.cudnn, s_));
     cuda::set_cudnn_plan_cache(h_.cudnn, o_.cudnn_plan_cache);
     KCUBLAS(cublasLtCreate(&h_.lt));
-    KCUDA(cudaEventCreate(&e0_));
-    KCUDA(cudaEventCreate(&e1_));
     if (!p_.weights.empty()) {
       KCUDA(cudaMalloc(&weights_, p_.weights.size()));
       KCUDA(cudaMemcpy(weights_, p_.weights.data(), p_.weights.size(), cudaMemcpyHostToDevice));
@@ -137,8 +137,6 @@ class Tuner {
   }
   ~Tuner() {
     if (weights_) cudaFree(weights_);
-    cudaEventDestroy(e0_);
-    cudaEventDestroy(e1_);
     if (h_.lt) cublasLtDestroy(h_.lt);
     if (h_.cudnn) {
       cuda::set_cudnn_plan_cache(h_.cudnn, "");  // a later handle may reuse the address
@@ -382,28 +380,32 @@ class Tuner {
   // about 0.3 ms (`first`: the time of one run).
   float careful_ms(cuda::Layer& layer, const cuda::LayerIO& io, float first) {
     const int reps = std::clamp(static_cast<int>(0.3f / std::max(first, 1e-3f)), 1, 50);
+    cuda::TimedGraph g = runs_graph(layer, io, reps);
     float samples[5];
-    for (float& s : samples) s = time_runs(layer, io, reps, 0);
+    for (float& s : samples) s = g.replay()[0] / static_cast<float>(reps);
     std::sort(samples, samples + 5);
     return samples[2];
   }
-  // Mean time of `reps` back-to-back runs after `warm` untimed ones (also surfaces launch errors).
+  // GPU time per run of `reps` back-to-back runs after `warm` untimed ones on the stream (which also
+  // surface launch errors and lazy set-up outside the capture).
   float time_runs(cuda::Layer& layer, const cuda::LayerIO& io, int reps, int warm) {
     for (int i = 0; i < warm; ++i) layer.enqueue(io, s_, h_);
-    KCUDA(cudaEventRecord(e0_, s_));
-    for (int i = 0; i < reps; ++i) layer.enqueue(io, s_, h_);
-    KCUDA(cudaEventRecord(e1_, s_));
-    KCUDA(cudaEventSynchronize(e1_));
-    float ms = 0;
-    KCUDA(cudaEventElapsedTime(&ms, e0_, e1_));
-    return ms / reps;
+    return runs_graph(layer, io, reps).replay()[0] / static_cast<float>(reps);
+  }
+  // `reps` runs as one timed part of a CUDA graph: the engine replays its layers as a graph, so the
+  // host's cost of enqueueing a layer is not part of its time (it would be, timed on the stream, for
+  // a small layer whose tactic spends longer on the host than on the GPU).
+  cuda::TimedGraph runs_graph(cuda::Layer& layer, const cuda::LayerIO& io, int reps) {
+    return cuda::TimedGraph(s_, [&](cudaStream_t s, const std::function<void()>& mark) {
+      for (int i = 0; i < reps; ++i) layer.enqueue(io, s, h_);
+      mark();
+    });
   }
 
   BuildPlan& p_;
   TuneOptions o_;
   cudaStream_t s_ = nullptr;
   cuda::Handles h_;
-  cudaEvent_t e0_ = nullptr, e1_ = nullptr;
   void* weights_ = nullptr;
   std::vector<cuda::TensorMeta> metas_;
   TuneStats stats_;

@@ -7,6 +7,10 @@
 
 namespace kestrel::bld {
 
+// How the tuner times a tactic (GPU time of runs replayed as a CUDA graph); part of the timing cache
+// key, so a cache written by a tuner that timed another way is not reused.
+inline constexpr const char* kTimingMethod = "graph-replay";
+
 struct TuneOptions {
   int64_t workspace_limit = 1ll << 30;
   std::string cache_path;

@@ -187,6 +187,28 @@ TEST(GpuEngine, TimingCacheKeysTheCandidates) {
   std::filesystem::remove(cache);
 }
 
+// The per-layer profile (a CUDA graph with a timing event after each layer): a time for every layer,
+// and the network's result in the caller's output, as a plain run writes it.
+TEST(GpuEngine, ProfileTimesEveryLayerAndWritesTheOutput) {
+  KESTREL_REQUIRE_GPU();
+  auto engine = Builder().build(small_net(), test::config(Precision::FP16));
+  auto ctx = engine->create_execution_context();
+  const HostTensor x = test::random_tensor({1, 8, 32, 32}, -1.f, 1.f, 3);
+  const HostTensor ref = ctx->run({x})[0];
+  test::DevBuf din(x.nbytes()), dout(ref.nbytes());
+  ASSERT_EQ(cudaMemcpy(din.p, x.raw(), x.nbytes(), cudaMemcpyHostToDevice), cudaSuccess);
+  ASSERT_EQ(cudaMemset(dout.p, 0xff, ref.nbytes()), cudaSuccess);  // NaN in FP16 and FP32
+  const auto prof = ctx->profile({din.p}, {dout.p}, 3);
+  ASSERT_EQ(static_cast<int64_t>(prof.size()), engine->info().plans.at(0).layers);
+  for (const auto& [name, ms] : prof) {
+    EXPECT_TRUE(std::isfinite(ms)) << name;
+    EXPECT_GE(ms, 0.0) << name;
+  }
+  HostTensor got(ref.dtype(), ref.shape());
+  ASSERT_EQ(cudaMemcpy(got.raw(), dout.p, got.nbytes(), cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(std::memcmp(got.raw(), ref.raw(), ref.nbytes()), 0);
+}
+
 // The unfused graph (every ONNX op on its own) and a batch of 2 against the CPU reference.
 TEST(GpuEngine, UnfusedGraphAndBatchTwo) {
   KESTREL_REQUIRE_GPU();
