@@ -5,7 +5,7 @@
 // costs 2 K / 8 mma per 16 pixels and the shared-memory reads of its taps.
 //   A CTA takes 64 output pixels (4 warps x 16) of kRows consecutive output rows: it stages the
 //   2 kRows + 1 input rows they read (neighbouring output rows share one), the three channels each, as
-//   float in shared memory (16-byte loads: the rows have unit stride and a width that is a multiple of
+//   float in shared memory (16-byte cp.async: the rows have unit stride and a width that is a multiple of
 //   4), then each warp builds its A fragments from there, rounding the image to fp16 as every other
 //   FP16 layer rounds its input. The weights (OHWI float32) become B fragments in registers once per
 //   CTA and serve all its rows: per output row, a CTA of one row spent as many instructions on its
@@ -16,6 +16,7 @@
 #include "backend/cuda/check.h"
 #include "backend/cuda/conv_kernels.h"
 #include "backend/cuda/device_common.cuh"
+#include "backend/cuda/mma_common.cuh"
 #include "backend/cuda/stem_common.cuh"
 
 namespace kestrel::cuda {
@@ -42,14 +43,17 @@ __global__ void __launch_bounds__(128) stem_mma_kernel(const __grid_constant__ C
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
   // Stage rows 2 oy0 - 1 .. 2 oy0 + 2 kRows - 1: 32 float4 per (channel, row) and the value left of them.
+  // Asynchronous copies (zero-filled outside the image), all in flight at once: loads that each wait
+  // for their value before the next kept the kernel waiting on memory latency.
+#pragma unroll
   for (int i = tid; i < 3 * kInRows * (kPixels / 2); i += 128) {
     const int cr = i / (kPixels / 2), q = i % (kPixels / 2), c = cr / kInRows, r = cr % kInRows;
     const int iy = 2 * oy0 - 1 + r, ix = 2 * ox0 + 4 * q;
-    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (iy >= 0 && iy < p.H && ix < p.W)
-      v = __ldg(reinterpret_cast<const float4*>(x + n * p.xs[0] + c * p.xs[1] + static_cast<long long>(iy) * p.xs[2] + ix));
-    *reinterpret_cast<float4*>(&s_in[c][r][4 + 4 * q]) = v;
+    const bool in = iy >= 0 && iy < p.H && ix < p.W;
+    cp_async16(&s_in[c][r][4 + 4 * q], in ? x + n * p.xs[0] + c * p.xs[1] + static_cast<long long>(iy) * p.xs[2] + ix : x,
+               in ? 16 : 0);
   }
+  cp_async_commit();
   if (tid < 3 * kInRows) {
     const int c = tid / kInRows, r = tid % kInRows, iy = 2 * oy0 - 1 + r, ix = 2 * ox0 - 1;
     s_in[c][r][3] = iy >= 0 && iy < p.H && ix >= 0 ? __ldg(x + n * p.xs[0] + c * p.xs[1] + static_cast<long long>(iy) * p.xs[2] + ix) : 0.f;
@@ -80,6 +84,7 @@ __global__ void __launch_bounds__(128) stem_mma_kernel(const __grid_constant__ C
       const int ky = t / 9, kx = (t / 3) % 3, c = t % 3;
       off[ks][j] = t < kTaps ? (c * kInRows + ky) * kLdw + 3 + kx : -1;
     }
+  cp_async_wait<0>();
   __syncthreads();
 
   const float* sin = &s_in[0][0][0];
