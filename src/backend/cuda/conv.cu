@@ -2,8 +2,10 @@
 // input channels reading the float32 input in any layout) with several tactics the builder times:
 //   direct          the reference kernel (any strides / groups), what the others are checked against
 //   stem            own kernel for kestrel.ConvStem: all K outputs of a pixel per thread
+//   stem_mma        kestrel.ConvStem on the tensor cores (FP16 output, YOLOv8 / YOLO11's 3x3 stride 2)
 //   depthwise       own channels-last kernel for group == C == K
-//   igemm_BMxBN[_skS]  own tensor-core implicit GEMM, FP16, epilogue fused, strided output, split-K
+//   igemm_BMxBN[_skS|_p]  own tensor-core implicit GEMM, FP16, epilogue fused, strided output,
+//                   split-K (_skS) or persistent CTAs (_p)
 //   cudnn_algoN     cuDNN's forward algorithm N (NHWC), into scratch, then our epilogue kernel (or
 //                   straight into Y when there is nothing to add and Y is dense)
 //   cudnnbeN        FP16: the N-th execution plan of cuDNN's graph API heuristics (engines the legacy
@@ -132,6 +134,7 @@ class ConvLayer : public Layer {
     if (x.dtype == DType::F32 && w.dtype == DType::F32 && !has_res_ && y.channels_last_ld(&ldy_only) && ldy_only % 8 == 0 &&
         conv_stem_supports(p_))
       t.push_back("stem");
+    if (mixed_ && !has_res_ && conv_stem_mma_supports(p_)) t.push_back("stem_mma");
     if (mixed_) return t;  // the other kernels (and cuDNN) read and write one dtype
     if (cl && p_.group == p_.C && p_.K == p_.C) t.push_back("depthwise");
     if (cl && half_ && p_.group == 1 && p_.C % 8 == 0 && ldx % 8 == 0 && p_.K % 2 == 0 && ldy % 2 == 0 &&
@@ -169,8 +172,9 @@ class ConvLayer : public Layer {
 
   void set_tactic(const std::string& t, Handles& h) override {
     scratch_ = 0;
-    if (t == "direct" || t == "depthwise" || t == "stem") {
+    if (t == "direct" || t == "depthwise" || t == "stem" || t == "stem_mma") {
       KESTREL_CHECK(t != "stem" || conv_stem_supports(p_), "tactic stem does not apply");
+      KESTREL_CHECK(t != "stem_mma" || (mixed_ && !has_res_ && conv_stem_mma_supports(p_)), "tactic stem_mma does not apply");
       tactic_ = t;
       return;
     }
@@ -218,7 +222,9 @@ class ConvLayer : public Layer {
     const float* b = has_bias_ ? static_cast<const float*>(io.in[2]) : nullptr;
     const void* r = has_res_ ? io.in[3] : nullptr;
     void* y = io.out[0];
-    if (tactic_ == "stem") {
+    if (tactic_ == "stem_mma" && conv_stem_mma_pointers_ok(static_cast<const float*>(x), y)) {
+      launch_conv_stem_mma(p_, static_cast<const float*>(x), static_cast<const float*>(w), b, static_cast<__half*>(y), stream);
+    } else if (tactic_ == "stem" || tactic_ == "stem_mma") {  // stem_mma on pointers it cannot take: the FP32 kernel
       KESTREL_CHECK(reinterpret_cast<uintptr_t>(y) % 16 == 0, "stem convolution output is not 16-byte aligned");
       if (half_)
         launch_conv_stem(p_, static_cast<const float*>(x), static_cast<const float*>(w), b, static_cast<__half*>(y), stream);

@@ -57,5 +57,12 @@ void prepare_igemm(const std::string& tactic);  // one-time kernel attributes (s
 template <typename TY>
 void launch_conv_stem(const ConvParams& p, const float* x, const float* w, const float* bias, TY* y, cudaStream_t stream);
 bool conv_stem_supports(const ConvParams& p);
+// The same stem on the tensor cores (conv_stem_mma.cu), FP16 output: 3 channels, 3x3, stride 2, pad 1 on
+// rows of unit stride whose width is a multiple of 4, K of 16, 32, 48 or 64; x 16-byte and y 4-byte
+// aligned (conv_stem_mma_pointers_ok; elsewhere the FP32 stem kernel runs instead).
+bool conv_stem_mma_supports(const ConvParams& p);
+bool conv_stem_mma_pointers_ok(const float* x, const void* y);
+void launch_conv_stem_mma(const ConvParams& p, const float* x, const float* w, const float* bias, __half* y,
+                          cudaStream_t stream);
 
 }  // namespace kestrel::cuda

@@ -53,12 +53,18 @@ __device__ __forceinline__ void stem_fma(const float4* wt, float v0, float v1, f
 }
 
 // YOLOv8 / YOLO11's stem: 3 channels, 3x3, stride 2, pad 1, on rows of unit stride whose width is a
-// multiple of 4 (so OW = W / 2 is even and every thread has both pixels). The two pixels' windows span
-// input columns 2 ox0 - 1 .. 2 ox0 + 3: one aligned float4 and the value before it per row and channel.
-__device__ __forceinline__ bool stem_is_3x3s2_rows(const ConvParams& p, const float* x) {
+// multiple of 4 (so OW = W / 2 is even), every row, channel and image starting on 16 bytes when x does.
+// The FP32 kernels' unrolled path and the tensor-core stem (conv_stem_mma.cu) both need it.
+__host__ __device__ __forceinline__ bool is_yolo_stem_rows(const ConvParams& p) {
   return p.C == 3 && p.KH == 3 && p.KW == 3 && p.sh == 2 && p.sw == 2 && p.ph == 1 && p.pw == 1 && p.dh == 1 &&
          p.dw == 1 && p.xs[3] == 1 && p.W % 4 == 0 && p.OW == p.W / 2 && p.xs[0] % 4 == 0 && p.xs[1] % 4 == 0 &&
-         p.xs[2] % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+         p.xs[2] % 4 == 0;
+}
+
+// Every thread has both pixels; their windows span input columns 2 ox0 - 1 .. 2 ox0 + 3: one aligned
+// float4 and the value before it per row and channel.
+__device__ __forceinline__ bool stem_is_3x3s2_rows(const ConvParams& p, const float* x) {
+  return is_yolo_stem_rows(p) && reinterpret_cast<uintptr_t>(x) % 16 == 0;
 }
 
 // stem_accumulate for that shape. Its bounds known at compile time, all 18 loads are issued before the
