@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <functional>
+#include <set>
 #include <sstream>
 
 #include "backend/cuda/layer.h"
@@ -591,6 +592,8 @@ TEST_P(GpuOp, EveryTacticMatchesCpu) {
   size_t most = 0;
   for (const auto& lc : cands) most = std::max(most, lc.tactics.size());
   ASSERT_GT(most, 0u) << "the build reports no candidate tactics";
+  for (const auto& lc : cands)  // a name twice would be timed twice for one kernel
+    EXPECT_EQ(std::set<std::string>(lc.tactics.begin(), lc.tactics.end()).size(), lc.tactics.size()) << lc.layer;
   int checked = 0, refused = 0;
   for (size_t k = 0; k < most; ++k) {
     BuilderConfig fc = cfg;
