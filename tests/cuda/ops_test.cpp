@@ -293,11 +293,6 @@ const std::vector<OpCase>& cases() {
       {"Conv_depthwise", [](G& g) { conv(g, 1, 32, 14, 14, 32, 3, 1, 1, 32, 1, true); }},
       {"Conv_dilated_5x5", [](G& g) { conv(g, 1, 8, 16, 16, 16, 5, 1, 4, 1, 2, true); }},
       {"Conv_large_K", [](G& g) { conv(g, 1, 256, 20, 20, 128, 3, 1, 1, 1, 1, true); }},
-      // Enough tiles for the persistent implicit GEMM (_p) at every tile height: a 1x1 over 48 channels
-      // (two K steps), and a 3x3 with a residual, 18 output channels (two column tiles of 16, the scalar
-      // epilogue) and a partial last tile.
-      {"Conv_1x1_many_tiles", [](G& g) { conv(g, 1, 48, 256, 256, 64, 1, 1, 0, 1, 1, true, "silu"); }},
-      {"FConv_many_tiles_residual", [](G& g) { conv(g, 1, 16, 181, 181, 18, 3, 1, 1, 1, 1, true, "silu", true); }},
       // Fused kestrel.Conv: every activation, with and without the residual.
       {"FConv_silu", [](G& g) { conv(g, 1, 32, 16, 16, 64, 3, 1, 1, 1, 1, true, "silu"); }},
       {"FConv_silu_residual", [](G& g) { conv(g, 2, 32, 16, 16, 32, 3, 1, 1, 1, 1, true, "silu", true); }},

@@ -4,8 +4,7 @@
 //   stem            own kernel for kestrel.ConvStem: all K outputs of a pixel per thread
 //   stem_mma        kestrel.ConvStem on the tensor cores (FP16 output, YOLOv8 / YOLO11's 3x3 stride 2)
 //   depthwise       own channels-last kernel for group == C == K
-//   igemm_BMxBN[_skS|_p]  own tensor-core implicit GEMM, FP16, epilogue fused, strided output,
-//                   split-K (_skS) or persistent CTAs (_p)
+//   igemm_BMxBN[_skS]  own tensor-core implicit GEMM, FP16, epilogue fused, strided output, split-K
 //   cudnn_algoN     cuDNN's forward algorithm N (NHWC), into scratch, then our epilogue kernel (or
 //                   straight into Y when there is nothing to add and Y is dense)
 //   cudnnbeN        FP16: the N-th execution plan of cuDNN's graph API heuristics (engines the legacy

@@ -8,15 +8,9 @@
 //   read the same way. Split-K (tactic suffix _skS) for layers with few tiles (batch 1, deep layers):
 //   blockIdx.z takes a K range, partial tiles go to scratch and the last CTA of a tile (an atomic
 //   counter, reset by that CTA) sums them in a fixed order, so results stay deterministic.
-//   Persistent (tactic suffix _p) for layers with many tiles and few K steps (the 1x1 and small 3x3
-//   convs at high resolution, memory-bound): a grid of as many CTAs as fit the GPU at once, each taking
-//   M tiles in turn along one flattened pipeline of (tile, K step), so the next tile's first loads are
-//   in flight while the last one's epilogue runs (a one-tile CTA loads, multiplies a step or two and
-//   stores, and the memory idles between); the epilogue tile gets shared memory of its own.
 #include <algorithm>
 #include <cstdlib>
 #include <map>
-#include <mutex>
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/conv_kernels.h"
@@ -31,10 +25,6 @@ constexpr int kThreads = 128;
 constexpr int kBK = 32;
 constexpr int kLds = kBK + 8;  // shared row stride in halves (80 bytes: ldmatrix rows hit distinct banks)
 constexpr int kStages = 3;
-// Persistent CTAs are offered for at least this many tiles (several waves on any GPU Kestrel runs on)
-// of at most this many K steps.
-constexpr int64_t kPersistentMinTiles = 512;
-constexpr int kPersistentMaxSteps = 9;
 
 struct IgemmArgs {
   const __half* x;
@@ -52,7 +42,7 @@ struct IgemmArgs {
   int* counters;  // split-K arrival counters, one per tile (zero between launches)
 };
 
-template <int BM, int BN, int WM, int WN, bool kPersistent>
+template <int BM, int BN, int WM, int WN>
 __global__ void __launch_bounds__(kThreads) igemm_kernel(const __grid_constant__ IgemmArgs a) {
   constexpr int kWarpsN = BN / WN;
   constexpr int MT = WM / 16, NT = WN / 8;
@@ -62,20 +52,16 @@ __global__ void __launch_bounds__(kThreads) igemm_kernel(const __grid_constant__
   constexpr int kLdc = BN + 8;  // epilogue tile row stride in halves (16-byte rows, conflict-free)
   static_assert((BM / WM) * (BN / WN) == kThreads / 32, "4 warps per block");
   static_assert(A_CHUNKS >= 1 && A_CHUNKS * kThreads == BM * (kBK / 8) && NT % 2 == 0, "tile shape");
-  static_assert(kPersistent || BM * kLdc <= kStages * (BM + BN) * kLds, "epilogue tile fits the pipeline's shared memory");
+  static_assert(BM * kLdc <= kStages * (BM + BN) * kLds, "epilogue tile fits the pipeline's shared memory");
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __shared__ int s_last;
   __half* sA = reinterpret_cast<__half*>(smem_raw);
   __half* sB = sA + kStages * BM * kLds;
 
-  // The epilogue tile: the pipeline's memory once the last K step is done, or (persistent) its own,
-  // since the next tile's loads are landing in the pipeline by then.
-  __half* sC = kPersistent ? sB + kStages * BN * kLds : reinterpret_cast<__half*>(smem_raw);
-
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int wm = warp / kWarpsN, wn = warp % kWarpsN;
-  const int n0 = blockIdx.y * BN;
+  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
 
   // The output pixels this thread loads for A (fixed across the K loop). All of a thread's chunks sit
   // at the same k offset (kc = tid % 4), so one (ci, kx, ky) state, advanced without divisions from
@@ -84,27 +70,18 @@ __global__ void __launch_bounds__(kThreads) igemm_kernel(const __grid_constant__
   // can bring inside the image, so one unsigned compare per coordinate does all the bounds checks.
   int a_row[A_CHUNKS], a_kc[A_CHUNKS], a_iy0[A_CHUNKS], a_ix0[A_CHUNKS];
   const __half* a_ptr[A_CHUNKS];
-  // The loads of the M tile starting at pixel m0, from its first K step (k0 = its first k).
-  int a_ci = 0, a_kx = 0, a_ky = 0;
-  auto start_tile = [&](int m0, int k0) {
 #pragma unroll
-    for (int i = 0; i < A_CHUNKS; ++i) {
-      const int q = tid + i * kThreads;
-      a_row[i] = q >> 2;
-      a_kc[i] = q & 3;
-      const int m = m0 + a_row[i];
-      const int mm = m < a.M ? m : 0;
-      const int ox = mm % a.OW, t = mm / a.OW, oy = t % a.OH, n = t / a.OH;
-      a_iy0[i] = m < a.M ? oy * a.sh - a.ph : (1 << 29);
-      a_ix0[i] = ox * a.sw - a.pw;
-      a_ptr[i] = a.x + (long long)n * a.H * a.W * a.ldx + ((long long)a_iy0[i] * a.W + a_ix0[i]) * a.ldx;
-    }
-    const int k = k0 + (tid & 3) * 8;  // this thread's first k (divisions once per tile)
-    a_ci = k % a.C;
-    const int t = k / a.C;
-    a_kx = t % a.KW;
-    a_ky = t / a.KW;
-  };
+  for (int i = 0; i < A_CHUNKS; ++i) {
+    const int q = tid + i * kThreads;
+    a_row[i] = q >> 2;
+    a_kc[i] = q & 3;
+    const int m = m0 + a_row[i];
+    const int mm = m < a.M ? m : 0;
+    const int ox = mm % a.OW, t = mm / a.OW, oy = t % a.OH, n = t / a.OH;
+    a_iy0[i] = m < a.M ? oy * a.sh - a.ph : (1 << 29);
+    a_ix0[i] = ox * a.sw - a.pw;
+    a_ptr[i] = a.x + (long long)n * a.H * a.W * a.ldx + ((long long)a_iy0[i] * a.W + a_ix0[i]) * a.ldx;
+  }
   // B rows (output channels) are fixed per thread too.
   const __half* b_ptr[B_CHUNKS];
   bool b_ok[B_CHUNKS];
@@ -116,6 +93,7 @@ __global__ void __launch_bounds__(kThreads) igemm_kernel(const __grid_constant__
     b_ptr[i] = a.w + (long long)(b_ok[i] ? nn : 0) * a.Kd + (q & 3) * 8;
   }
 
+  int a_ci = 0, a_kx = 0, a_ky = 0;  // set below, once the split's first tile is known
   auto load_tile = [&](int stage, int kt) {
     const int kbase = kt * kBK;
     // This tile's tap, shared by all of the thread's chunks.
@@ -147,18 +125,40 @@ __global__ void __launch_bounds__(kThreads) igemm_kernel(const __grid_constant__
   };
 
   float acc[MT][NT][4];
-  auto zero_acc = [&] {
 #pragma unroll
-    for (int i = 0; i < MT; ++i)
+  for (int i = 0; i < MT; ++i)
 #pragma unroll
-      for (int j = 0; j < NT; ++j)
+    for (int j = 0; j < NT; ++j)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
-  };
-  // acc += the products of the K step in pipeline stage `stage`.
-  auto compute_stage = [&](int stage) {
-    const __half* tA = sA + stage * BM * kLds;
-    const __half* tB = sB + stage * BN * kLds;
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+
+  const int KT_all = (a.Kd + kBK - 1) / kBK;
+  const int z = blockIdx.z;
+  const int kt0 = static_cast<int>((static_cast<long long>(KT_all) * z) / a.splits);
+  const int KT = static_cast<int>((static_cast<long long>(KT_all) * (z + 1)) / a.splits) - kt0;
+  {
+    const int k = kt0 * kBK + (tid & 3) * 8;  // this thread's first k (divisions once per CTA)
+    a_ci = k % a.C;
+    const int t = k / a.C;
+    a_kx = t % a.KW;
+    a_ky = t / a.KW;
+  }
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < KT) load_tile(s, kt0 + s);
+    cp_async_commit();
+  }
+
+  for (int kt = 0; kt < KT; ++kt) {
+    cp_async_wait<kStages - 2>();
+    __syncthreads();
+    // Refill the stage computed in the previous iteration (every thread is past it now).
+    const int next = kt + kStages - 1;
+    if (next < KT) load_tile(next % kStages, kt0 + next);
+    cp_async_commit();
+
+    const __half* tA = sA + (kt % kStages) * BM * kLds;
+    const __half* tB = sB + (kt % kStages) * BN * kLds;
 #pragma unroll
     for (int kk = 0; kk < kBK; kk += 16) {
       unsigned af[MT][4];
@@ -185,128 +185,6 @@ __global__ void __launch_bounds__(kThreads) igemm_kernel(const __grid_constant__
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) mma16816(acc[mt][nt], af[mt], bf[nt][0], bf[nt][1]);
     }
-  };
-  // Bias, activation and residual, then the M tile at m0 to y.
-  auto epilogue = [&](int m0) {
-    if (a.vec_epi) {
-      // Bias + activation into a shared fp16 tile, then 16-byte rows out (plus the residual, read the
-      // same way): full sectors instead of 4-byte scattered stores.
-      __syncthreads();  // every warp is done with the pipeline's shared memory (non-persistent: sC is it)
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        const int cl = wn * WN + nt * 8 + (lane & 3) * 2;
-        const int col = n0 + cl;
-        const float b0 = a.bias && col < a.K ? a.bias[col] : 0.f, b1 = a.bias && col < a.K ? a.bias[col + 1] : 0.f;
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const int rl = wm * WM + mt * 16 + (lane >> 2) + h * 8;
-            *reinterpret_cast<__half2*>(sC + rl * kLdc + cl) =
-                __floats2half2_rn(apply_act_fast(a.act, acc[mt][nt][2 * h] + b0, a.alpha, a.beta),
-                                  apply_act_fast(a.act, acc[mt][nt][2 * h + 1] + b1, a.alpha, a.beta));
-          }
-      }
-      __syncthreads();
-      constexpr int kRowChunks = BN / 8;
-      for (int q = tid; q < BM * kRowChunks; q += kThreads) {
-        const int rl = q / kRowChunks, c8 = q % kRowChunks;
-        const int m = m0 + rl, col = n0 + c8 * 8;
-        if (m >= a.M || col >= a.K) continue;
-        uint4 v = *reinterpret_cast<const uint4*>(sC + rl * kLdc + c8 * 8);
-        if (a.r) {
-          const uint4 rv = *reinterpret_cast<const uint4*>(a.r + m * a.ldr + col);
-          __half2* vh = reinterpret_cast<__half2*>(&v);
-          const __half2* rh = reinterpret_cast<const __half2*>(&rv);
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const float2 f = __half22float2(vh[e]), g = __half22float2(rh[e]);
-            vh[e] = __floats2half2_rn(f.x + g.x, f.y + g.y);
-          }
-        }
-        *reinterpret_cast<uint4*>(a.y + m * a.ldy + col) = v;
-      }
-      return;
-    }
-
-    // Scalar epilogue (channel counts or strides not multiples of 8): two adjacent channels per store.
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      const int col = n0 + wn * WN + nt * 8 + (lane & 3) * 2;
-      if (col >= a.K) continue;
-      const float b0 = a.bias ? a.bias[col] : 0.f, b1 = a.bias ? a.bias[col + 1] : 0.f;
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt) {
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int m = m0 + wm * WM + mt * 16 + (lane >> 2) + h * 8;
-          if (m >= a.M) continue;
-          float v0 = apply_act_fast(a.act, acc[mt][nt][2 * h] + b0, a.alpha, a.beta);
-          float v1 = apply_act_fast(a.act, acc[mt][nt][2 * h + 1] + b1, a.alpha, a.beta);
-          if (a.r) {
-            const __half2 rv = *reinterpret_cast<const __half2*>(a.r + m * a.ldr + col);
-            v0 += __low2float(rv);
-            v1 += __high2float(rv);
-          }
-          *reinterpret_cast<__half2*>(a.y + m * a.ldy + col) = __floats2half2_rn(v0, v1);
-        }
-      }
-    }
-  };
-  zero_acc();
-  const int KT_all = (a.Kd + kBK - 1) / kBK;
-
-  if constexpr (kPersistent) {
-    // This CTA's M tiles: blockIdx.x, + gridDim.x, ...; step s is K step s % KT_all of its tile s / KT_all.
-    const int tiles_m = (a.M + BM - 1) / BM;
-    const int grid = static_cast<int>(gridDim.x), first = static_cast<int>(blockIdx.x);
-    const int steps = (tiles_m - first + grid - 1) / grid * KT_all;
-    int load_step = 0;
-    auto load_next = [&](int stage) {
-      const int kt = load_step % KT_all;
-      if (kt == 0) start_tile((first + (load_step / KT_all) * grid) * BM, 0);
-      load_tile(stage, kt);
-      ++load_step;
-    };
-#pragma unroll
-    for (int s = 0; s < kStages - 1; ++s) {
-      if (s < steps) load_next(s);
-      cp_async_commit();
-    }
-    for (int s = 0; s < steps; ++s) {
-      cp_async_wait<kStages - 2>();
-      __syncthreads();
-      if (load_step < steps) load_next(load_step % kStages);
-      cp_async_commit();
-      compute_stage(s % kStages);
-      if ((s + 1) % KT_all == 0) {
-        epilogue((first + (s / KT_all) * grid) * BM);
-        zero_acc();
-      }
-    }
-    cp_async_wait<0>();
-    return;
-  }
-
-  const int m0 = blockIdx.x * BM;
-  const int z = blockIdx.z;
-  const int kt0 = static_cast<int>((static_cast<long long>(KT_all) * z) / a.splits);
-  const int KT = static_cast<int>((static_cast<long long>(KT_all) * (z + 1)) / a.splits) - kt0;
-  start_tile(m0, kt0 * kBK);
-#pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) {
-    if (s < KT) load_tile(s, kt0 + s);
-    cp_async_commit();
-  }
-
-  for (int kt = 0; kt < KT; ++kt) {
-    cp_async_wait<kStages - 2>();
-    __syncthreads();
-    // Refill the stage computed in the previous iteration (every thread is past it now).
-    const int next = kt + kStages - 1;
-    if (next < KT) load_tile(next % kStages, kt0 + next);
-    cp_async_commit();
-    compute_stage(kt % kStages);
   }
   cp_async_wait<0>();
 
@@ -349,19 +227,83 @@ __global__ void __launch_bounds__(kThreads) igemm_kernel(const __grid_constant__
     if (tid == 0) a.counters[tile] = 0;
   }
 
-  epilogue(m0);
+  if (a.vec_epi) {
+    // Bias + activation into a shared fp16 tile, then 16-byte rows out (plus the residual, read the
+    // same way): full sectors instead of 4-byte scattered stores.
+    __syncthreads();  // the pipeline's shared memory is free now
+    __half* sC = reinterpret_cast<__half*>(smem_raw);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const int cl = wn * WN + nt * 8 + (lane & 3) * 2;
+      const int col = n0 + cl;
+      const float b0 = a.bias && col < a.K ? a.bias[col] : 0.f, b1 = a.bias && col < a.K ? a.bias[col + 1] : 0.f;
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int rl = wm * WM + mt * 16 + (lane >> 2) + h * 8;
+          *reinterpret_cast<__half2*>(sC + rl * kLdc + cl) =
+              __floats2half2_rn(apply_act_fast(a.act, acc[mt][nt][2 * h] + b0, a.alpha, a.beta),
+                                apply_act_fast(a.act, acc[mt][nt][2 * h + 1] + b1, a.alpha, a.beta));
+        }
+    }
+    __syncthreads();
+    constexpr int kRowChunks = BN / 8;
+    for (int q = tid; q < BM * kRowChunks; q += kThreads) {
+      const int rl = q / kRowChunks, c8 = q % kRowChunks;
+      const int m = m0 + rl, col = n0 + c8 * 8;
+      if (m >= a.M || col >= a.K) continue;
+      uint4 v = *reinterpret_cast<const uint4*>(sC + rl * kLdc + c8 * 8);
+      if (a.r) {
+        const uint4 rv = *reinterpret_cast<const uint4*>(a.r + m * a.ldr + col);
+        __half2* vh = reinterpret_cast<__half2*>(&v);
+        const __half2* rh = reinterpret_cast<const __half2*>(&rv);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const float2 f = __half22float2(vh[e]), g = __half22float2(rh[e]);
+          vh[e] = __floats2half2_rn(f.x + g.x, f.y + g.y);
+        }
+      }
+      *reinterpret_cast<uint4*>(a.y + m * a.ldy + col) = v;
+    }
+    return;
+  }
+
+  // Scalar epilogue (channel counts or strides not multiples of 8): two adjacent channels per store.
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    const int col = n0 + wn * WN + nt * 8 + (lane & 3) * 2;
+    if (col >= a.K) continue;
+    const float b0 = a.bias ? a.bias[col] : 0.f, b1 = a.bias ? a.bias[col + 1] : 0.f;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int m = m0 + wm * WM + mt * 16 + (lane >> 2) + h * 8;
+        if (m >= a.M) continue;
+        float v0 = apply_act_fast(a.act, acc[mt][nt][2 * h] + b0, a.alpha, a.beta);
+        float v1 = apply_act_fast(a.act, acc[mt][nt][2 * h + 1] + b1, a.alpha, a.beta);
+        if (a.r) {
+          const __half2 rv = *reinterpret_cast<const __half2*>(a.r + m * a.ldr + col);
+          v0 += __low2float(rv);
+          v1 += __high2float(rv);
+        }
+        *reinterpret_cast<__half2*>(a.y + m * a.ldy + col) = __floats2half2_rn(v0, v1);
+      }
+    }
+  }
 }
 
 using KernelFn = void (*)(IgemmArgs);
 
 struct Entry {
   IgemmConfig cfg;
-  KernelFn fn, persistent;
+  KernelFn fn;
 };
 
 template <int BM, int BN, int WM, int WN>
 Entry entry(const char* name) {
-  return {{name, BM, BN}, igemm_kernel<BM, BN, WM, WN, false>, igemm_kernel<BM, BN, WM, WN, true>};
+  return {{name, BM, BN}, igemm_kernel<BM, BN, WM, WN>};
 }
 
 const std::vector<Entry>& entries() {
@@ -377,52 +319,20 @@ const std::vector<Entry>& entries() {
   return e;
 }
 
-// "igemm_128x64", "igemm_128x64_sk4" or "igemm_128x64_p": the tile config, the split-K factor and
-// whether the CTAs are persistent.
-struct Parsed {
-  const Entry* e;
-  int splits;
-  bool persistent;
-};
-Parsed parse(const std::string& tactic) {
+// "igemm_128x64" or "igemm_128x64_sk4": the tile config and the split-K factor.
+std::pair<const Entry*, int> parse(const std::string& tactic) {
   std::string base = tactic;
   int splits = 1;
-  bool persistent = false;
   if (auto p = tactic.find("_sk"); p != std::string::npos) {
     base = tactic.substr(0, p);
     splits = std::atoi(tactic.c_str() + p + 3);
-  } else if (tactic.size() > 2 && tactic.compare(tactic.size() - 2, 2, "_p") == 0) {
-    base = tactic.substr(0, tactic.size() - 2);
-    persistent = true;
   }
   for (const Entry& e : entries())
-    if (base == e.cfg.name && splits >= 1 && splits <= 16) return {&e, splits, persistent};
+    if (base == e.cfg.name && splits >= 1 && splits <= 16) return {&e, splits};
   fail("unknown implicit-GEMM tactic '", tactic, "'");
 }
 
-// The pipeline's stages, and for persistent CTAs the epilogue tile after them.
-size_t smem_bytes(const IgemmConfig& c, bool persistent) {
-  const size_t pipeline = static_cast<size_t>(kStages) * (c.bm + c.bn) * kLds * sizeof(__half);
-  return pipeline + (persistent ? static_cast<size_t>(c.bm) * (c.bn + 8) * sizeof(__half) : 0);
-}
-
-// Persistent CTAs along M for each of the tiles_n column tiles: together as many as the GPU holds at
-// once, at most one per M tile.
-unsigned persistent_ctas(KernelFn fn, size_t smem, int64_t tiles_m, int64_t tiles_n) {
-  static std::mutex mu;
-  static std::map<std::pair<int, KernelFn>, int> resident;  // (device, kernel) -> CTAs per GPU
-  int device = 0;
-  KCUDA(cudaGetDevice(&device));
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = resident.find({device, fn});
-  if (it == resident.end()) {
-    int sms = 0, per_sm = 0;
-    KCUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-    KCUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, kThreads, smem));
-    it = resident.emplace(std::make_pair(device, fn), std::max(1, sms * per_sm)).first;
-  }
-  return static_cast<unsigned>(std::clamp<int64_t>(it->second / tiles_n, 1, tiles_m));
-}
+size_t smem_bytes(const IgemmConfig& c) { return static_cast<size_t>(kStages) * (c.bm + c.bn) * kLds * sizeof(__half); }
 
 int64_t tiles_of(const IgemmConfig& c, const ConvParams& p) {
   const int64_t M = static_cast<int64_t>(p.N) * p.OH * p.OW;
@@ -455,33 +365,29 @@ std::vector<std::string> igemm_tactics(const ConvParams& p) {
     if (tiles_of(e.cfg, p) < 256)
       for (int s : {2, 4, 8})
         if (kt >= 3 * s) t.push_back(std::string(e.cfg.name) + "_sk" + std::to_string(s));
-    // Persistent CTAs where there are several waves of tiles, each of a few K steps (up to a 3x3 conv
-    // over 32 channels): there a tile's own pipeline has too little to overlap.
-    if (tiles_of(e.cfg, p) >= kPersistentMinTiles && kt <= kPersistentMaxSteps) t.push_back(std::string(e.cfg.name) + "_p");
   }
   return t;
 }
 
 int64_t igemm_scratch_bytes(const std::string& tactic, const ConvParams& p) {
-  const Parsed t = parse(tactic);
-  if (t.splits == 1) return 0;
-  return tiles_of(t.e->cfg, p) * t.splits * t.e->cfg.bm * t.e->cfg.bn * static_cast<int64_t>(sizeof(float));
+  const auto [e, splits] = parse(tactic);
+  if (splits == 1) return 0;
+  return tiles_of(e->cfg, p) * splits * e->cfg.bm * e->cfg.bn * static_cast<int64_t>(sizeof(float));
 }
 
 int64_t igemm_counters(const std::string& tactic, const ConvParams& p) {
-  const Parsed t = parse(tactic);
-  return t.splits == 1 ? 0 : tiles_of(t.e->cfg, p);
+  const auto [e, splits] = parse(tactic);
+  return splits == 1 ? 0 : tiles_of(e->cfg, p);
 }
 
 void prepare_igemm(const std::string& tactic) {
-  const auto [e, splits, persistent] = parse(tactic);
-  (void)splits;
-  opt_in_shared_memory(persistent ? e->persistent : e->fn, smem_bytes(e->cfg, persistent));
+  const auto [e, splits] = parse(tactic);
+  opt_in_shared_memory(e->fn, smem_bytes(e->cfg));
 }
 
 void launch_conv_igemm(const std::string& tactic, const ConvParams& p, const void* x, const void* w, const float* bias,
                        const void* r, void* y, void* ws, int* counters, cudaStream_t stream) {
-  const auto [e, splits, persistent] = parse(tactic);
+  const auto [e, splits] = parse(tactic);
   IgemmArgs a{};
   a.x = static_cast<const __half*>(x);
   a.w = static_cast<const __half*>(w);
@@ -505,19 +411,15 @@ void launch_conv_igemm(const std::string& tactic, const ConvParams& p, const voi
   a.vec_epi = p.K % 8 == 0 && a.ldy % 8 == 0 && aligned16(y) && (!r || (a.ldr % 8 == 0 && aligned16(r)));
   if (a.M == 0 || a.K == 0) return;
   KESTREL_CHECK(splits == 1 || (ws && counters), "internal: split-K without workspace");
-  const int64_t tiles_m = (a.M + e->cfg.bm - 1) / e->cfg.bm, tiles_n = (a.K + e->cfg.bn - 1) / e->cfg.bn;
-  const KernelFn fn = persistent ? e->persistent : e->fn;
-  const size_t smem = smem_bytes(e->cfg, persistent);
-  const dim3 grid(persistent ? persistent_ctas(fn, smem, tiles_m, tiles_n) : static_cast<unsigned>(tiles_m),
-                  static_cast<unsigned>(tiles_n), splits);
+  const dim3 grid((a.M + e->cfg.bm - 1) / e->cfg.bm, (a.K + e->cfg.bn - 1) / e->cfg.bn, splits);
   // A plain launch: programmatic stream serialization (PDL) was measured slower on YOLOv8n at batch 1
   // (the waiting CTAs hold SM slots), see bench/RESULTS.md.
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = smem;
+  cfg.dynamicSmemBytes = smem_bytes(e->cfg);
   cfg.stream = stream;
-  KCUDA(cudaLaunchKernelEx(&cfg, fn, a));
+  KCUDA(cudaLaunchKernelEx(&cfg, e->fn, a));
   KLAUNCH("conv_igemm");
 }
 
