@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # On the GPU machine: the same models built by two builds of Kestrel, side by side in one call. BASE is
 # a folder holding the older `kestrel` and its libkestrel_runtime.so.0 (bench/device/pack_base.sh puts
-# them in .carry/base); the current build is the bundle's. Both builds share one timing cache, so the
-# layers they have in common get the same tactics and only what changed differs; a layer offered other
-# candidates by one build is timed afresh (the cache keys the candidates; a base older than that key
-# shares nothing with the current build, so tactic choice noise adds to the difference). GPU compute medians
+# them in .carry/base); the current build is the bundle's. Each build tunes from scratch: the timing
+# cache keys its entries with the build ID of the kernels' module, so two builds would share none. Tactic
+# choice noise is therefore part of the difference; profile_diff.py shows which layers changed. GPU compute medians
 # (`kestrel bench --cuda-graph --no-data-transfers`), the two engines alternated twice; both engines'
 # per-layer profiles and their difference (bench/profile_diff.py) in $OUT/logs.tgz. One ROW line per
 # model, precision and batch in $OUT/ab.txt as each ends.
@@ -14,7 +13,6 @@ cd "$(dirname "$0")/../.."
 source bench/device/common.sh
 export KESTREL_DATA=$KESTREL_SHARED/data
 BASE=${BASE:-$PWD/.carry/base}
-TC=/tmp/kestrel_ab.cache
 J=/tmp/ab; mkdir -p $J
 exec > >(tee -a "$OUT/ab.txt") 2>&1
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader
@@ -34,7 +32,7 @@ for m in ${MODELS:-yolo11n}; do
       ok=1
       for who in base cur; do
         name=${mn}_${p}_b${b}_$who
-        k $who ${BUILD_TIMEOUT:-240} build $m --batch $b "${extra[@]}" --timing-cache $TC -o /tmp/$name.engine \
+        k $who ${BUILD_TIMEOUT:-240} build $m --batch $b "${extra[@]}" -o /tmp/$name.engine \
           > $L/build_$name.log 2>&1 || { echo "$name: build failed: $(tail -1 $L/build_$name.log)"; ok=0; }
       done
       [ $ok = 1 ] || continue

@@ -36,12 +36,6 @@ void add_note(BuildReport& report, const std::string& s) {
   if (std::find(report.notes.begin(), report.notes.end(), s) == report.notes.end()) report.notes.push_back(s);
 }
 
-// The timing cache entries of this device: its key names the tuner's way of timing too, so times taken
-// another way (and the INT8 precision choices made on them) are never mixed with these.
-std::string timing_cache_key(const rt::DeviceInfo& dev) {
-  return rt::device_key(dev) + "|timed:" + bld::kTimingMethod;
-}
-
 // One batch's plan: lower -> views -> layout -> weights -> tune -> pack -> emit.
 rt::Plan make_plan(const Graph& g, const BuilderConfig& config, const rt::DeviceInfo& dev, const std::string& model_hash,
                    const std::string& model_name, BuildReport& report) {
@@ -56,7 +50,7 @@ rt::Plan make_plan(const Graph& g, const BuilderConfig& config, const rt::Device
   bld::TuneOptions to;
   to.workspace_limit = config.workspace_limit;
   to.cache_path = config.timing_cache_path;
-  to.device_key = timing_cache_key(dev);
+  to.device_key = bld::timing_cache_key(dev);
   to.verbose = config.verbose;
   to.reference_only = config.reference_tactics;
   to.obey_precision = config.obey_precision_constraints;
@@ -143,7 +137,7 @@ rt::Plan make_int8_plan(const Graph& g, const BuilderConfig& config, const rt::D
     report.candidates = r.candidates;
     return plan;
   };
-  const std::string device_key = timing_cache_key(dev);
+  const std::string device_key = bld::timing_cache_key(dev);
   const std::string signature =
       config.timing_cache_path.empty() ? std::string() : precision_choice_signature(g, config);
   if (auto cached = bld::load_precision_choice(config.timing_cache_path, device_key, signature, every_int8)) {

@@ -2,8 +2,9 @@
 // The timing cache: chosen tactic and its time per (device, layer signature), kept in a text file so
 // a rebuild on the same GPU and libraries skips the timing runs. The signature the tuner passes ends
 // with the layer's candidate tactics: a choice stands only against the tactics it was measured among.
-// The device key (GPU name, compute capability, CUDA / cuDNN / Kestrel versions) is part of every
-// entry, so one file can serve several GPUs and a library upgrade simply misses.
+// The key the builder passes (bld::timing_cache_key: GPU name, compute capability, CUDA / cuDNN /
+// Kestrel versions, the timing method, the build ID of the kernels' module) is part of every entry, so
+// one file can serve several GPUs and a rebuilt or upgraded library simply misses.
 #include <map>
 #include <optional>
 #include <string>

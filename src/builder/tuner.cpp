@@ -28,6 +28,7 @@
 #include "builder/tactic_choice.h"
 #include "builder/timing_cache.h"
 #include "builder/tuner.h"
+#include "util/build_id.h"
 
 #include "backend/cuda/cudnn_plan_cache.h"
 
@@ -418,6 +419,13 @@ class Tuner {
 };
 
 }  // namespace
+
+std::string timing_cache_key(const rt::DeviceInfo& dev) {
+  // How the tuner times a tactic: GPU time of runs replayed as a CUDA graph.
+  constexpr const char* kTimingMethod = "graph-replay";
+  const std::string kernels = util::module_build_id(reinterpret_cast<const void*>(&cuda::create_layer));
+  return rt::device_key(dev) + "|timed:" + kTimingMethod + "|kernels:" + (kernels.empty() ? "unknown" : kernels);
+}
 
 TuneStats tune(BuildPlan& p, const TuneOptions& o) {
   TimingCache cache;

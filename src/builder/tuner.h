@@ -4,12 +4,9 @@
 #include <vector>
 
 #include "builder/build_plan.h"
+#include "runtime/device.h"
 
 namespace kestrel::bld {
-
-// How the tuner times a tactic (GPU time of runs replayed as a CUDA graph); part of the timing cache
-// key, so a cache written by a tuner that timed another way is not reused.
-inline constexpr const char* kTimingMethod = "graph-replay";
 
 struct TuneOptions {
   int64_t workspace_limit = 1ll << 30;
@@ -30,6 +27,12 @@ struct TuneStats {
   // Every live layer's candidate tactics, the reference first (what BuildReport::candidates shows).
   std::vector<std::pair<std::string, std::vector<std::string>>> candidates;
 };
+
+// The key of this device's timing cache entries (layer tactics and INT8 precision choices) as this code
+// measures them: the device key, the tuner's way of timing, and the build ID of the module holding the
+// CUDA kernels and their tactic lists. A kernel rebuilt with other code under the same tactic name is
+// timed again instead of judged by its predecessor's time.
+std::string timing_cache_key(const rt::DeviceInfo& dev);
 
 // Chooses every live layer's tactic (sets tactic, time_ms, scratch_bytes). The plan's tensors must
 // have final strides (resolve_layout) and its weights assembled. Needs the current CUDA device.

@@ -14,7 +14,8 @@ struct DeviceInfo {
 
 // Throws kestrel::Error when there is no usable CUDA device `device`.
 DeviceInfo query_device(int device);
-// "NVIDIA H100 80GB HBM3|sm90|cuda13000|cudnn91900|kestrel0.1.0": the timing cache's device key.
+// "NVIDIA H100 80GB HBM3|sm90|cuda13000|cudnn91900|kestrel0.1.0": the device part of the timing cache
+// key (bld::timing_cache_key).
 std::string device_key(const DeviceInfo& d);
 
 }  // namespace kestrel::rt
