@@ -258,21 +258,22 @@ __global__ void __launch_bounds__(kThreads) igemm_kernel(const __grid_constant__
     // same way): full sectors instead of 4-byte scattered stores.
     __syncthreads();  // the pipeline's shared memory is free now
     __half* sC = reinterpret_cast<__half*>(smem_raw);
+    with_act_fast(a.act, a.alpha, a.beta, [&](auto act) {
 #pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      const int cl = wn * WN + nt * 8 + (lane & 3) * 2;
-      const int col = n0 + cl;
-      const float b0 = a.bias && col < a.K ? a.bias[col] : 0.f, b1 = a.bias && col < a.K ? a.bias[col + 1] : 0.f;
+      for (int nt = 0; nt < NT; ++nt) {
+        const int cl = wn * WN + nt * 8 + (lane & 3) * 2;
+        const int col = n0 + cl;
+        const float b0 = a.bias && col < a.K ? a.bias[col] : 0.f, b1 = a.bias && col < a.K ? a.bias[col + 1] : 0.f;
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
+        for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int rl = wm * WM + mt * 16 + (lane >> 2) + h * 8;
-          *reinterpret_cast<__half2*>(sC + rl * kLdc + cl) =
-              __floats2half2_rn(apply_act_fast(a.act, acc[mt][nt][2 * h] + b0, a.alpha, a.beta),
-                                apply_act_fast(a.act, acc[mt][nt][2 * h + 1] + b1, a.alpha, a.beta));
-        }
-    }
+          for (int h = 0; h < 2; ++h) {
+            const int rl = wm * WM + mt * 16 + (lane >> 2) + h * 8;
+            *reinterpret_cast<__half2*>(sC + rl * kLdc + cl) =
+                __floats2half2_rn(act(acc[mt][nt][2 * h] + b0), act(acc[mt][nt][2 * h + 1] + b1));
+          }
+      }
+    });
     __syncthreads();
     constexpr int kRowChunks = BN / 8;
     for (int q = tid; q < BM * kRowChunks; q += kThreads) {
@@ -296,28 +297,30 @@ __global__ void __launch_bounds__(kThreads) igemm_kernel(const __grid_constant__
   }
 
   // Scalar epilogue (channel counts or strides not multiples of 8): two adjacent channels per store.
+  with_act_fast(a.act, a.alpha, a.beta, [&](auto act) {
 #pragma unroll
-  for (int nt = 0; nt < NT; ++nt) {
-    const int col = n0 + wn * WN + nt * 8 + (lane & 3) * 2;
-    if (col >= a.K) continue;
-    const float b0 = a.bias ? a.bias[col] : 0.f, b1 = a.bias ? a.bias[col + 1] : 0.f;
+    for (int nt = 0; nt < NT; ++nt) {
+      const int col = n0 + wn * WN + nt * 8 + (lane & 3) * 2;
+      if (col >= a.K) continue;
+      const float b0 = a.bias ? a.bias[col] : 0.f, b1 = a.bias ? a.bias[col + 1] : 0.f;
 #pragma unroll
-    for (int mt = 0; mt < MT; ++mt) {
+      for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int m = m0 + wm * WM + mt * 16 + (lane >> 2) + h * 8;
-        if (m >= a.M) continue;
-        float v0 = apply_act_fast(a.act, acc[mt][nt][2 * h] + b0, a.alpha, a.beta);
-        float v1 = apply_act_fast(a.act, acc[mt][nt][2 * h + 1] + b1, a.alpha, a.beta);
-        if (a.r) {
-          const __half2 rv = *reinterpret_cast<const __half2*>(a.r + m * a.ldr + col);
-          v0 += __low2float(rv);
-          v1 += __high2float(rv);
+        for (int h = 0; h < 2; ++h) {
+          const int m = m0 + wm * WM + mt * 16 + (lane >> 2) + h * 8;
+          if (m >= a.M) continue;
+          float v0 = act(acc[mt][nt][2 * h] + b0);
+          float v1 = act(acc[mt][nt][2 * h + 1] + b1);
+          if (a.r) {
+            const __half2 rv = *reinterpret_cast<const __half2*>(a.r + m * a.ldr + col);
+            v0 += __low2float(rv);
+            v1 += __high2float(rv);
+          }
+          *reinterpret_cast<__half2*>(a.y + m * a.ldy + col) = __floats2half2_rn(v0, v1);
         }
-        *reinterpret_cast<__half2*>(a.y + m * a.ldy + col) = __floats2half2_rn(v0, v1);
       }
     }
-  }
+  });
 }
 
 using KernelFn = void (*)(IgemmArgs);
