@@ -1,6 +1,7 @@
-"""The scripts that read `kestrel bench --dump-profile` (bench/profile_log.py, bench/profile_diff.py) on
-hand-made profiles: the table and the JSON read alike, and the difference names changed tactics and
-counts them."""
+"""The scripts that read benchmark output, on hand-made input: profile_log.py and profile_diff.py on
+`kestrel bench --dump-profile` (the table and the JSON read alike; the difference names changed tactics
+and counts them), and device/ab_row.py on `kestrel bench --json` files (medians, speed-up, and a failure
+when a side measured nothing)."""
 import json
 import subprocess
 import sys
@@ -73,3 +74,34 @@ def test_top_limits_the_rows_not_the_count(tmp_path):
     out = diff(tmp_path, rows, rows, "--top", "2")
     assert len(out) == 1 + 2 + 2
     assert out[-1] == "layers whose op or tactic changed: 0 of 5"
+
+
+def ab_row(tmp_path, *args):
+    return subprocess.run([sys.executable, str(BENCH / "device" / "ab_row.py"), str(tmp_path), *args],
+                          capture_output=True, text=True)
+
+
+def bench_json(path, gpu_ms, images_per_s=None):
+    j = {"gpu_compute_ms": {"median": gpu_ms}}
+    if images_per_s is not None:
+        j["end_to_end"] = {"images_per_s": images_per_s}
+    path.write_text(json.dumps(j))
+
+
+def test_ab_row_takes_the_median_of_each_side(tmp_path):
+    for r, (base, cur) in enumerate([(2.90, 2.70), (2.85, 2.74), (2.88, 2.72)], start=1):
+        bench_json(tmp_path / f"m_base_r{r}.json", base, 100.0 * r)
+        bench_json(tmp_path / f"m_cur_r{r}.json", cur, 110.0 * r)
+    r = ab_row(tmp_path, "m", "base", "cur", "before", "after", "--runs", "3")
+    assert r.returncode == 0
+    assert r.stdout.startswith("ROW m: before 2.8800 ms")
+    assert "| after 2.7200 ms" in r.stdout and r.stdout.rstrip().endswith("| 1.059x")
+    e = ab_row(tmp_path, "m", "base", "cur", "before", "after", "--runs", "3", "--e2e", "--tag", "ROW_E2E")
+    assert e.stdout.startswith("ROW_E2E m: before 200.0 images/s") and e.stdout.rstrip().endswith("| 1.100x")
+
+
+def test_ab_row_without_a_measurement_fails(tmp_path):
+    bench_json(tmp_path / "m_base_r1.json", 2.9)
+    r = ab_row(tmp_path, "m", "base", "cur", "before", "after", "--runs", "1")
+    assert r.returncode == 1
+    assert "ROW m: missing" in r.stdout
