@@ -5,10 +5,12 @@ DIR/STEM_A_r1.json, DIR/STEM_A_r2.json, ... and the same for B; the medians and 
     ab_row.py DIR STEM A B LABEL_A LABEL_B [--e2e] [--tag ROW] [--note TEXT]
 
 Without --e2e: GPU compute medians (ms, lower is better); with it: images/s of images in, boxes out
-(`bench --images`, higher is better). Used by bench/device/streams.sh and bench/device/ab.sh."""
+(`bench --images`, higher is better). A side with no readable run gives a "missing" row and exit
+status 1: a row that measured nothing is a failure. Used by bench/device/streams.sh and bench/device/ab.sh."""
 import argparse
 import json
 import statistics
+import sys
 
 ap = argparse.ArgumentParser()
 for a in ("dir", "stem", "a", "b", "label_a", "label_b"):
@@ -41,3 +43,4 @@ if a and b:
           flush=True)
 else:
     print(f"{o.tag} {o.stem}: missing ({a} {b})", flush=True)
+    sys.exit(1)

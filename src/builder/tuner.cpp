@@ -3,10 +3,11 @@
 // poisoned (NaN); a candidate whose output differs from the reference beyond the precision's tolerance
 // (or leaves an element unwritten) is rejected and reported. The survivors are timed on the GPU alone,
 // replayed as a CUDA graph like the engine (median of 5 samples of enough back-to-back runs to cover
-// ~0.3 ms); the fastest wins. Results go to
-// the timing cache keyed by device and layer signature; a cached layer is not timed, but a cached tactic
-// other than the reference is checked against the reference as above before it is used. The bounds:
-// accuracy_bounds.h. Tactics that compile code (cuDNN's run-time plans) compile on threads first.
+// ~0.3 ms); the fastest wins. Results go to the timing cache, keyed by timing_cache_key (device,
+// timing method, the kernels' build) and the layer's signature with its candidates; a cached layer is
+// not timed, but a cached tactic other than the reference is checked against the reference as above
+// before it is used. The bounds: accuracy_bounds.h. Tactics that compile code (cuDNN's run-time plans)
+// compile on threads first.
 #include <cuda_runtime.h>
 
 #include <algorithm>
