@@ -48,7 +48,7 @@ for m in ${MODELS:-yolo11n}; do
       for who in base cur; do
         f=/tmp/${mn}_${p}_b${b}_$who.engine pf=$L/profile_${mn}_${p}_b${b}_$who.log
         k cur 120 bench $f --cuda-graph --no-data-transfers --duration 1 --dump-profile > $pf 2>&1 ||
-          k $who 120 bench $f --cuda-graph --no-data-transfers --duration 1 --dump-profile > $pf 2>&1
+          { [ $who = base ] && k base 120 bench $f --cuda-graph --no-data-transfers --duration 1 --dump-profile > $pf 2>&1; }
       done
       python3 bench/profile_diff.py $L/profile_${mn}_${p}_b${b}_base.log $L/profile_${mn}_${p}_b${b}_cur.log --top 12 \
         > $L/profile_diff_${mn}_${p}_b$b.txt 2>&1

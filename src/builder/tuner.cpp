@@ -211,8 +211,6 @@ class Tuner {
     std::unique_ptr<cuda::Layer> layer = cuda::create_layer(spec(l));
     std::vector<std::string> cands;
     for (const std::string& t : layer->tactics(h_)) {
-      // One name, one candidate (cuDNN's heuristics list an algorithm once per math mode).
-      if (std::find(cands.begin(), cands.end(), t) != cands.end()) continue;
       if (o_.obey_precision && layer->skips_quantization(t)) continue;
       // A tactic source left out: skipped before set_tactic, which compiles cuDNN's run-time plans.
       if (!o_.cudnn_tactics && t.rfind("cudnn", 0) == 0) continue;

@@ -587,7 +587,7 @@ TEST_P(GpuOp, EveryTacticMatchesCpu) {
   size_t most = 0;
   for (const auto& lc : cands) most = std::max(most, lc.tactics.size());
   ASSERT_GT(most, 0u) << "the build reports no candidate tactics";
-  for (const auto& lc : cands)  // a name twice would be timed twice for one kernel
+  for (const auto& lc : cands)  // a layer offering a name twice would have it timed twice
     EXPECT_EQ(std::set<std::string>(lc.tactics.begin(), lc.tactics.end()).size(), lc.tactics.size()) << lc.layer;
   int checked = 0, refused = 0;
   for (size_t k = 0; k < most; ++k) {

@@ -10,6 +10,7 @@
 //   cudnnbeN        FP16: the N-th execution plan of cuDNN's graph API heuristics (engines the legacy
 //                   algorithms do not reach), the same scratch and epilogue
 // Weights arrive OHWI in the engine's precision (the builder converts them), bias in float32.
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -153,7 +154,9 @@ class ConvLayer : public Layer {
           const bool transform = a == CUDNN_CONVOLUTION_FWD_ALGO_FFT || a == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING ||
                                  a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD || a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED;
           if (!half_ && !spec_.tf32 && transform) continue;
-          t.push_back("cudnn_algo" + std::to_string(static_cast<int>(a)));
+          // The list names an algorithm once per math mode; the layer sets its one math mode itself.
+          const std::string name = "cudnn_algo" + std::to_string(static_cast<int>(a));
+          if (std::find(t.begin(), t.end(), name) == t.end()) t.push_back(name);
         }
       }
       // cuDNN's graph API: its heuristics' first plans (FP16, channels-last input, group 1).

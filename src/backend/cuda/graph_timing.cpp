@@ -26,23 +26,26 @@ TimedGraph::TimedGraph(cudaStream_t s, const std::function<void(cudaStream_t, co
     cudaStreamEndCapture(s_, &g);
     if (g) cudaGraphDestroy(g);
     cudaGetLastError();  // a failed capture is not a sticky error
-    for (cudaEvent_t e : marks_) cudaEventDestroy(e);
+    release();
     throw;
   }
-  const cudaError_t ended = cudaStreamEndCapture(s_, &g);
-  cudaError_t e = ended;
+  cudaError_t e = cudaStreamEndCapture(s_, &g);
   if (e == cudaSuccess) e = cudaGraphInstantiate(&exec_, g, 0);
   if (g) cudaGraphDestroy(g);
   if (e != cudaSuccess) {
-    for (cudaEvent_t m : marks_) cudaEventDestroy(m);
     cudaGetLastError();
+    release();
     KCUDA(e);
   }
 }
 
-TimedGraph::~TimedGraph() {
+TimedGraph::~TimedGraph() { release(); }
+
+void TimedGraph::release() {
   if (exec_) cudaGraphExecDestroy(exec_);
+  exec_ = nullptr;
   for (cudaEvent_t e : marks_) cudaEventDestroy(e);
+  marks_.clear();
 }
 
 std::vector<float> TimedGraph::replay() {

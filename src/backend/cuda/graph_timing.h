@@ -26,6 +26,8 @@ class TimedGraph {
   int parts() const { return static_cast<int>(marks_.size()) - 1; }
 
  private:
+  void release();  // the graph and the events, on failure or destruction
+
   cudaStream_t s_;
   std::vector<cudaEvent_t> marks_;  // marks_[0] opens the graph
   cudaGraphExec_t exec_ = nullptr;
