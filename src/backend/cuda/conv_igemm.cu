@@ -63,66 +63,109 @@ __global__ void __launch_bounds__(kThreads) igemm_kernel(const __grid_constant__
   const int wm = warp / kWarpsN, wn = warp % kWarpsN;
   const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
 
+  // Shared memory as 32-bit shared-window offsets, each thread's copy destinations and fragment
+  // sources computed once: the K loop adds only a stage offset. (Per K step the loop otherwise spent
+  // more instructions re-deriving addresses, tap offsets and stage indices than on its products.)
+  const unsigned sA_u = static_cast<unsigned>(__cvta_generic_to_shared(sA));
+  const unsigned sB_u = static_cast<unsigned>(__cvta_generic_to_shared(sB));
+  constexpr unsigned kStageA = BM * kLds * 2, kStageB = BN * kLds * 2;  // bytes per stage
+
   // The output pixels this thread loads for A (fixed across the K loop). All of a thread's chunks sit
-  // at the same k offset (kc = tid % 4), so one (ci, kx, ky) state, advanced without divisions from
-  // tile to tile, serves them all (load_tile is called in increasing kt order).
+  // at the same k offset (kc = tid % 4), so one (ci, kx, ky) state and its offset in the input, advanced
+  // without divisions from tile to tile, serve them all (load_tile is called in increasing kt order).
   // Per chunk: the window origin (iy0, ix0) and a pointer to it; a row past M gets an origin no tap
   // can bring inside the image, so one unsigned compare per coordinate does all the bounds checks.
-  int a_row[A_CHUNKS], a_kc[A_CHUNKS], a_iy0[A_CHUNKS], a_ix0[A_CHUNKS];
+  int a_iy0[A_CHUNKS], a_ix0[A_CHUNKS];
+  unsigned a_dst[A_CHUNKS];
   const __half* a_ptr[A_CHUNKS];
 #pragma unroll
   for (int i = 0; i < A_CHUNKS; ++i) {
     const int q = tid + i * kThreads;
-    a_row[i] = q >> 2;
-    a_kc[i] = q & 3;
-    const int m = m0 + a_row[i];
+    const int row = q >> 2, kc = q & 3;
+    a_dst[i] = sA_u + (row * kLds + kc * 8) * 2;
+    const int m = m0 + row;
     const int mm = m < a.M ? m : 0;
     const int ox = mm % a.OW, t = mm / a.OW, oy = t % a.OH, n = t / a.OH;
     a_iy0[i] = m < a.M ? oy * a.sh - a.ph : (1 << 29);
     a_ix0[i] = ox * a.sw - a.pw;
     a_ptr[i] = a.x + (long long)n * a.H * a.W * a.ldx + ((long long)a_iy0[i] * a.W + a_ix0[i]) * a.ldx;
   }
-  // B rows (output channels) are fixed per thread too.
+
+  const int KT_all = (a.Kd + kBK - 1) / kBK;
+  const int z = blockIdx.z;
+  const int kt0 = static_cast<int>((static_cast<long long>(KT_all) * z) / a.splits);
+  const int KT = static_cast<int>((static_cast<long long>(KT_all) * (z + 1)) / a.splits) - kt0;
+
+  // B rows (output channels) are fixed per thread too; the pointer and its k advance with the tiles.
+  const int k_first = kt0 * kBK + (tid & 3) * 8;  // this thread's first k (its chunks share it)
   const __half* b_ptr[B_CHUNKS];
   bool b_ok[B_CHUNKS];
+  unsigned b_dst[B_CHUNKS];
 #pragma unroll
   for (int i = 0; i < B_CHUNKS; ++i) {
     const int q = tid + i * kThreads;
     const int nn = n0 + (q >> 2);
     b_ok[i] = q < B_TOTAL && nn < a.K;
-    b_ptr[i] = a.w + (long long)(b_ok[i] ? nn : 0) * a.Kd + (q & 3) * 8;
+    b_ptr[i] = a.w + (long long)(b_ok[i] ? nn : 0) * a.Kd + k_first;
+    b_dst[i] = sB_u + ((q >> 2) * kLds + (q & 3) * 8) * 2;
   }
+  int b_k = k_first;
 
-  int a_ci = 0, a_kx = 0, a_ky = 0;  // set below, once the split's first tile is known
-  auto load_tile = [&](int stage, int kt) {
-    const int kbase = kt * kBK;
-    // This tile's tap, shared by all of the thread's chunks.
+  // The tap of this thread's next tile: input channel, kernel column and row, and their offset from a
+  // chunk's window origin (recomputed only when the channel wraps into the next tap).
+  int a_ci = k_first % a.C, a_kx, a_ky, a_dy, a_dx;
+  long long a_tap;
+  auto set_tap = [&] {
+    a_dy = a_ky * a.dh;
+    a_dx = a_kx * a.dw;
+    a_tap = (static_cast<long long>(a_dy) * a.W + a_dx) * a.ldx + a_ci;
+  };
+  {
+    const int t = k_first / a.C;  // divisions once per CTA
+    a_kx = t % a.KW;
+    a_ky = t / a.KW;
+    set_tap();
+  }
+  auto load_tile = [&](unsigned stage) {
     const bool k_ok = a_ky < a.KH;  // k < Kd
-    const int dy = a_ky * a.dh, dx = a_kx * a.dw;
-    const long long tap = (static_cast<long long>(dy) * a.W + dx) * a.ldx + a_ci;
 #pragma unroll
     for (int i = 0; i < A_CHUNKS; ++i) {
-      const bool ok = k_ok && static_cast<unsigned>(a_iy0[i] + dy) < static_cast<unsigned>(a.H) &&
-                      static_cast<unsigned>(a_ix0[i] + dx) < static_cast<unsigned>(a.W);
-      const __half* src = ok ? a_ptr[i] + tap : a.x;
-      cp_async16(sA + (stage * BM + a_row[i]) * kLds + a_kc[i] * 8, src, ok ? 16 : 0);
+      const bool ok = k_ok && static_cast<unsigned>(a_iy0[i] + a_dy) < static_cast<unsigned>(a.H) &&
+                      static_cast<unsigned>(a_ix0[i] + a_dx) < static_cast<unsigned>(a.W);
+      cp_async16(a_dst[i] + stage * kStageA, ok ? a_ptr[i] + a_tap : a.x, ok ? 16 : 0);
     }
     a_ci += kBK;
-    while (a_ci >= a.C) {
-      a_ci -= a.C;
-      if (++a_kx == a.KW) {
-        a_kx = 0;
-        ++a_ky;
-      }
+    a_tap += kBK;
+    if (a_ci >= a.C) {
+      do {
+        a_ci -= a.C;
+        if (++a_kx == a.KW) {
+          a_kx = 0;
+          ++a_ky;
+        }
+      } while (a_ci >= a.C);
+      set_tap();
     }
+    const bool bk_ok = b_k < a.Kd;
 #pragma unroll
     for (int i = 0; i < B_CHUNKS; ++i) {
       const int q = tid + i * kThreads;
       if (B_TOTAL % kThreads != 0 && q >= B_TOTAL) break;
-      const bool ok = b_ok[i] && kbase + (q & 3) * 8 < a.Kd;
-      cp_async16(sB + (stage * BN + (q >> 2)) * kLds + (q & 3) * 8, ok ? b_ptr[i] + kbase : a.w, ok ? 16 : 0);
+      const bool ok = b_ok[i] && bk_ok;
+      cp_async16(b_dst[i] + stage * kStageB, ok ? b_ptr[i] : a.w, ok ? 16 : 0);
+      b_ptr[i] += kBK;
     }
+    b_k += kBK;
   };
+
+  // ldmatrix sources of this lane's fragments in stage 0, k 0.
+  unsigned a_frag[MT], b_frag[NT / 2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+    a_frag[mt] = sA_u + ((wm * WM + mt * 16 + (lane & 15)) * kLds + (lane >> 4) * 8) * 2;
+#pragma unroll
+  for (int nt = 0; nt < NT; nt += 2)
+    b_frag[nt / 2] = sB_u + ((wn * WN + nt * 8 + (lane & 7) + ((lane >> 4) << 3)) * kLds + ((lane >> 3) & 1) * 8) * 2;
 
   float acc[MT][NT][4];
 #pragma unroll
@@ -132,49 +175,30 @@ __global__ void __launch_bounds__(kThreads) igemm_kernel(const __grid_constant__
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
 
-  const int KT_all = (a.Kd + kBK - 1) / kBK;
-  const int z = blockIdx.z;
-  const int kt0 = static_cast<int>((static_cast<long long>(KT_all) * z) / a.splits);
-  const int KT = static_cast<int>((static_cast<long long>(KT_all) * (z + 1)) / a.splits) - kt0;
-  {
-    const int k = kt0 * kBK + (tid & 3) * 8;  // this thread's first k (divisions once per CTA)
-    a_ci = k % a.C;
-    const int t = k / a.C;
-    a_kx = t % a.KW;
-    a_ky = t / a.KW;
-  }
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
-    if (s < KT) load_tile(s, kt0 + s);
+    if (s < KT) load_tile(s);
     cp_async_commit();
   }
 
+  unsigned cs = 0, ls = kStages - 1;  // the stage computed and the stage refilled, kt % 3 and (kt + 2) % 3
   for (int kt = 0; kt < KT; ++kt) {
     cp_async_wait<kStages - 2>();
     __syncthreads();
     // Refill the stage computed in the previous iteration (every thread is past it now).
-    const int next = kt + kStages - 1;
-    if (next < KT) load_tile(next % kStages, kt0 + next);
+    if (kt + kStages - 1 < KT) load_tile(ls);
     cp_async_commit();
 
-    const __half* tA = sA + (kt % kStages) * BM * kLds;
-    const __half* tB = sB + (kt % kStages) * BN * kLds;
 #pragma unroll
     for (int kk = 0; kk < kBK; kk += 16) {
       unsigned af[MT][4];
       unsigned bf[NT][2];
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt) {
-        const int row = wm * WM + mt * 16 + (lane & 15);
-        const int col = kk + (lane >> 4) * 8;
-        ldmatrix_x4(af[mt], tA + row * kLds + col);
-      }
+      for (int mt = 0; mt < MT; ++mt) ldmatrix_x4(af[mt], a_frag[mt] + cs * kStageA + kk * 2);
 #pragma unroll
       for (int nt = 0; nt < NT; nt += 2) {
-        const int row = wn * WN + nt * 8 + (lane & 7) + ((lane >> 4) << 3);
-        const int col = kk + ((lane >> 3) & 1) * 8;
         unsigned r[4];
-        ldmatrix_x4(r, tB + row * kLds + col);
+        ldmatrix_x4(r, b_frag[nt / 2] + cs * kStageB + kk * 2);
         bf[nt][0] = r[0];
         bf[nt][1] = r[1];
         bf[nt + 1][0] = r[2];
@@ -185,6 +209,8 @@ __global__ void __launch_bounds__(kThreads) igemm_kernel(const __grid_constant__
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) mma16816(acc[mt][nt], af[mt], bf[nt][0], bf[nt][1]);
     }
+    cs = cs == kStages - 1 ? 0 : cs + 1;
+    ls = ls == kStages - 1 ? 0 : ls + 1;
   }
   cp_async_wait<0>();
 
@@ -232,21 +258,22 @@ __global__ void __launch_bounds__(kThreads) igemm_kernel(const __grid_constant__
     // same way): full sectors instead of 4-byte scattered stores.
     __syncthreads();  // the pipeline's shared memory is free now
     __half* sC = reinterpret_cast<__half*>(smem_raw);
+    with_act_fast(a.act, a.alpha, a.beta, [&](auto act) {
 #pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      const int cl = wn * WN + nt * 8 + (lane & 3) * 2;
-      const int col = n0 + cl;
-      const float b0 = a.bias && col < a.K ? a.bias[col] : 0.f, b1 = a.bias && col < a.K ? a.bias[col + 1] : 0.f;
+      for (int nt = 0; nt < NT; ++nt) {
+        const int cl = wn * WN + nt * 8 + (lane & 3) * 2;
+        const int col = n0 + cl;
+        const float b0 = a.bias && col < a.K ? a.bias[col] : 0.f, b1 = a.bias && col < a.K ? a.bias[col + 1] : 0.f;
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
+        for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int rl = wm * WM + mt * 16 + (lane >> 2) + h * 8;
-          *reinterpret_cast<__half2*>(sC + rl * kLdc + cl) =
-              __floats2half2_rn(apply_act_fast(a.act, acc[mt][nt][2 * h] + b0, a.alpha, a.beta),
-                                apply_act_fast(a.act, acc[mt][nt][2 * h + 1] + b1, a.alpha, a.beta));
-        }
-    }
+          for (int h = 0; h < 2; ++h) {
+            const int rl = wm * WM + mt * 16 + (lane >> 2) + h * 8;
+            *reinterpret_cast<__half2*>(sC + rl * kLdc + cl) =
+                __floats2half2_rn(act(acc[mt][nt][2 * h] + b0), act(acc[mt][nt][2 * h + 1] + b1));
+          }
+      }
+    });
     __syncthreads();
     constexpr int kRowChunks = BN / 8;
     for (int q = tid; q < BM * kRowChunks; q += kThreads) {
@@ -270,28 +297,30 @@ __global__ void __launch_bounds__(kThreads) igemm_kernel(const __grid_constant__
   }
 
   // Scalar epilogue (channel counts or strides not multiples of 8): two adjacent channels per store.
+  with_act_fast(a.act, a.alpha, a.beta, [&](auto act) {
 #pragma unroll
-  for (int nt = 0; nt < NT; ++nt) {
-    const int col = n0 + wn * WN + nt * 8 + (lane & 3) * 2;
-    if (col >= a.K) continue;
-    const float b0 = a.bias ? a.bias[col] : 0.f, b1 = a.bias ? a.bias[col + 1] : 0.f;
+    for (int nt = 0; nt < NT; ++nt) {
+      const int col = n0 + wn * WN + nt * 8 + (lane & 3) * 2;
+      if (col >= a.K) continue;
+      const float b0 = a.bias ? a.bias[col] : 0.f, b1 = a.bias ? a.bias[col + 1] : 0.f;
 #pragma unroll
-    for (int mt = 0; mt < MT; ++mt) {
+      for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int m = m0 + wm * WM + mt * 16 + (lane >> 2) + h * 8;
-        if (m >= a.M) continue;
-        float v0 = apply_act_fast(a.act, acc[mt][nt][2 * h] + b0, a.alpha, a.beta);
-        float v1 = apply_act_fast(a.act, acc[mt][nt][2 * h + 1] + b1, a.alpha, a.beta);
-        if (a.r) {
-          const __half2 rv = *reinterpret_cast<const __half2*>(a.r + m * a.ldr + col);
-          v0 += __low2float(rv);
-          v1 += __high2float(rv);
+        for (int h = 0; h < 2; ++h) {
+          const int m = m0 + wm * WM + mt * 16 + (lane >> 2) + h * 8;
+          if (m >= a.M) continue;
+          float v0 = act(acc[mt][nt][2 * h] + b0);
+          float v1 = act(acc[mt][nt][2 * h + 1] + b1);
+          if (a.r) {
+            const __half2 rv = *reinterpret_cast<const __half2*>(a.r + m * a.ldr + col);
+            v0 += __low2float(rv);
+            v1 += __high2float(rv);
+          }
+          *reinterpret_cast<__half2*>(a.y + m * a.ldy + col) = __floats2half2_rn(v0, v1);
         }
-        *reinterpret_cast<__half2*>(a.y + m * a.ldy + col) = __floats2half2_rn(v0, v1);
       }
     }
-  }
+  });
 }
 
 using KernelFn = void (*)(IgemmArgs);

@@ -83,14 +83,27 @@ __device__ __forceinline__ float tanh_approx(float v) {
   asm("tanh.approx.f32 %0, %1;" : "=f"(r) : "f"(v));
   return r;
 }
+__device__ __forceinline__ float silu_fast(float v) {
+  const float h = 0.5f * v;
+  return fmaf(h, tanh_approx(h), h);
+}
 __device__ __forceinline__ float apply_act_fast(int act, float v, float alpha, float beta) {
   switch (act) {
     case kActSigmoid: return fmaf(0.5f, tanh_approx(0.5f * v), 0.5f);
-    case kActSilu: {
-      const float h = 0.5f * v;
-      return fmaf(h, tanh_approx(h), h);
-    }
+    case kActSilu: return silu_fast(v);
     default: return apply_act(act, v, alpha, beta);
+  }
+}
+// The same activation chosen once for a whole tile: `body(f)` runs with `f` (float -> float) fixed at
+// compile time for what YOLO's convolutions use (none, SiLU) and a run-time choice otherwise. The
+// per-element code then has no branch, so the compiler can interleave the elements' SFU ops instead of
+// dispatching through a switch between each.
+template <typename Body>
+__device__ __forceinline__ void with_act_fast(int act, float alpha, float beta, Body&& body) {
+  switch (act) {
+    case kActNone: body([](float v) { return v; }); break;
+    case kActSilu: body([](float v) { return silu_fast(v); }); break;
+    default: body([=](float v) { return apply_act_fast(act, v, alpha, beta); }); break;
   }
 }
 __device__ __forceinline__ float sigmoidf_fast(float v) { return __fdividef(1.f, 1.f + __expf(-v)); }
