@@ -101,11 +101,11 @@ std::string precision_choice_signature(const Graph& g, const BuilderConfig& conf
     for (auto& [k, a] : n.attrs.all())
       if (quant::detail::is_precision_attr(k))
         if (const auto* v = std::get_if<std::string>(&a)) precisions += n.name + '\t' + k + '=' + *v + '\n';
-  char buf[200];
-  std::snprintf(buf, sizeof(buf), "|precisions %016llx|batch %lld|ws %lld|cudnn %d|cublaslt %d|below %.3f",
+  char buf[240];
+  std::snprintf(buf, sizeof(buf), "|precisions %016llx|batch %lld|ws %lld|cudnn %d|cublaslt %d|below %.3f|rules %s",
                 static_cast<unsigned long long>(rt::fnv1a64(precisions.data(), precisions.size())),
                 static_cast<long long>(g.batch()), static_cast<long long>(config.workspace_limit),
-                config.cudnn_tactics ? 1 : 0, config.cublaslt_tactics ? 1 : 0, bld::kFp16Faster);
+                config.cudnn_tactics ? 1 : 0, config.cublaslt_tactics ? 1 : 0, bld::kFp16Faster, bld::kPrecisionRules);
   return quant::graph_hash(g) + buf;
 }
 

@@ -15,13 +15,16 @@ namespace kestrel::bld {
 // A conv moves to FP16 only when its FP16 time is below this fraction of its INT8 time: layers in a
 // near tie gain nothing, and a tie decided by timing noise would make two builds differ in precision.
 inline constexpr double kFp16Faster = 0.9;
+// Names the comparison's rules in the cached choice's signature: a choice made under other rules (the
+// stems once were not compared) is measured again, not reused.
+inline constexpr const char* kPrecisionRules = "convs+stems";
 
 // The layers' tuned times added up (untimed layers, e.g. views, count 0).
 double plan_time_ms(const rt::Plan& p);
 
-// INT8 convs (kestrel.ConvInt8 layers of `int8_plan`) whose kestrel.Conv layer of the same name in
-// `fp16_plan` took under kFp16Faster of their own time, as conv name -> the reason recorded on the
-// layer. An INT8 conv's time includes the quantize pass that makes its input (or residual) codes when
+// INT8 convs (kestrel.ConvInt8 or kestrel.ConvInt8Stem layers of `int8_plan`) whose layer of the same
+// name in `fp16_plan` (kestrel.Conv or kestrel.ConvStem) took under kFp16Faster of their own time, as conv
+// name -> the reason recorded on the layer. An INT8 conv's time includes the quantize pass that makes its input (or residual) codes when
 // it is that pass's only reader: the pass goes away with it.
 std::map<std::string, std::string> convs_faster_in_fp16(const rt::Plan& int8_plan, const rt::Plan& fp16_plan);
 

@@ -247,6 +247,51 @@ TEST(Planner, Int8PlanWithDepthwiseConvsInFp16) {
   EXPECT_EQ(fp16, static_cast<int>(depthwise.size()));
 }
 
+// The stem of an INT8 plan back in FP16 (the precision choice by time compares the stems too): it lowers to
+// the FP16 stem on the float image, the INT8 conv after it reads int8 codes through a quantize layer.
+TEST(Planner, Int8PlanWithTheStemInFp16) {
+  KESTREL_REQUIRE_DATA("models/yolov8n.onnx");
+  std::string stem;
+  bld::BuildPlan p = plan_model("yolov8n", Precision::INT8, true, 32, [&](Graph& g) {
+    for (const Node& n : g.nodes)
+      if (n.op == "kestrel.Conv") {
+        stem = n.name;
+        break;
+      }
+    quant::run_in_fp16(g, {{stem, "test"}});
+  });
+  ASSERT_FALSE(stem.empty());
+  const std::vector<cuda::TensorMeta> metas = bld::metas_of(p);
+  std::map<int, const bld::BLayer*> producer;
+  for (const bld::BLayer& l : p.layers)
+    if (!l.removed)
+      for (int t : l.out) producer[t] = &l;
+  int stems = 0, int8_convs = 0;
+  for (const bld::BLayer& l : p.layers) {
+    if (l.removed) continue;
+    EXPECT_NO_THROW(cuda::create_layer(bld::layer_spec(p, l, metas))) << l.name;
+    EXPECT_NE(l.op, "kestrel.ConvInt8Stem") << l.name;
+    if (l.name == stem) {
+      EXPECT_EQ(l.op, "kestrel.ConvStem");
+      EXPECT_EQ(p.tensors[l.out[0]].dtype, DType::F16);
+      EXPECT_EQ(l.attrs.s("kestrel_precision_reason", ""), "test");
+      ++stems;
+    }
+    if (l.op == "kestrel.ConvInt8") {
+      EXPECT_EQ(p.tensors[l.in[0]].dtype, DType::I8) << l.name;
+      ++int8_convs;
+    }
+  }
+  EXPECT_EQ(stems, 1);
+  EXPECT_GT(int8_convs, 40);
+  // The conv after the stem is INT8 and reads the stem's output through a quantize layer.
+  bool quantized_after_stem = false;
+  for (const bld::BLayer& l : p.layers)
+    if (!l.removed && l.op == "kestrel.QuantizeInt8" && producer.count(l.in[0]) && producer[l.in[0]]->name == stem)
+      quantized_after_stem = true;
+  EXPECT_TRUE(quantized_after_stem);
+}
+
 // YOLO11's attention, fused as the builder fuses it (after quantization for INT8), is one layer on the
 // qkv conv's channels-last FP16 output: no Softmax, MatMul or layout conversion remains; in INT8 the
 // positional conv quantizes the attention's V output (the qkv conv writes fp16, its reader is no conv).

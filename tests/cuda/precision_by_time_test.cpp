@@ -40,22 +40,41 @@ TEST(PrecisionByTime, FasterInFp16CountsTheQuantizePassOnlyItsReaderNeeds) {
   add_layer(p8, "d", "kestrel.ConvInt8", {xd}, {yd}, 0.20f);
   add_layer(p8, "stem", "kestrel.ConvInt8Stem", {x}, {yd}, 0.30f);
   // FP16 plan: a 0.11 (faster than 0.10 + 0.02 by under 10 %: a near tie stays INT8), b 0.04 (< 0.9 x 0.05:
-  // moves; the shared pass is not counted for it), c 0.046 (not under 0.9 x 0.05), d 0.15, stem 0.01
-  // (another op in FP16: not compared).
+  // moves; the shared pass is not counted for it), c 0.046 (not under 0.9 x 0.05), d 0.15, stem 0.20 (the
+  // stems are compared as the other convs: 0.20 < 0.9 x 0.30).
   rt::Plan p16;
   const int t = add_tensor(p16, "t");
   add_layer(p16, "a", "kestrel.Conv", {t}, {t}, 0.11f);
   add_layer(p16, "b", "kestrel.Conv", {t}, {t}, 0.04f);
   add_layer(p16, "c", "kestrel.Conv", {t}, {t}, 0.046f);
   add_layer(p16, "d", "kestrel.Conv", {t}, {t}, 0.15f);
-  add_layer(p16, "stem", "kestrel.ConvStem", {t}, {t}, 0.01f);
+  add_layer(p16, "stem", "kestrel.ConvStem", {t}, {t}, 0.20f);
   const auto faster = bld::convs_faster_in_fp16(p8, p16);
-  ASSERT_EQ(faster.size(), 2u);
+  ASSERT_EQ(faster.size(), 3u);
   ASSERT_TRUE(faster.count("b"));
   ASSERT_TRUE(faster.count("d"));
+  ASSERT_TRUE(faster.count("stem"));
   EXPECT_EQ(faster.at("b"), "measured at batch 32: FP16 0.0400 ms, INT8 0.0500 ms (with its quantize pass)");
   EXPECT_EQ(faster.at("d"), "measured at batch 32: FP16 0.1500 ms, INT8 0.2100 ms (with its quantize pass)");
+  EXPECT_EQ(faster.at("stem"), "measured at batch 32: FP16 0.2000 ms, INT8 0.3000 ms (with its quantize pass)");
   EXPECT_NEAR(bld::plan_time_ms(p8), 0.02 + 0.10 + 0.03 + 0.05 + 0.05 + 0.01 + 0.20 + 0.30, 1e-6);
+}
+
+// A layer is compared only with a conv of the same name: a stem against a stem or a conv (the FP16 plan
+// may lower the first conv either way), never against another kind of layer.
+TEST(PrecisionByTime, StemsAreComparedWithTheirFp16Form) {
+  rt::Plan p8, p16;
+  const int t = add_tensor(p8, "t");
+  add_tensor(p16, "t");
+  add_layer(p8, "stem", "kestrel.ConvInt8Stem", {t}, {t}, 0.236f);
+  add_layer(p16, "stem", "kestrel.Conv", {t}, {t}, 0.129f);
+  add_layer(p8, "near", "kestrel.ConvInt8Stem", {t}, {t}, 0.10f);
+  add_layer(p16, "near", "kestrel.ConvStem", {t}, {t}, 0.095f);  // not under 0.9 x 0.10
+  add_layer(p8, "pool", "kestrel.ConvInt8", {t}, {t}, 0.10f);
+  add_layer(p16, "pool", "kestrel.SPPF", {t}, {t}, 0.01f);  // same name, not a conv: not compared
+  const auto faster = bld::convs_faster_in_fp16(p8, p16);
+  ASSERT_EQ(faster.size(), 1u);
+  EXPECT_TRUE(faster.count("stem"));
 }
 
 TEST(PrecisionByTime, UntimedLayersAreNeverMoved) {
