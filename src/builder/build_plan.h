@@ -71,6 +71,10 @@ struct BuildPlan {
   }
 };
 
+// The layer ops a graph conv lowers to (lower.cpp): the first conv, on the image, has kernels of its own.
+inline bool is_fp16_conv_op(const std::string& op) { return op == "kestrel.Conv" || op == "kestrel.ConvStem"; }
+inline bool is_int8_conv_op(const std::string& op) { return op == "kestrel.ConvInt8" || op == "kestrel.ConvInt8Stem"; }
+
 // INT8 engines: the values stored as int8 codes (int8_domain.cpp), with their scale.
 std::map<std::string, float> int8_values(const Graph& g);
 BuildPlan lower(const Graph& g, const BuilderConfig& cfg);

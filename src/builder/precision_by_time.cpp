@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "builder/build_plan.h"
 #include "builder/timing_cache.h"
 
 namespace kestrel::bld {
@@ -14,16 +15,10 @@ double plan_time_ms(const rt::Plan& p) {
   return t;
 }
 
-namespace {
-// A conv's layer in either plan: the stem (the first conv, on the image) lowers to its own kernels.
-bool is_fp16_conv(const std::string& op) { return op == "kestrel.Conv" || op == "kestrel.ConvStem"; }
-bool is_int8_conv(const std::string& op) { return op == "kestrel.ConvInt8" || op == "kestrel.ConvInt8Stem"; }
-}  // namespace
-
 std::map<std::string, std::string> convs_faster_in_fp16(const rt::Plan& int8_plan, const rt::Plan& fp16_plan) {
   std::map<std::string, double> fp16_time;
   for (const rt::PlanLayer& l : fp16_plan.layers)
-    if (is_fp16_conv(l.op)) fp16_time[l.name] = l.time_ms;
+    if (is_fp16_conv_op(l.op)) fp16_time[l.name] = l.time_ms;
   // Each tensor's producing layer and number of readers.
   std::vector<int> producer(int8_plan.tensors.size(), -1), readers(int8_plan.tensors.size(), 0);
   for (size_t i = 0; i < int8_plan.layers.size(); ++i) {
@@ -35,7 +30,7 @@ std::map<std::string, std::string> convs_faster_in_fp16(const rt::Plan& int8_pla
   const int batch = static_cast<int>(int8_plan.header.batch);
   std::map<std::string, std::string> out;
   for (const rt::PlanLayer& l : int8_plan.layers) {
-    if (!is_int8_conv(l.op)) continue;
+    if (!is_int8_conv_op(l.op)) continue;
     auto f = fp16_time.find(l.name);
     if (f == fp16_time.end() || l.time_ms <= 0 || f->second <= 0) continue;
     double int8_ms = l.time_ms;

@@ -22,10 +22,10 @@ inline constexpr const char* kPrecisionRules = "convs+stems";
 // The layers' tuned times added up (untimed layers, e.g. views, count 0).
 double plan_time_ms(const rt::Plan& p);
 
-// INT8 convs (kestrel.ConvInt8 or kestrel.ConvInt8Stem layers of `int8_plan`) whose layer of the same
-// name in `fp16_plan` (kestrel.Conv or kestrel.ConvStem) took under kFp16Faster of their own time, as conv
-// name -> the reason recorded on the layer. An INT8 conv's time includes the quantize pass that makes its input (or residual) codes when
-// it is that pass's only reader: the pass goes away with it.
+// INT8 convs (layers of `int8_plan` that is_int8_conv_op names, the stem included) whose conv layer of
+// the same name in `fp16_plan` took under kFp16Faster of their own time, as conv name -> the reason
+// recorded on the layer. An INT8 conv's time includes the quantize pass that makes its input (or
+// residual) codes when it is that pass's only reader: the pass goes away with it.
 std::map<std::string, std::string> convs_faster_in_fp16(const rt::Plan& int8_plan, const rt::Plan& fp16_plan);
 
 // The choice of one build, kept in the timing cache file beside the layers' tactics, so that a rebuild of

@@ -8,10 +8,6 @@
 
 namespace kestrel::bld {
 
-namespace {
-bool is_int8_conv(const BLayer& l) { return l.op == "kestrel.ConvInt8" || l.op == "kestrel.ConvInt8Stem"; }
-}  // namespace
-
 int fold_requantize(BuildPlan& p) {
   std::map<int, int> readers, producer;
   for (size_t i = 0; i < p.layers.size(); ++i) {
@@ -28,7 +24,7 @@ int fold_requantize(BuildPlan& p) {
     if (pr == producer.end() || readers[t] != 1) return nullptr;
     BLayer& conv = p.layers[pr->second];
     const BTensor& fp = p.tensors[t];
-    if (!is_int8_conv(conv) || conv.attrs.has("out_scale") || fp.storage != rt::Storage::Arena || fp.is_view() ||
+    if (!is_int8_conv_op(conv.op) || conv.attrs.has("out_scale") || fp.storage != rt::Storage::Arena || fp.is_view() ||
         !fp.channels_last || fp.dtype != DType::F16)
       return nullptr;
     return &conv;
